@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { BridgeError } from '../errors.ts';
+import { ConfigSchema, type Config } from './schema.ts';
+
+/** Render zod issues as `file: field.path: message` lines. */
+export function formatIssues(file: string, issues: z.core.$ZodIssue[]): string {
+  return issues.map((i) => `${file}: ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
+}
+
+/** Env overrides from DESIGN.md: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX. */
+export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, any> = structuredClone(raw);
+  out.server ??= {};
+  out.bus ??= {};
+  if (env.PORT !== undefined && env.PORT !== '') out.server.port = Number(env.PORT);
+  if (env.KAFKA_BROKERS) {
+    out.bus.kind = 'kafka';
+    out.bus.brokers = env.KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+  if (env.DATA_DIR) out.bus.dataDir = env.DATA_DIR;
+  if (env.TOPIC_PREFIX !== undefined) out.bus.topicPrefix = env.TOPIC_PREFIX;
+  return out;
+}
+
+export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.ProcessEnv = process.env): Config {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new BridgeError('HSB_CONFIG_INVALID', `${file}: (root): expected a YAML mapping`, { context: { file } });
+  }
+  const result = ConfigSchema.safeParse(applyEnv(raw as Record<string, unknown>, env));
+  if (!result.success) {
+    throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${formatIssues(file, result.error.issues)}`, { context: { file } });
+  }
+  const cfg = result.data;
+  cfg.bus.kind ??= cfg.bus.brokers.length ? 'kafka' : 'embedded';
+  if (cfg.bus.kind === 'kafka' && cfg.bus.brokers.length === 0) {
+    throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${file}: bus.brokers: kafka needs at least one broker (or set KAFKA_BROKERS)`, { context: { file } });
+  }
+  return deepFreeze(cfg);
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new BridgeError('HSB_CONFIG_INVALID', `${file}: cannot read config file (${(e as NodeJS.ErrnoException).code})`, { context: { file } });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new BridgeError('HSB_CONFIG_INVALID', `${file}: not valid YAML: ${(e as Error).message}`, { context: { file } });
+  }
+  return parseConfig(raw, file, env);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import { secretString } from './secret.ts';
+import { PolicySchema } from '../policy/model.ts';
+
+const id = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, underscore and dash only');
+const httpUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
+
+export const TlsSchema = z.object({
+  /** Turns certificate verification off for this one registry. */
+  insecure: z.boolean().default(false),
+  caFile: z.string().optional(),
+}).strict();
+
+export const LimitsSchema = z.object({
+  concurrency: z.number().int().min(1).max(256).default(8),
+  requestsPerSecond: z.number().positive().optional(),
+  /** Bandwidth cap in Kbit/s, as Harbor's `speed`. */
+  speedKbps: z.number().int().positive().optional(),
+}).strict();
+
+const BasicCredentials = z.object({ username: z.string().min(1), password: secretString }).strict();
+const AkSkCredentials = z.object({ accessKey: secretString, secretKey: secretString }).strict();
+
+export const SourceSchema = z.object({
+  id,
+  kind: z.enum(['harbor', 'registry']).default('harbor'),
+  /** Harbor base URL: its registry API and its REST API. */
+  url: httpUrl,
+  /** Registry URL when it differs from `url`. */
+  registryUrl: httpUrl.optional(),
+  credentials: BasicCredentials.optional(),
+  webhookSecrets: z.array(secretString).default([]),
+  /** Accept webhooks without an Authorization check (logged loudly at start-up). */
+  insecure: z.boolean().default(false),
+  tls: TlsSchema.default({ insecure: false }),
+  limits: LimitsSchema.default({ concurrency: 8 }),
+}).strict();
+
+export const TargetSchema = z.object({
+  id,
+  kind: z.enum(['swr', 'registry']),
+  url: httpUrl.optional(),
+  region: z.string().regex(/^[a-z0-9-]+$/).optional(),
+  edition: z.enum(['basic', 'enterprise']).default('basic'),
+  project: z.string().optional(),
+  registryUrl: httpUrl.optional(),
+  apiUrl: httpUrl.optional(),
+  /** Domain suffix for derived SWR endpoints (other Huawei Cloud domains). */
+  domain: z.string().default('myhuaweicloud.com'),
+  credentials: z.union([BasicCredentials, AkSkCredentials]).optional(),
+  iamToken: secretString.optional(),
+  manifestFormat: z.enum(['preserve', 'docker']).optional(),
+  tls: TlsSchema.default({ insecure: false }),
+  limits: LimitsSchema.default({ concurrency: 8 }),
+}).strict().superRefine((t, ctx) => {
+  if (t.kind === 'registry' && !t.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'a registry target needs a url' });
+  if (t.kind === 'swr' && !t.region && !t.registryUrl) ctx.addIssue({ code: 'custom', path: ['region'], message: 'an swr target needs a region (or registryUrl and apiUrl)' });
+});
+
+export const ConfigSchema = z.object({
+  server: z.object({
+    port: z.number().int().min(0).max(65535).default(8080),
+    host: z.string().default('0.0.0.0'),
+    apiTokens: z.array(secretString).default([]),
+    bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
+    /** Deadline for the bus to acknowledge a webhook; well under Harbor's 3 s timeout. */
+    publishTimeoutMs: z.number().int().positive().default(2000),
+  }).strict().default({ port: 8080, host: '0.0.0.0', apiTokens: [], bodyLimitBytes: 1024 * 1024, publishTimeoutMs: 2000 }),
+  bus: z.object({
+    kind: z.enum(['kafka', 'embedded']).optional(),
+    brokers: z.array(z.string().min(1)).default([]),
+    topicPrefix: z.string().default('harbor-bridge.'),
+    clientId: z.string().default('harbor-swr-bridge'),
+    partitions: z.number().int().min(1).default(6),
+    dataDir: z.string().default('./data'),
+  }).strict().default({ brokers: [], topicPrefix: 'harbor-bridge.', clientId: 'harbor-swr-bridge', partitions: 6, dataDir: './data' }),
+  worker: z.object({
+    /** Tasks executed at once by one process. */
+    concurrency: z.number().int().min(1).max(1024).default(16),
+    /** In-process attempts before a task goes to the retry topic. */
+    attempts: z.number().int().min(1).default(3),
+    /** Attempts through the retry topic before the DLQ. */
+    maxRetries: z.number().int().min(0).default(8),
+    retryBaseMs: z.number().int().positive().default(5000),
+    retryMaxMs: z.number().int().positive().default(15 * 60 * 1000),
+    /** Abandon a task that moved no bytes for this long. */
+    stallTimeoutMs: z.number().int().positive().default(120000),
+    shutdownTimeoutMs: z.number().int().positive().default(30000),
+  }).strict().default({ concurrency: 16, attempts: 3, maxRetries: 8, retryBaseMs: 5000, retryMaxMs: 900000, stallTimeoutMs: 120000, shutdownTimeoutMs: 30000 }),
+  sources: z.array(SourceSchema).min(1),
+  targets: z.array(TargetSchema).min(1),
+  policies: z.array(PolicySchema).default([]),
+}).strict().superRefine((c, ctx) => {
+  const dup = (list: { id: string }[], field: string) => {
+    const seen = new Set<string>();
+    list.forEach((x, i) => {
+      if (seen.has(x.id)) ctx.addIssue({ code: 'custom', path: [field, i, 'id'], message: `duplicate id "${x.id}"` });
+      seen.add(x.id);
+    });
+  };
+  dup(c.sources, 'sources');
+  dup(c.targets, 'targets');
+  dup(c.policies, 'policies');
+  c.sources.forEach((s, i) => {
+    if (s.webhookSecrets.length === 0 && !s.insecure) {
+      ctx.addIssue({ code: 'custom', path: ['sources', i, 'webhookSecrets'], message: 'a source needs at least one webhook secret (or insecure: true to accept unauthenticated webhooks)' });
+    }
+  });
+  const sources = new Set(c.sources.map((s) => s.id));
+  const targets = new Set(c.targets.map((t) => t.id));
+  c.policies.forEach((p, i) => {
+    if (!sources.has(p.src_registry)) ctx.addIssue({ code: 'custom', path: ['policies', i, 'src_registry'], message: `unknown source "${p.src_registry}"` });
+    if (!targets.has(p.dest_registry)) ctx.addIssue({ code: 'custom', path: ['policies', i, 'dest_registry'], message: `unknown target "${p.dest_registry}"` });
+  });
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type SourceConfig = z.infer<typeof SourceSchema>;
+export type TargetConfig = z.infer<typeof TargetSchema>;
+export type LimitsConfig = z.infer<typeof LimitsSchema>;
+export type TlsConfig = z.infer<typeof TlsSchema>;

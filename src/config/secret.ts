@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+// Secrets may be written inline, as `${ENV}` references (anywhere in the string), or as
+// `file:/path`. Resolution happens while parsing so a missing one is reported at its field.
+export function resolveSecret(raw: string, env: NodeJS.ProcessEnv = process.env): { ok: true; value: string } | { ok: false; error: string } {
+  if (raw.startsWith('file:')) {
+    const path = raw.slice('file:'.length);
+    try {
+      return { ok: true, value: readFileSync(path, 'utf8').replace(/\r?\n$/, '') };
+    } catch (e) {
+      return { ok: false, error: `cannot read secret file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+    }
+  }
+  const missing: string[] = [];
+  const value = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+    const v = env[name];
+    if (v === undefined) missing.push(name);
+    return v ?? '';
+  });
+  if (missing.length) return { ok: false, error: `environment variable ${missing.join(', ')} is not set` };
+  return { ok: true, value };
+}
+
+/** A zod string that resolves secret references and never echoes the value in errors. */
+export const secretString = z.string().min(1).transform((raw, ctx) => {
+  const r = resolveSecret(raw);
+  if (!r.ok) {
+    ctx.addIssue({ code: 'custom', message: r.error });
+    return z.NEVER;
+  }
+  if (r.value.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'secret resolves to an empty string' });
+    return z.NEVER;
+  }
+  return r.value;
+});
