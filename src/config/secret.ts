@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
-// Secrets may be written inline, as `${ENV}` references (anywhere in the string), or as
+// Secrets may be written inline, as `${ENV}` / `${ENV:-default}` references, or as
 // `file:/path`. Resolution happens while parsing so a missing one is reported at its field.
 export function resolveSecret(raw: string, env: NodeJS.ProcessEnv = process.env): { ok: true; value: string } | { ok: false; error: string } {
   if (raw.startsWith('file:')) {
@@ -13,8 +13,9 @@ export function resolveSecret(raw: string, env: NodeJS.ProcessEnv = process.env)
     }
   }
   const missing: string[] = [];
-  const value = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
-    const v = env[name];
+  // `${NAME}` or `${NAME:-default}` as in shells.
+  const value = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, dflt: string | undefined) => {
+    const v = env[name] ?? dflt;
     if (v === undefined) missing.push(name);
     return v ?? '';
   });

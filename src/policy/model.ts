@@ -1,16 +1,50 @@
 import { z } from 'zod';
+import { globError } from './glob.ts';
+import { replicationCronError } from './cron.ts';
 
 // Harbor's replication policy shape (field names as Harbor's API uses them), plus the bridge's
 // own per-policy options. Owned by src/policy; config and the REST API both validate with it.
+// Validation follows Harbor's own (pkg/reg/model Filter.Validate, controller/replication/model
+// Policy.Validate) so a policy Harbor accepts is accepted here and vice versa.
+
+/** OCI repository path (Harbor validates dest_namespace with the distribution name regexp). */
+const REPOSITORY_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+
 export const FilterSchema = z.object({
   type: z.enum(['name', 'tag', 'label', 'resource']),
+  /** A glob for name/tag, `image`|`artifact` for resource, label names (array, or one string) for label. */
   value: z.union([z.string(), z.array(z.string())]),
+  /** Only tag and label filters take a decoration; absent means `matches`. */
   decoration: z.enum(['matches', 'excludes']).optional(),
+}).superRefine((f, ctx) => {
+  if (f.type !== 'label' && typeof f.value !== 'string') {
+    ctx.addIssue({ code: 'custom', path: ['value'], message: `a ${f.type} filter takes a string value` });
+    return;
+  }
+  if (f.type === 'resource' && f.value !== 'image' && f.value !== 'artifact') {
+    ctx.addIssue({ code: 'custom', path: ['value'], message: `a resource filter is "image" or "artifact", not "${String(f.value)}"` });
+  }
+  if ((f.type === 'name' || f.type === 'resource') && f.decoration !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['decoration'], message: 'only tag and label filters take a decoration' });
+  }
+  if ((f.type === 'name' || f.type === 'tag') && typeof f.value === 'string') {
+    const why = globError(f.value);
+    if (why) ctx.addIssue({ code: 'custom', path: ['value'], message: why });
+  }
 });
 
 export const TriggerSchema = z.object({
   type: z.enum(['event_based', 'scheduled', 'manual']),
   trigger_settings: z.object({ cron: z.string().optional() }).optional(),
+}).superRefine((t, ctx) => {
+  if (t.type !== 'scheduled') return;
+  const cron = t.trigger_settings?.cron;
+  if (!cron) {
+    ctx.addIssue({ code: 'custom', path: ['trigger_settings', 'cron'], message: 'a scheduled trigger needs trigger_settings.cron' });
+    return;
+  }
+  const why = replicationCronError(cron);
+  if (why) ctx.addIssue({ code: 'custom', path: ['trigger_settings', 'cron'], message: why });
 });
 
 export const PolicySchema = z.object({
@@ -20,12 +54,15 @@ export const PolicySchema = z.object({
   enabled: z.boolean().default(true),
   src_registry: z.string().min(1),
   dest_registry: z.string().min(1),
-  dest_namespace: z.string().default(''),
-  dest_namespace_replace_count: z.number().int().min(-1).default(-1),
+  dest_namespace: z.string().regex(REPOSITORY_PATH, 'a repository path: lowercase letters and digits, separated by ".", "_", "__", "-" or "/"')
+    .or(z.literal('')).default(''),
+  /** -1 (Harbor's legacy default): keep only the image name; n ≥ 0: drop the first n path components. */
+  dest_namespace_replace_count: z.number().int().min(-1).max(127).default(-1),
   filters: z.array(FilterSchema).default([]),
   trigger: TriggerSchema.default({ type: 'event_based' }),
   deletion: z.boolean().default(false),
   override: z.boolean().default(true),
+  /** Bandwidth cap in Kbit/s; -1 or 0 means unlimited, as Harbor. */
   speed: z.number().int().min(-1).default(-1),
   copy_by_chunk: z.boolean().default(false),
   platforms: z.array(z.string()).optional(),
@@ -35,3 +72,5 @@ export const PolicySchema = z.object({
 
 export type Policy = z.infer<typeof PolicySchema>;
 export type PolicyInput = z.input<typeof PolicySchema>;
+export type Filter = z.infer<typeof FilterSchema>;
+export type Trigger = z.infer<typeof TriggerSchema>;

@@ -1,0 +1,38 @@
+// Key → partition. Uses the murmur2 variant Kafka's default partitioner uses, so a key lands in
+// the same partition number on the embedded bus as on Kafka with the same partition count.
+
+const SEED = 0x9747b28c;
+const M = 0x5bd1e995;
+
+/** 32-bit murmur2 of the bytes, as a signed int (Kafka's `Utils.murmur2`). */
+export function murmur2(data: Uint8Array): number {
+  const length = data.length;
+  let h = SEED ^ length;
+  const whole = length - (length % 4);
+  for (let i = 0; i < whole; i += 4) {
+    let k = (data[i]! & 0xff) | ((data[i + 1]! & 0xff) << 8) | ((data[i + 2]! & 0xff) << 16) | ((data[i + 3]! & 0xff) << 24);
+    k = Math.imul(k, M);
+    k ^= k >>> 24;
+    k = Math.imul(k, M);
+    h = Math.imul(h, M);
+    h ^= k;
+  }
+  switch (length % 4) {
+    case 3: h ^= (data[whole + 2]! & 0xff) << 16; // falls through
+    case 2: h ^= (data[whole + 1]! & 0xff) << 8; // falls through
+    case 1:
+      h ^= data[whole]! & 0xff;
+      h = Math.imul(h, M);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, M);
+  h ^= h >>> 15;
+  return h | 0;
+}
+
+const encoder = new TextEncoder();
+
+/** Stable partition for a key: same key, same partition, so per-key order holds. */
+export function partitionFor(key: string, partitions: number): number {
+  return (murmur2(encoder.encode(key)) & 0x7fffffff) % partitions;
+}

@@ -1,0 +1,32 @@
+// Coalesces publishes made in the same tick into one producer call, so a burst of webhooks
+// becomes one request to the broker instead of a queue of them. Each caller still learns the
+// outcome of the send that carried its records.
+export class Batcher<T> {
+  #pending: { items: T[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #scheduled = false;
+  readonly #flush: (items: T[]) => Promise<void>;
+
+  constructor(flush: (items: T[]) => Promise<void>) {
+    this.#flush = flush;
+  }
+
+  add(items: T[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ items, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#run());
+      }
+    });
+  }
+
+  #run(): void {
+    this.#scheduled = false;
+    const waiting = this.#pending;
+    this.#pending = [];
+    this.#flush(waiting.flatMap((w) => w.items)).then(
+      () => waiting.forEach((w) => w.resolve()),
+      (e) => waiting.forEach((w) => w.reject(e)),
+    );
+  }
+}

@@ -1,0 +1,242 @@
+import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer, type Message, type IHeaders } from 'kafkajs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../observability/logger.ts';
+import { silentLogger } from '../../observability/logger.ts';
+import { BridgeError } from '../../errors.ts';
+import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName, type BatchHandler } from '../port.ts';
+import { busUnavailable, decodeValue, encodeValue } from '../codec.ts';
+import { Batcher } from './batcher.ts';
+
+export interface KafkaBusOptions {
+  brokers: string[];
+  clientId?: string;
+  topicPrefix?: string;
+  partitions?: number;
+  replicationFactor?: number;
+  logger?: Logger;
+  /** Per-request deadline towards the broker; keep below the webhook deadline. */
+  requestTimeoutMs?: number;
+}
+
+interface Pending { topic: TopicName; record: OutgoingRecord }
+
+export class KafkaBus implements Bus {
+  readonly kind = 'kafka' as const;
+  readonly #kafka: Kafka;
+  readonly #opts: Required<Omit<KafkaBusOptions, 'logger'>>;
+  readonly #log: Logger;
+  #producer: Producer | undefined;
+  #admin: Admin | undefined;
+  #ready = false;
+  readonly #consumers = new Set<{ consumer: Consumer; abort: AbortController }>();
+  readonly #batcher = new Batcher<Pending>((items) => this.#send(items));
+
+  constructor(opts: KafkaBusOptions) {
+    this.#opts = {
+      brokers: opts.brokers,
+      clientId: opts.clientId ?? 'harbor-swr-bridge',
+      topicPrefix: opts.topicPrefix ?? 'harbor-bridge.',
+      partitions: opts.partitions ?? 6,
+      replicationFactor: opts.replicationFactor ?? -1,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 1500,
+    };
+    this.#log = (opts.logger ?? silentLogger).child({ component: 'kafka-bus' });
+    const log = this.#log;
+    this.#kafka = new Kafka({
+      clientId: this.#opts.clientId,
+      brokers: this.#opts.brokers,
+      connectionTimeout: 1000,
+      requestTimeout: this.#opts.requestTimeoutMs,
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
+      logLevel: logLevel.WARN,
+      logCreator: () => ({ level, log: entry }) => {
+        const { message, ...rest } = entry;
+        if (level <= logLevel.ERROR) log.warn({ kafkajs: rest }, message);
+        else log.debug({ kafkajs: rest }, message);
+      },
+    });
+  }
+
+  topicName(topic: TopicName): string {
+    return this.#opts.topicPrefix + topic;
+  }
+
+  async connect(): Promise<void> {
+    this.#admin = this.#kafka.admin();
+    await this.#admin.connect();
+    await this.#ensureTopics();
+    this.#producer = this.#kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 5,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
+    });
+    this.#producer.on('producer.connect', () => { this.#ready = true; });
+    this.#producer.on('producer.disconnect', () => { this.#ready = false; });
+    await this.#producer.connect();
+    this.#ready = true;
+  }
+
+  async #ensureTopics(): Promise<void> {
+    const admin = this.#admin!;
+    const existing = new Set(await admin.listTopics());
+    const missing = TOPICS.filter((t) => !existing.has(this.topicName(t)));
+    if (!missing.length) return;
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((t) => ({
+        topic: this.topicName(t),
+        numPartitions: this.#opts.partitions,
+        replicationFactor: this.#opts.replicationFactor,
+        configEntries: t === 'policies' ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+      })),
+    }).catch((e: Error & { type?: string }) => {
+      // Another process may have created them at the same moment.
+      if (e.type !== 'TOPIC_ALREADY_EXISTS' && !/already exists/i.test(e.message)) throw e;
+    });
+  }
+
+  isReady(): boolean {
+    return this.#ready;
+  }
+
+  publish(topic: TopicName, records: OutgoingRecord[]): Promise<void> {
+    if (!this.#producer) return Promise.reject(new BridgeError('HSB_BUS_NOT_CONNECTED', 'bus not connected', { retryable: true }));
+    if (records.length === 0) return Promise.resolve();
+    return this.#batcher.add(records.map((record) => ({ topic, record })));
+  }
+
+  async #send(items: Pending[]): Promise<void> {
+    const byTopic = new Map<string, Message[]>();
+    for (const { topic, record } of items) {
+      const name = this.topicName(topic);
+      const list = byTopic.get(name) ?? [];
+      list.push({ key: record.key, value: encodeValue(record.value), headers: record.headers });
+      byTopic.set(name, list);
+    }
+    try {
+      await this.#producer!.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    } catch (e) {
+      throw busUnavailable(e, `publish to ${[...byTopic.keys()].join(', ')}`);
+    }
+  }
+
+  async subscribe(sub: Subscription, onBatch: BatchHandler): Promise<ConsumerHandle> {
+    const consumer = this.#kafka.consumer({
+      groupId: sub.group,
+      sessionTimeout: 30000,
+      heartbeatInterval: 3000,
+      maxWaitTimeInMs: 250,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+    });
+    const abort = new AbortController();
+    const entry = { consumer, abort };
+    this.#consumers.add(entry);
+    await consumer.connect();
+    const prefix = this.#opts.topicPrefix;
+    for (const t of sub.topics) await consumer.subscribe({ topic: this.topicName(t), fromBeginning: sub.fromBeginning ?? true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.#opts.partitions,
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+        if (!batch.messages.length || !isRunning() || isStale()) return;
+        const topic = batch.topic.slice(prefix.length) as TopicName;
+        const messages: BusMessage[] = batch.messages.map((m) => ({
+          topic, partition: batch.partition, offset: m.offset, key: m.key?.toString('utf8') ?? '',
+          value: decodeValue(m.value, `${batch.topic}/${batch.partition}@${m.offset}`),
+          timestamp: Number(m.timestamp), headers: headersOf(m.headers),
+        }));
+        await onBatch(messages, { heartbeat, signal: abort.signal });
+        // The whole batch settled: commit past its last record.
+        if (isStale()) return;
+        const last = batch.messages[batch.messages.length - 1]!.offset;
+        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+      },
+    });
+    return {
+      stop: async () => {
+        abort.abort();
+        this.#consumers.delete(entry);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  async readCompacted(topic: TopicName): Promise<Map<string, unknown>> {
+    const admin = this.#admin!;
+    const name = this.topicName(topic);
+    const ends = await admin.fetchTopicOffsets(name);
+    const target = new Map(ends.map((p) => [p.partition, BigInt(p.high)]));
+    const out = new Map<string, unknown>();
+    const pendingParts = new Set(ends.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => p.partition));
+    if (pendingParts.size === 0) return out;
+    const group = `${this.#opts.clientId}.compacted.${process.pid}.${Date.now()}`;
+    const consumer = this.#kafka.consumer({ groupId: group, maxWaitTimeInMs: 100 });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic: name, fromBeginning: true });
+      let done!: () => void;
+      const finished = new Promise<void>((r) => { done = r; });
+      await consumer.run({
+        autoCommit: false,
+        eachMessage: async ({ partition, message }) => {
+          const key = message.key?.toString('utf8') ?? '';
+          if (message.value === null) out.delete(key);
+          else out.set(key, decodeValue(message.value, `${name}/${partition}@${message.offset}`));
+          if (BigInt(message.offset) + 1n >= (target.get(partition) ?? 0n)) {
+            pendingParts.delete(partition);
+            if (pendingParts.size === 0) done();
+          }
+        },
+      });
+      await Promise.race([finished, sleep(30000).then(() => { throw new BridgeError('HSB_BUS_TIMEOUT', `reading ${name} did not finish in 30 s`, { retryable: true }); })]);
+    } finally {
+      await consumer.disconnect();
+      await admin.deleteGroups([group]).catch(() => undefined);
+    }
+    return out;
+  }
+
+  async inspect(): Promise<BusInspection> {
+    const admin = this.#admin!;
+    const topics: BusInspection['topics'] = [];
+    for (const t of TOPICS) {
+      const offs = await admin.fetchTopicOffsets(this.topicName(t)).catch(() => []);
+      topics.push({ topic: t, partitions: offs.map((o) => ({ partition: o.partition, high: o.high, low: o.low })) });
+    }
+    const { groups: list } = await admin.listGroups();
+    const groups: BusInspection['groups'] = [];
+    for (const g of list) {
+      if (g.groupId.includes('.compacted.')) continue;
+      const offsets: BusInspection['groups'][number]['offsets'] = [];
+      for (const t of topics) {
+        const fetched = await admin.fetchOffsets({ groupId: g.groupId, topics: [this.topicName(t.topic)] }).catch(() => []);
+        for (const p of fetched[0]?.partitions ?? []) {
+          if (p.offset === '-1') continue;
+          const high = t.partitions.find((x) => x.partition === p.partition)?.high ?? p.offset;
+          offsets.push({ topic: t.topic, partition: p.partition, committed: p.offset, lag: Number(BigInt(high) - BigInt(p.offset)) });
+        }
+      }
+      if (offsets.length) groups.push({ group: g.groupId, offsets });
+    }
+    return { kind: 'kafka', topics, groups };
+  }
+
+  async close(): Promise<void> {
+    for (const c of [...this.#consumers]) {
+      c.abort.abort();
+      await c.consumer.disconnect().catch(() => undefined);
+    }
+    this.#consumers.clear();
+    this.#ready = false;
+    await this.#producer?.disconnect().catch(() => undefined);
+    await this.#admin?.disconnect().catch(() => undefined);
+  }
+}
+
+function headersOf(h: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h ?? {})) if (v !== undefined) out[k] = Array.isArray(v) ? String(v[0]) : String(v);
+  return out;
+}

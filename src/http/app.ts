@@ -1,0 +1,48 @@
+import express, { type Express, type RequestHandler, type Router } from 'express';
+import type { Config } from '../config/schema.ts';
+import type { Bus } from '../bus/port.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Logger } from '../observability/logger.ts';
+import { ingestRouter } from '../ingest/routes.ts';
+import { bearerMatches } from './auth.ts';
+import { errorHandler, sendError } from './errors.ts';
+
+export interface AppDeps {
+  config: Config;
+  bus: Bus;
+  metrics: Metrics;
+  logger: Logger;
+  /** Routers mounted under /api/v1, behind bearer-token auth. */
+  api?: Router[];
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/livez', (_req, res) => { res.json({ status: 'ok' }); });
+  app.get('/readyz', (_req, res) => {
+    const ready = deps.bus.isReady();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', bus: deps.bus.kind, busConnected: ready });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', deps.metrics.registry.contentType);
+    res.send(await deps.metrics.registry.metrics());
+  });
+
+  app.use(ingestRouter(deps));
+  if (deps.api?.length) app.use('/api/v1', apiAuth(deps.config.server.apiTokens), express.json({ limit: '1mb' }), ...deps.api);
+
+  app.use((_req, res) => { sendError(res, 404, 'not_found', 'no such route'); });
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+function apiAuth(tokens: readonly string[]): RequestHandler {
+  return (req, res, next) => {
+    if (tokens.length === 0) return sendError(res, 403, 'api_disabled', 'no server.apiTokens configured: the API is disabled');
+    if (!bearerMatches(req.get('authorization'), tokens)) return sendError(res, 401, 'unauthorized', 'a valid bearer token is required');
+    next();
+  };
+}

@@ -1,0 +1,162 @@
+import type { ArtifactEvent } from '../ingest/event.ts';
+import { TASK_SCHEMA_VERSION, taskId, type ReplicationTask } from '../replication/task.ts';
+import type { Policy } from './model.ts';
+import { firstMismatch, matchesPolicy } from './match.ts';
+import { resolveDestination, type TargetKind } from './rewrite.ts';
+
+// Pure planning: events × policies → tasks, and source listings × policy → reconcile tasks.
+// Never throws for a bad policy or name; what was not planned is returned with a reason.
+
+export type PlanTarget = { kind: TargetKind; manifestFormat?: 'preserve' | 'docker' };
+export type Skipped = { policyId: string; reason: string };
+export type Plan = { tasks: ReplicationTask[]; skipped: Skipped[] };
+
+type Options = ReplicationTask['options'];
+
+function taskOptions(policy: Policy, target: PlanTarget): Options {
+  const manifestFormat = policy.manifestFormat ?? target.manifestFormat;
+  return {
+    deletion: policy.deletion,
+    override: policy.override,
+    referrers: policy.referrers,
+    ...(manifestFormat ? { manifestFormat } : {}),
+    ...(policy.platforms ? { platforms: [...policy.platforms] } : {}),
+    // Harbor's speed is Kbit/s with -1 / 0 meaning unlimited.
+    ...(policy.speed > 0 ? { speedKbps: policy.speed } : {}),
+  };
+}
+
+function destination(policy: Policy, repository: string, target: PlanTarget): { dest: string } | { reason: string } {
+  try {
+    return { dest: resolveDestination(policy, repository, target) };
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    const message = e instanceof Error ? e.message : String(e);
+    return { reason: `rewrite: ${typeof code === 'string' ? `${code} ` : ''}${message}` };
+  }
+}
+
+/**
+ * Tasks for one event: one per enabled, event-based policy of the event's source whose filters
+ * match (a push by digest is matched as the tag ""). Deletes plan only for `deletion: true`.
+ * Skip reasons: `disabled`, `trigger:<type>`, `unknown target <id>`, `deletion disabled`,
+ * `filter:<name|tag|label|resource>`, `no reference`, `rewrite: <code> <message>`.
+ */
+export function planTasks(
+  event: ArtifactEvent,
+  policies: readonly Policy[],
+  targets: ReadonlyMap<string, PlanTarget>,
+  now: Date,
+): Plan {
+  const tasks: ReplicationTask[] = [];
+  const skipped: Skipped[] = [];
+  const reference = event.tag ?? event.digest;
+  for (const policy of policies) {
+    if (policy.src_registry !== event.sourceId) continue;
+    const skip = (reason: string) => skipped.push({ policyId: policy.id, reason });
+    if (!policy.enabled) { skip('disabled'); continue; }
+    if (policy.trigger.type !== 'event_based') { skip(`trigger:${policy.trigger.type}`); continue; }
+    const target = targets.get(policy.dest_registry);
+    if (!target) { skip(`unknown target ${policy.dest_registry}`); continue; }
+    if (event.action === 'delete' && !policy.deletion) { skip('deletion disabled'); continue; }
+    const mismatch = firstMismatch(policy, { repository: event.repository, tags: event.tag !== undefined ? [event.tag] : [] });
+    if (mismatch) { skip(`filter:${mismatch}`); continue; }
+    if (reference === undefined) { skip('no reference'); continue; }
+    const d = destination(policy, event.repository, target);
+    if ('reason' in d) { skip(d.reason); continue; }
+    tasks.push({
+      schema: TASK_SCHEMA_VERSION,
+      id: taskId(event.id, policy.id, reference),
+      eventId: event.id,
+      action: event.action,
+      origin: 'event',
+      sourceId: event.sourceId,
+      repository: event.repository,
+      ...(event.tag !== undefined ? { tag: event.tag } : {}),
+      ...(event.digest !== undefined ? { digest: event.digest } : {}),
+      targetId: policy.dest_registry,
+      destRepository: d.dest,
+      policyId: policy.id,
+      options: taskOptions(policy, target),
+      attempt: 0,
+      occurredAt: event.occurredAt,
+      createdAt: now.toISOString(),
+    });
+  }
+  return { tasks, skipped };
+}
+
+export type SourceListing = {
+  repository: string;
+  /** An entry with an empty tag stands for an untagged artifact (planned by digest). */
+  tags: { tag: string; digest: string; labels?: string[]; kind?: 'image' | 'artifact' }[];
+};
+
+/** Event id shared by one reconcile pass of a policy: `reconcile:<policyId>:<YYYY-MM-DDTHH:MM>`. */
+export function reconcileEventId(policyId: string, now: Date): string {
+  return `reconcile:${policyId}:${now.toISOString().slice(0, 16)}`;
+}
+
+/**
+ * Reconcile plan for one policy over a source listing: a push task per matching tag (any
+ * trigger type; disabled policies plan nothing). Repositories the rewrite rejects are skipped
+ * with the reason, once each.
+ */
+export function reconcilePlan(
+  policy: Policy,
+  listing: readonly SourceListing[],
+  target: TargetKind | PlanTarget,
+  now: Date,
+): Plan {
+  const tasks: ReplicationTask[] = [];
+  const skipped: Skipped[] = [];
+  if (!policy.enabled) return { tasks, skipped: [{ policyId: policy.id, reason: 'disabled' }] };
+  const t: PlanTarget = typeof target === 'string' ? { kind: target } : target;
+  const eventId = reconcileEventId(policy.id, now);
+  const at = now.toISOString();
+  const options = taskOptions(policy, t);
+  for (const repo of listing) {
+    const wanted = repo.tags.filter((e) => matchesPolicy(policy, {
+      repository: repo.repository,
+      tags: e.tag === '' ? [] : [e.tag],
+      ...(e.labels ? { labels: e.labels } : {}),
+      ...(e.kind ? { kind: e.kind } : {}),
+    }));
+    if (wanted.length === 0) continue;
+    const d = destination(policy, repo.repository, t);
+    if ('reason' in d) { skipped.push({ policyId: policy.id, reason: `${repo.repository}: ${d.reason}` }); continue; }
+    for (const e of wanted) {
+      const reference = e.tag === '' ? e.digest : e.tag;
+      tasks.push({
+        schema: TASK_SCHEMA_VERSION,
+        // One pass shares an event id, so the repository is part of the reference.
+        id: taskId(eventId, policy.id, `${repo.repository}:${reference}`),
+        eventId,
+        action: 'push',
+        origin: 'reconcile',
+        sourceId: policy.src_registry,
+        repository: repo.repository,
+        ...(e.tag === '' ? {} : { tag: e.tag }),
+        digest: e.digest,
+        targetId: policy.dest_registry,
+        destRepository: d.dest,
+        policyId: policy.id,
+        options: { ...options, ...(options.platforms ? { platforms: [...options.platforms] } : {}) },
+        attempt: 0,
+        occurredAt: at,
+        createdAt: at,
+      });
+    }
+  }
+  return { tasks, skipped };
+}
+
+/** The tasks of {@link reconcilePlan}. */
+export function reconcileTasks(
+  policy: Policy,
+  listing: readonly SourceListing[],
+  targetKind: TargetKind | PlanTarget,
+  now: Date,
+): ReplicationTask[] {
+  return reconcilePlan(policy, listing, targetKind, now).tasks;
+}

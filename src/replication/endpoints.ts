@@ -1,0 +1,115 @@
+import type { Config, SourceConfig, TargetConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { BridgeError } from '../errors.ts';
+import { RegistryClient } from '../registry/client.ts';
+import { resolveSwrTarget } from '../swr/target.ts';
+import { validateSwrPath } from '../swr/names.ts';
+
+export interface SourceHandle {
+  id: string;
+  client: RegistryClient;
+}
+
+export interface TargetHandle {
+  id: string;
+  kind: 'swr' | 'registry';
+  client: RegistryClient;
+  manifestFormat: 'preserve' | 'docker';
+  /** Before the first push into a repository: SWR makes sure the organisation exists. */
+  prepare(destRepository: string): Promise<void>;
+  /** Removes one tag from the target; true when something was deleted. */
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+}
+
+/** Registry clients for every configured source and target, built once per process. */
+export class Endpoints {
+  readonly #sources = new Map<string, SourceHandle>();
+  readonly #targets = new Map<string, TargetHandle>();
+  readonly #config: Config;
+  readonly #log: Logger;
+
+  constructor(config: Config, logger: Logger) {
+    this.#config = config;
+    this.#log = logger;
+  }
+
+  source(id: string): SourceHandle {
+    let h = this.#sources.get(id);
+    if (!h) {
+      const s = this.#config.sources.find((x) => x.id === id);
+      if (!s) throw new BridgeError('HSB_UNKNOWN_SOURCE', `no source with id "${id}" is configured`, { context: { source: id } });
+      h = { id, client: sourceClient(s, this.#log) };
+      this.#sources.set(id, h);
+    }
+    return h;
+  }
+
+  target(id: string): TargetHandle {
+    let h = this.#targets.get(id);
+    if (!h) {
+      const t = this.#config.targets.find((x) => x.id === id);
+      if (!t) throw new BridgeError('HSB_UNKNOWN_TARGET', `no target with id "${id}" is configured`, { context: { target: id } });
+      h = t.kind === 'swr' ? swrTarget(t, this.#log) : registryTarget(t, this.#log);
+      this.#targets.set(id, h);
+    }
+    return h;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#sources.values(), ...this.#targets.values()].map((h) => h.client.close().catch(() => undefined)));
+  }
+}
+
+function sourceClient(s: SourceConfig, logger: Logger): RegistryClient {
+  return new RegistryClient({ url: s.registryUrl ?? s.url, credentials: s.credentials, tls: s.tls, limits: s.limits }, { logger: logger.child({ registry: s.id }) });
+}
+
+function registryTarget(t: TargetConfig, logger: Logger): TargetHandle {
+  const credentials = t.credentials && 'username' in t.credentials ? t.credentials : undefined;
+  const client = new RegistryClient({ url: t.url!, credentials, tls: t.tls, limits: t.limits }, { logger: logger.child({ registry: t.id }) });
+  return {
+    id: t.id,
+    kind: 'registry',
+    client,
+    manifestFormat: t.manifestFormat ?? 'preserve',
+    prepare: async () => undefined,
+    deleteTag: (repo, tag) => deleteTagByManifest(client, repo, tag),
+  };
+}
+
+function swrTarget(t: TargetConfig, logger: Logger): TargetHandle {
+  const swr = resolveSwrTarget(t, { logger: logger.child({ target: t.id }) });
+  const client = new RegistryClient({ url: swr.registryUrl, credentials: swr.login, tls: t.tls, limits: swr.limits }, { logger: logger.child({ registry: t.id }) });
+  return {
+    id: t.id,
+    kind: 'swr',
+    client,
+    manifestFormat: swr.manifestFormat,
+    // Names are checked before any traffic; the organisation is created on first use.
+    prepare: async (repo) => { await swr.api.ensureNamespace(validateSwrPath(repo).namespace); },
+    deleteTag: async (repo, tag) => {
+      const p = validateSwrPath(repo);
+      return swr.api.deleteTag(p.namespace, p.repository, tag);
+    },
+  };
+}
+
+/**
+ * The distribution API deletes manifests, not tags: a manifest is only deleted when no other tag
+ * in the target points at it, else that tag would vanish too.
+ */
+async function deleteTagByManifest(client: RegistryClient, repo: string, tag: string): Promise<boolean> {
+  const head = await client.headManifest(repo, tag);
+  if (!head) return false;
+  const tags = await client.listTags(repo);
+  for (const other of tags) {
+    if (other === tag) continue;
+    const h = await client.headManifest(repo, other);
+    if (h?.digest === head.digest) {
+      throw new BridgeError('HSB_TARGET_TAG_SHARED',
+        `cannot delete ${repo}:${tag} on this registry: its manifest is also tagged ${other}, and the registry API deletes manifests, not tags`,
+        { context: { repository: repo, tag, digest: head.digest } });
+    }
+  }
+  return client.deleteManifest(repo, head.digest);
+}

@@ -1,0 +1,48 @@
+import type { Logger } from '../observability/logger.ts';
+import { copyArtifact, type CopyResult } from './copy.ts';
+import type { SourceHandle, TargetHandle } from './endpoints.ts';
+import type { ReplicationTask } from './task.ts';
+
+export interface Outcome {
+  status: 'done' | 'skipped' | 'deleted';
+  digest?: string;
+  bytes: number;
+  blobs?: CopyResult['blobs'];
+  note?: string;
+}
+
+export interface ExecuteContext {
+  signal?: AbortSignal;
+  onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
+  logger: Logger;
+}
+
+/**
+ * Level-triggered: look at what the source holds for the reference *now* and make the target
+ * equal to it. The event's digest is only a hint, so late, duplicate or re-ordered tasks converge.
+ */
+export async function executeTask(task: ReplicationTask, src: SourceHandle, dst: TargetHandle, ctx: ExecuteContext): Promise<Outcome> {
+  const ref = task.tag ?? task.digest!;
+  const now = await src.client.headManifest(task.repository, ref);
+  if (now) {
+    await dst.prepare(task.destRepository);
+    const r = await copyArtifact(src.client, task.repository, task.tag ?? now.digest, dst.client, task.destRepository, task.tag, {
+      manifestFormat: task.options.manifestFormat ?? dst.manifestFormat,
+      platforms: task.options.platforms,
+      referrers: task.options.referrers,
+      override: task.options.override,
+      signal: ctx.signal,
+      onProgress: ctx.onProgress,
+      logger: ctx.logger,
+    });
+    const note = task.tag && !r.tagMoved && !r.skipped ? `override is off: the target's tag ${task.tag} was left where it was` : undefined;
+    return { status: r.skipped ? 'skipped' : 'done', digest: r.digest, bytes: r.bytes, blobs: r.blobs, note };
+  }
+  if (!task.options.deletion) {
+    return { status: 'skipped', bytes: 0, note: `source no longer has ${task.repository}:${ref} and the policy does not replicate deletions` };
+  }
+  const deleted = task.tag
+    ? await dst.deleteTag(task.destRepository, task.tag)
+    : await dst.client.deleteManifest(task.destRepository, task.digest!);
+  return { status: deleted ? 'deleted' : 'skipped', bytes: 0, note: deleted ? undefined : 'already absent from the target' };
+}

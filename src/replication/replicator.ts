@@ -1,0 +1,193 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Bus, BusMessage, BatchContext, ConsumerHandle, OutgoingRecord } from '../bus/port.ts';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { BridgeError, toBridgeError } from '../errors.ts';
+import { backoffMs } from './backoff.ts';
+import { decideFailure } from './failure.ts';
+import { executeTask, type Outcome } from './execute.ts';
+import type { Endpoints } from './endpoints.ts';
+import { Limiter } from './limiter.ts';
+import { ReplicationTaskSchema, TASK_SCHEMA_VERSION, taskKey, type ReplicationTask, type TaskResult } from './task.ts';
+import type { DeadLetter } from './dead-letter.ts';
+import { Progress } from './progress.ts';
+
+export const REPLICATOR_GROUP = 'replicator';
+
+export interface ReplicatorDeps {
+  config: Config;
+  bus: Bus;
+  endpoints: Endpoints;
+  metrics: Metrics;
+  logger: Logger;
+  progress?: Progress;
+  group?: string;
+}
+
+/**
+ * Consumer group over `tasks` and `tasks.retry`. Each task ends in exactly one durable outcome
+ * (result, retry record or dead letter) before its batch is committed.
+ */
+export class Replicator {
+  readonly #d: ReplicatorDeps;
+  readonly #limiter: Limiter;
+  readonly #log: Logger;
+  readonly progress: Progress;
+  #handle: ConsumerHandle | undefined;
+  #stopping = new AbortController();
+
+  constructor(deps: ReplicatorDeps) {
+    this.#d = deps;
+    this.#limiter = new Limiter(deps.config.worker.concurrency);
+    this.#log = deps.logger.child({ component: 'replicator' });
+    this.progress = deps.progress ?? new Progress(deps.metrics);
+  }
+
+  async start(): Promise<void> {
+    this.#handle = await this.#d.bus.subscribe(
+      { group: this.#d.group ?? REPLICATOR_GROUP, topics: ['tasks', 'tasks.retry'], fromBeginning: true },
+      (batch, ctx) => this.#onBatch(batch, ctx),
+    );
+  }
+
+  /** Stop taking tasks; in-flight ones get the shutdown deadline, then are abandoned uncommitted. */
+  async stop(): Promise<void> {
+    const deadline = sleep(this.#d.config.worker.shutdownTimeoutMs).then(() => this.#stopping.abort());
+    await Promise.race([this.#handle?.stop(), deadline]);
+    this.#stopping.abort();
+  }
+
+  async #onBatch(batch: BusMessage[], ctx: BatchContext): Promise<void> {
+    // Per key in order; different keys in parallel, bounded by the process-wide limiter.
+    const byKey = new Map<string, BusMessage[]>();
+    for (const m of batch) byKey.set(m.key, [...(byKey.get(m.key) ?? []), m]);
+    const beat = setInterval(() => { ctx.heartbeat().catch(() => undefined); }, 3000);
+    try {
+      await Promise.all([...byKey.values()].map(async (msgs) => {
+        for (const m of msgs) await this.#handle_(m, ctx);
+      }));
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  async #handle_(m: BusMessage, ctx: BatchContext): Promise<void> {
+    const parsed = ReplicationTaskSchema.safeParse(m.value);
+    if (!parsed.success) {
+      const err = new BridgeError('HSB_TASK_INVALID', `invalid task record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      await this.#publishDlq(null, m, err, 0);
+      return;
+    }
+    const task = parsed.data;
+    if (task.notBefore) await this.#waitUntil(new Date(task.notBefore), ctx);
+    await this.#limiter.run(() => this.#run(task, m, ctx));
+  }
+
+  async #run(task: ReplicationTask, m: BusMessage, ctx: BatchContext): Promise<void> {
+    const log = this.#log.child({ task: task.id, policy: task.policyId, target: task.targetId, repository: task.repository, ref: task.tag ?? task.digest, attempt: task.attempt });
+    const started = Date.now();
+    this.#d.metrics.inflightTasks.inc();
+    const progress = this.progress.begin(task);
+    try {
+      const outcome = await this.#attempts(task, ctx, log, (p) => progress.update(p.bytesDone, p.bytesTotal));
+      await this.#publishResult(task, outcome, Date.now() - started);
+      const target = task.targetId;
+      this.#d.metrics.tasks.inc({ target, outcome: outcome.status });
+      this.#d.metrics.copySeconds.observe({ target }, (Date.now() - started) / 1000);
+      if (outcome.bytes) this.#d.metrics.copyBytes.inc({ target }, outcome.bytes);
+      if (outcome.blobs) {
+        this.#d.metrics.blobs.inc({ target, how: 'uploaded' }, outcome.blobs.uploaded);
+        this.#d.metrics.blobs.inc({ target, how: 'mounted' }, outcome.blobs.mounted);
+        this.#d.metrics.blobs.inc({ target, how: 'skipped' }, outcome.blobs.skipped);
+      }
+      this.#d.metrics.replicationLagSeconds.observe({ target }, Math.max(0, (Date.now() - Date.parse(task.occurredAt)) / 1000));
+      log.info({ status: outcome.status, digest: outcome.digest, bytes: outcome.bytes, blobs: outcome.blobs, note: outcome.note, ms: Date.now() - started }, 'task finished');
+    } catch (e) {
+      if (ctx.signal.aborted || this.#stopping.signal.aborted) throw e; // abandoned: not committed, delivered again
+      const err = toBridgeError(e);
+      const decision = decideFailure(task, err, this.#d.config.worker, new Date());
+      if (decision.kind === 'retry') {
+        await this.#d.bus.publish('tasks.retry', [{ key: taskKey(task), value: decision.task }]);
+        await this.#publishResult(task, { status: 'retry', bytes: 0 }, Date.now() - started, err);
+        this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'retry' });
+        log.warn({ code: err.code, err: err.message, dueAt: decision.dueAt.toISOString() }, 'task failed; scheduled on the retry topic');
+      } else {
+        await this.#publishDlq(task, m, err, task.attempt + 1);
+        await this.#publishResult(task, { status: 'dlq', bytes: 0 }, Date.now() - started, err);
+        this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'dlq' });
+        log.error({ code: err.code, err: err.message, reason: decision.reason }, 'task dead-lettered');
+      }
+    } finally {
+      progress.end();
+      this.#d.metrics.inflightTasks.dec();
+    }
+  }
+
+  /** Bounded in-process retries for transient errors; abort on shutdown or a stall. */
+  async #attempts(task: ReplicationTask, ctx: BatchContext, log: Logger, onProgress: (p: { bytesDone: number; bytesTotal: number }) => void): Promise<Outcome> {
+    const { attempts, stallTimeoutMs } = this.#d.config.worker;
+    const src = this.#d.endpoints.source(task.sourceId);
+    const dst = this.#d.endpoints.target(task.targetId);
+    for (let i = 0; ; i++) {
+      const stall = new AbortController();
+      let timer = setTimeout(() => stall.abort(new BridgeError('HSB_TASK_STALLED', `no progress for ${stallTimeoutMs} ms`, { retryable: true })), stallTimeoutMs);
+      const signal = AbortSignal.any([ctx.signal, this.#stopping.signal, stall.signal]);
+      try {
+        return await executeTask(task, src, dst, {
+          signal,
+          logger: log,
+          onProgress: (p) => {
+            clearTimeout(timer);
+            timer = setTimeout(() => stall.abort(new BridgeError('HSB_TASK_STALLED', `no progress for ${stallTimeoutMs} ms`, { retryable: true })), stallTimeoutMs);
+            onProgress(p);
+          },
+        });
+      } catch (e) {
+        const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
+        if (!err.retryable || i + 1 >= attempts || ctx.signal.aborted || this.#stopping.signal.aborted) throw err;
+        const wait = Number(err.context.retryAfterMs) || backoffMs(i, 500, 10000);
+        log.debug({ code: err.code, err: err.message, wait }, 'transient failure, retrying in process');
+        await sleep(wait, undefined, { signal }).catch(() => undefined);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  async #waitUntil(due: Date, ctx: BatchContext): Promise<void> {
+    // Sleep in short steps, heartbeating, so the group sees us alive and a rebalance interrupts us.
+    while (Date.now() < due.getTime()) {
+      if (ctx.signal.aborted || this.#stopping.signal.aborted) throw new BridgeError('HSB_ABORTED', 'stopping', { retryable: true });
+      await sleep(Math.min(1000, due.getTime() - Date.now()));
+      await ctx.heartbeat();
+    }
+  }
+
+  async #publishResult(task: ReplicationTask, o: Omit<Outcome, 'status'> & { status: TaskResult['status'] }, durationMs: number, err?: BridgeError): Promise<void> {
+    const result: TaskResult = {
+      schema: TASK_SCHEMA_VERSION,
+      taskId: task.id, eventId: task.eventId, policyId: task.policyId, sourceId: task.sourceId, targetId: task.targetId,
+      repository: task.repository, destRepository: task.destRepository, reference: task.tag ?? task.digest!,
+      status: o.status, digest: o.digest, bytes: o.bytes, blobs: o.blobs,
+      durationMs, attempt: task.attempt, error: err ? { code: err.code, message: err.message } : undefined,
+      occurredAt: task.occurredAt, finishedAt: new Date().toISOString(),
+    };
+    await this.#d.bus.publish('results', [{ key: taskKey(task), value: result }]);
+  }
+
+  async #publishDlq(task: ReplicationTask | null, m: BusMessage, err: BridgeError, attempts: number): Promise<void> {
+    const letter: DeadLetter = {
+      schema: TASK_SCHEMA_VERSION,
+      id: task?.id ?? `${m.topic}-${m.partition}-${m.offset}`,
+      task,
+      raw: task ? undefined : m.value,
+      error: { code: err.code, message: err.message, retryable: err.retryable },
+      attempts,
+      source: { topic: m.topic, partition: m.partition, offset: m.offset },
+      failedAt: new Date().toISOString(),
+    };
+    const record: OutgoingRecord = { key: m.key || letter.id, value: letter };
+    await this.#d.bus.publish('dlq', [record]);
+  }
+}

@@ -1,0 +1,71 @@
+import type { Dispatcher } from 'undici';
+import { BridgeError } from '../errors.ts';
+import type { LimitsConfig, TargetConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { swrEndpoints } from './endpoints.ts';
+import { swrLogin, type SwrLogin } from './credentials.ts';
+import { SwrApi, type SwrApiAuth } from './api.ts';
+import { defaultManifestFormat, swrLimits, type ManifestFormat } from './limits.ts';
+
+export interface ResolvedSwrTarget {
+  id: string;
+  edition: TargetConfig['edition'];
+  registryUrl: string;
+  apiUrl: string;
+  /** Login prefix used in the registry username. */
+  project: string | undefined;
+  login: SwrLogin;
+  manifestFormat: ManifestFormat;
+  limits: LimitsConfig;
+  api: SwrApi;
+}
+
+export interface ResolveSwrTargetOptions {
+  dispatcher?: Dispatcher;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+/** Everything the replicator needs for one `kind: swr` target, derived in one place. */
+export function resolveSwrTarget(t: TargetConfig, opts: ResolveSwrTargetOptions = {}): ResolvedSwrTarget {
+  if (t.kind !== 'swr') throw new BridgeError('HSB_SWR_CONFIG', `target ${t.id} is not an swr target`, { retryable: false, context: { target: t.id } });
+  const ep = swrEndpoints(t);
+  const creds = t.credentials;
+  if (!creds) {
+    throw new BridgeError('HSB_SWR_CONFIG', `target ${t.id}: an swr target needs credentials (accessKey/secretKey, or username/password)`, {
+      retryable: false,
+      context: { target: t.id },
+    });
+  }
+  const login = 'accessKey' in creds
+    ? swrLogin({ project: ep.project, accessKey: creds.accessKey, secretKey: creds.secretKey })
+    : swrLogin({ username: creds.username, password: creds.password });
+
+  // An IAM token, when configured, is preferred for the management API; AK/SK signs otherwise.
+  const auth: SwrApiAuth = t.iamToken
+    ? { kind: 'token', token: t.iamToken }
+    : 'accessKey' in creds
+      ? { kind: 'aksk', accessKey: creds.accessKey, secretKey: creds.secretKey }
+      : { kind: 'none' };
+
+  const api = new SwrApi({
+    apiUrl: ep.apiUrl,
+    auth,
+    tls: t.tls,
+    ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+    ...(opts.logger ? { logger: opts.logger.child({ target: t.id }) } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+
+  return {
+    id: t.id,
+    edition: t.edition,
+    registryUrl: ep.registryUrl,
+    apiUrl: ep.apiUrl,
+    project: ep.project,
+    login,
+    manifestFormat: t.manifestFormat ?? defaultManifestFormat(t.edition),
+    limits: swrLimits(t.limits),
+    api,
+  };
+}
