@@ -5,11 +5,13 @@ import { firstMismatch, matchesPolicy } from './match.ts';
 import { resolveDestination, type TargetKind } from './rewrite.ts';
 
 // Pure planning: events × policies → tasks, and source listings × policy → reconcile tasks.
-// Never throws for a bad policy or name; what was not planned is returned with a reason.
+// Never throws for a bad policy or name. `skipped` lists policies that wanted the artifact but
+// could not get a task (worth a warning); `unmatched` lists routine non-matches (for debugging
+// and dry runs, not for logs at warn level).
 
 export type PlanTarget = { kind: TargetKind; manifestFormat?: 'preserve' | 'docker' };
 export type Skipped = { policyId: string; reason: string };
-export type Plan = { tasks: ReplicationTask[]; skipped: Skipped[] };
+export type Plan = { tasks: ReplicationTask[]; skipped: Skipped[]; unmatched: Skipped[] };
 
 type Options = ReplicationTask['options'];
 
@@ -39,8 +41,9 @@ function destination(policy: Policy, repository: string, target: PlanTarget): { 
 /**
  * Tasks for one event: one per enabled, event-based policy of the event's source whose filters
  * match (a push by digest is matched as the tag ""). Deletes plan only for `deletion: true`.
- * Skip reasons: `disabled`, `trigger:<type>`, `unknown target <id>`, `deletion disabled`,
- * `filter:<name|tag|label|resource>`, `no reference`, `rewrite: <code> <message>`.
+ * Policies of other sources are not mentioned at all.
+ * `unmatched` reasons: `disabled`, `trigger:<type>`, `deletion disabled`, `filter:<name|tag|label|resource>`.
+ * `skipped` reasons: `unknown target <id>`, `no reference`, `rewrite: <code> <message>`.
  */
 export function planTasks(
   event: ArtifactEvent,
@@ -50,17 +53,24 @@ export function planTasks(
 ): Plan {
   const tasks: ReplicationTask[] = [];
   const skipped: Skipped[] = [];
-  const reference = event.tag ?? event.digest;
+  const unmatched: Skipped[] = [];
+  // OCI tags cannot hold ':', so a "tag" that does is a digest (Harbor v2 sends the digest as
+  // the tag for pushes by digest): plan it as untagged.
+  const byDigest = event.tag !== undefined && event.tag.includes(':');
+  const tag = byDigest ? undefined : event.tag;
+  const digest = event.digest ?? (byDigest ? event.tag : undefined);
+  const reference = tag ?? digest;
   for (const policy of policies) {
     if (policy.src_registry !== event.sourceId) continue;
     const skip = (reason: string) => skipped.push({ policyId: policy.id, reason });
-    if (!policy.enabled) { skip('disabled'); continue; }
-    if (policy.trigger.type !== 'event_based') { skip(`trigger:${policy.trigger.type}`); continue; }
+    const pass = (reason: string) => unmatched.push({ policyId: policy.id, reason });
+    if (!policy.enabled) { pass('disabled'); continue; }
+    if (policy.trigger.type !== 'event_based') { pass(`trigger:${policy.trigger.type}`); continue; }
+    if (event.action === 'delete' && !policy.deletion) { pass('deletion disabled'); continue; }
+    const mismatch = firstMismatch(policy, { repository: event.repository, tags: tag !== undefined ? [tag] : [] });
+    if (mismatch) { pass(`filter:${mismatch}`); continue; }
     const target = targets.get(policy.dest_registry);
     if (!target) { skip(`unknown target ${policy.dest_registry}`); continue; }
-    if (event.action === 'delete' && !policy.deletion) { skip('deletion disabled'); continue; }
-    const mismatch = firstMismatch(policy, { repository: event.repository, tags: event.tag !== undefined ? [event.tag] : [] });
-    if (mismatch) { skip(`filter:${mismatch}`); continue; }
     if (reference === undefined) { skip('no reference'); continue; }
     const d = destination(policy, event.repository, target);
     if ('reason' in d) { skip(d.reason); continue; }
@@ -72,8 +82,8 @@ export function planTasks(
       origin: 'event',
       sourceId: event.sourceId,
       repository: event.repository,
-      ...(event.tag !== undefined ? { tag: event.tag } : {}),
-      ...(event.digest !== undefined ? { digest: event.digest } : {}),
+      ...(tag !== undefined ? { tag } : {}),
+      ...(digest !== undefined ? { digest } : {}),
       targetId: policy.dest_registry,
       destRepository: d.dest,
       policyId: policy.id,
@@ -83,7 +93,7 @@ export function planTasks(
       createdAt: now.toISOString(),
     });
   }
-  return { tasks, skipped };
+  return { tasks, skipped, unmatched };
 }
 
 export type SourceListing = {
@@ -110,7 +120,7 @@ export function reconcilePlan(
 ): Plan {
   const tasks: ReplicationTask[] = [];
   const skipped: Skipped[] = [];
-  if (!policy.enabled) return { tasks, skipped: [{ policyId: policy.id, reason: 'disabled' }] };
+  if (!policy.enabled) return { tasks, skipped, unmatched: [{ policyId: policy.id, reason: 'disabled' }] };
   const t: PlanTarget = typeof target === 'string' ? { kind: target } : target;
   const eventId = reconcileEventId(policy.id, now);
   const at = now.toISOString();
@@ -148,7 +158,7 @@ export function reconcilePlan(
       });
     }
   }
-  return { tasks, skipped };
+  return { tasks, skipped, unmatched: [] };
 }
 
 /** The tasks of {@link reconcilePlan}. */

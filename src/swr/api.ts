@@ -70,7 +70,12 @@ export class SwrApi {
     if (opts.dispatcher) {
       this.#dispatcher = opts.dispatcher;
     } else {
-      const ca = opts.tls?.caFile ? readFileSync(opts.tls.caFile) : undefined;
+      let ca: Buffer | undefined;
+      try {
+        ca = opts.tls?.caFile ? readFileSync(opts.tls.caFile) : undefined;
+      } catch (e) {
+        throw new BridgeError('HSB_SWR_CONFIG', `cannot read SWR CA file ${opts.tls?.caFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
+      }
       this.#ownDispatcher = new Agent({ connect: { rejectUnauthorized: !opts.tls?.insecure, ...(ca ? { ca } : {}) } });
       this.#dispatcher = this.#ownDispatcher;
     }

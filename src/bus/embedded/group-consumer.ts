@@ -195,7 +195,7 @@ export class GroupConsumer implements ConsumerHandle {
         continue;
       }
       failures = 0;
-      const next = rows[rows.length - 1]!.offset + 1;
+      const next = rows[rows.length - 1]!.offset;
       let owner: boolean;
       try {
         owner = store.commitIfOwner(this.#group, memberId, tp, next, Date.now(), leaseMs);

@@ -139,7 +139,7 @@ export class KafkaBus implements Bus {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.#opts.partitions,
-      eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
         if (!batch.messages.length || !isRunning() || isStale()) return;
         const topic = batch.topic.slice(prefix.length) as TopicName;
         const messages: BusMessage[] = batch.messages.map((m) => ({
@@ -151,6 +151,7 @@ export class KafkaBus implements Bus {
         // The whole batch settled: commit past its last record.
         if (isStale()) return;
         const last = batch.messages[batch.messages.length - 1]!.offset;
+        resolveOffset(last);
         await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
       },
     });

@@ -1,0 +1,68 @@
+// Per-registry request limits: a concurrency semaphore and a requests-per-second token bucket.
+import { sleep } from './retry-policy.ts';
+
+export class Semaphore {
+  #free: number;
+  #waiters: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.#free = size;
+  }
+
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (this.#free > 0) {
+      this.#free--;
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => { signal?.removeEventListener('abort', onAbort); resolve(); };
+        const onAbort = () => {
+          const i = this.#waiters.indexOf(wake);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          reject(signal?.reason);
+        };
+        if (signal?.aborted) { reject(signal.reason); return; }
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#waiters.push(wake);
+      });
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiters.shift();
+      if (next) next(); else this.#free++;
+    };
+  }
+}
+
+/** Token bucket: `rate` requests per second, bursts up to `burst`. */
+export class RateLimiter {
+  readonly #rate: number;
+  readonly #burst: number;
+  #tokens: number;
+  #last = performance.now();
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(rate: number, burst = Math.max(1, Math.ceil(rate))) {
+    this.#rate = rate;
+    this.#burst = burst;
+    this.#tokens = burst;
+  }
+
+  /** Resolves when the caller may send; callers are served in order. */
+  take(signal?: AbortSignal): Promise<void> {
+    const turn = this.#queue.then(async () => {
+      const now = performance.now();
+      this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) / 1000) * this.#rate);
+      this.#last = now;
+      if (this.#tokens < 1) {
+        await sleep(((1 - this.#tokens) / this.#rate) * 1000, signal);
+        this.#tokens = 1;
+        this.#last = performance.now();
+      }
+      this.#tokens -= 1;
+    });
+    this.#queue = turn.catch(() => {});
+    return turn;
+  }
+}

@@ -1,0 +1,66 @@
+// Pure parts of the embedded bus: key → partition, group assignment, retry delay.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { assignedPartitions } from '../../../src/bus/embedded/assignment.ts';
+import { retryDelay } from '../../../src/bus/embedded/group-consumer.ts';
+import { murmur2, partitionFor } from '../../../src/bus/embedded/partitioner.ts';
+import type { TopicName } from '../../../src/bus/port.ts';
+
+describe('partitionFor', () => {
+  it('matches Kafka default-partitioner murmur2 values', () => {
+    // Reference values computed with kafkajs's Java-compatible murmur2.
+    const cases: [string, number, number][] = [
+      ['', 275646681, 3], ['a', -1563381124, 4], ['ab', 316155434, 2], ['abc', 479470107, 3],
+      ['abcd', -1323649548, 2], ['harbor/library/nginx', -558777922, 4], ['policy-42', -1182184803, 5],
+      ['ключ', 2122343024, 2], ['x'.repeat(37), -278642013, 5],
+    ];
+    for (const [key, hash, p6] of cases) {
+      assert.equal(murmur2(new TextEncoder().encode(key)), hash, key);
+      assert.equal(partitionFor(key, 6), p6, key);
+    }
+  });
+
+  it('is stable and in range, and spreads keys', () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 500; i++) {
+      const p = partitionFor(`key-${i}`, 6);
+      assert.ok(p >= 0 && p < 6);
+      assert.equal(partitionFor(`key-${i}`, 6), p);
+      seen.add(p);
+    }
+    assert.equal(seen.size, 6);
+  });
+});
+
+describe('assignedPartitions', () => {
+  const all = (members: { memberId: string; topics: TopicName[] }[], n: number) =>
+    members.map((m) => assignedPartitions(members, m.memberId, n).map((tp) => `${tp.topic}/${tp.partition}`));
+
+  it('gives a lone member every partition of its topics', () => {
+    const got = assignedPartitions([{ memberId: 'a', topics: ['tasks', 'tasks.retry'] }], 'a', 3);
+    assert.deepEqual(got.map((tp) => `${tp.topic}/${tp.partition}`), ['tasks/0', 'tasks/1', 'tasks/2', 'tasks.retry/0', 'tasks.retry/1', 'tasks.retry/2']);
+  });
+
+  it('divides partitions disjointly and completely, whatever the list order', () => {
+    const members = [{ memberId: 'c', topics: ['tasks'] as TopicName[] }, { memberId: 'a', topics: ['tasks'] as TopicName[] }, { memberId: 'b', topics: ['tasks'] as TopicName[] }];
+    const parts = all(members, 6);
+    assert.deepEqual(parts.flat().sort(), ['tasks/0', 'tasks/1', 'tasks/2', 'tasks/3', 'tasks/4', 'tasks/5']);
+    assert.deepEqual(parts.map((p) => p.length), [2, 2, 2]);
+    assert.deepEqual(all([...members].reverse(), 6).reverse(), parts);
+  });
+
+  it('only deals a topic to members subscribed to it; non-members get nothing', () => {
+    const members = [{ memberId: 'a', topics: ['tasks'] as TopicName[] }, { memberId: 'b', topics: ['tasks', 'results'] as TopicName[] }];
+    const [a, b] = all(members, 2);
+    assert.deepEqual(a, ['tasks/0']);
+    assert.deepEqual(b, ['results/0', 'results/1', 'tasks/1']);
+    assert.deepEqual(assignedPartitions(members, 'zz', 2), []);
+  });
+});
+
+describe('retryDelay', () => {
+  it('doubles per failure up to the cap', () => {
+    assert.deepEqual([1, 2, 3, 4, 10].map((n) => retryDelay(n, 100, 500)), [100, 200, 400, 500, 500]);
+  });
+});

@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TargetSchema } from '../../../src/config/schema.ts';
+import { resolveSwrTarget } from '../../../src/swr/target.ts';
+import { swrLoginPassword } from '../../../src/swr/credentials.ts';
+import { BridgeError } from '../../../src/errors.ts';
+
+test('an AK/SK basic-edition target resolves to derived URLs, login, docker format and SWR limits', async () => {
+  const t = TargetSchema.parse({ id: 'swr-cn', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK1', secretKey: 'SK1' } });
+  const r = resolveSwrTarget(t);
+  try {
+    assert.equal(r.registryUrl, 'https://swr.cn-north-4.myhuaweicloud.com');
+    assert.equal(r.apiUrl, 'https://swr-api.cn-north-4.myhuaweicloud.com');
+    assert.deepEqual(r.login, { username: 'cn-north-4@AK1', password: swrLoginPassword('AK1', 'SK1') });
+    assert.equal(r.manifestFormat, 'docker');
+    assert.deepEqual(r.limits, { concurrency: 8, requestsPerSecond: 15 });
+    assert.equal(r.api.apiUrl, r.apiUrl);
+    assert.equal(r.api.managed, true);
+  } finally {
+    await r.api.close();
+  }
+});
+
+test('enterprise keeps OCI; explicit manifestFormat, project and limits win', async () => {
+  const t = TargetSchema.parse({
+    id: 'swr-eu', kind: 'swr', region: 'eu-west-101', domain: 'myhuaweicloud.eu', edition: 'enterprise', project: 'eu-west-101_p',
+    credentials: { accessKey: 'AK2', secretKey: 'SK2' }, limits: { concurrency: 2, requestsPerSecond: 4 },
+  });
+  const r = resolveSwrTarget(t);
+  try {
+    assert.equal(r.manifestFormat, 'preserve');
+    assert.equal(r.login.username, 'eu-west-101_p@AK2');
+    assert.equal(r.registryUrl, 'https://swr.eu-west-101.myhuaweicloud.eu');
+    assert.deepEqual(r.limits, { concurrency: 2, requestsPerSecond: 4 });
+    const forced = resolveSwrTarget({ ...t, manifestFormat: 'docker' });
+    assert.equal(forced.manifestFormat, 'docker');
+    await forced.api.close();
+  } finally {
+    await r.api.close();
+  }
+});
+
+test('a login pair without AK/SK or token gives an unmanaged API', async () => {
+  const t = TargetSchema.parse({ id: 's', kind: 'swr', region: 'cn-east-3', credentials: { username: 'cn-east-3@TMP', password: 'p' } });
+  const r = resolveSwrTarget(t);
+  try {
+    assert.deepEqual(r.login, { username: 'cn-east-3@TMP', password: 'p' });
+    assert.equal(r.api.managed, false);
+  } finally {
+    await r.api.close();
+  }
+});
+
+test('missing credentials and non-swr targets are config errors', () => {
+  const t = TargetSchema.parse({ id: 's', kind: 'swr', region: 'cn-east-3' });
+  assert.throws(() => resolveSwrTarget(t), (e: unknown) => e instanceof BridgeError && e.code === 'HSB_SWR_CONFIG');
+  const reg = TargetSchema.parse({ id: 'r', kind: 'registry', url: 'https://r.example' });
+  assert.throws(() => resolveSwrTarget(reg), (e: unknown) => e instanceof BridgeError && e.code === 'HSB_SWR_CONFIG');
+});
