@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.ts';
 import { ConfigSchema, type Config } from './schema.ts';
+import { withSecretEnv } from './secret.ts';
 
 /** Render zod issues as `file: field.path: message` lines. */
 export function formatIssues(file: string, issues: z.core.$ZodIssue[]): string {
@@ -28,7 +29,7 @@ export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.Process
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new BridgeError('HSB_CONFIG_INVALID', `${file}: (root): expected a YAML mapping`, { context: { file } });
   }
-  const result = ConfigSchema.safeParse(applyEnv(raw as Record<string, unknown>, env));
+  const result = withSecretEnv(env, () => ConfigSchema.safeParse(applyEnv(raw as Record<string, unknown>, env)));
   if (!result.success) {
     throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${formatIssues(file, result.error.issues)}`, { context: { file } });
   }

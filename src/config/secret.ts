@@ -23,9 +23,21 @@ export function resolveSecret(raw: string, env: NodeJS.ProcessEnv = process.env)
   return { ok: true, value };
 }
 
+// The environment secrets resolve against while a config is parsed (parsing is synchronous).
+let parseEnv: NodeJS.ProcessEnv = process.env;
+export function withSecretEnv<T>(env: NodeJS.ProcessEnv, fn: () => T): T {
+  const prev = parseEnv;
+  parseEnv = env;
+  try {
+    return fn();
+  } finally {
+    parseEnv = prev;
+  }
+}
+
 /** A zod string that resolves secret references and never echoes the value in errors. */
 export const secretString = z.string().min(1).transform((raw, ctx) => {
-  const r = resolveSecret(raw);
+  const r = resolveSecret(raw, parseEnv);
   if (!r.ok) {
     ctx.addIssue({ code: 'custom', message: r.error });
     return z.NEVER;

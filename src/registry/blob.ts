@@ -1,6 +1,6 @@
 // Blobs: HEAD, cross-repository mount, and GET with manual redirects (Authorization is dropped
 // when the redirect leaves the registry's origin, e.g. to S3 or a CDN).
-import { Readable, Transform } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import type { Transport } from './transport.ts';
 import { repoScope } from './scope.ts';
 import { parseContentRange } from './content-range.ts';
@@ -13,7 +13,7 @@ export async function blobHead(t: Transport, repo: string, digest: string, signa
   let path = `/v2/${repo}/blobs/${digest}`;
   for (let i = 0; i <= MAX_REDIRECTS; i++) {
     const res = await t.send({ method: 'HEAD', path, scopes: [repoScope(repo, 'pull')], expect: [200, 404, ...REDIRECTS], ctx: { repo, digest }, signal });
-    res.body.destroy();
+    await res.discard();
     if (res.status === 404) return null;
     if (res.status === 200) return { size: Number(res.header('content-length') ?? -1) };
     const loc = res.header('location');
@@ -35,7 +35,7 @@ export async function blobMount(t: Transport, repo: string, digest: string, from
     scopes: [repoScope(repo, 'pull', 'push'), repoScope(fromRepo, 'pull')], expect: [201, 202],
     ctx: { repo, digest, from: fromRepo }, signal, headers: { 'content-length': '0' },
   });
-  res.body.destroy();
+  await res.discard();
   if (res.status === 201) return true;
   const loc = res.header('location');
   if (loc) await uploadCancel(t, repo, new URL(loc, res.url).href).catch(() => {});
@@ -44,7 +44,7 @@ export async function blobMount(t: Transport, repo: string, digest: string, from
 
 export async function uploadCancel(t: Transport, repo: string, location: string, signal?: AbortSignal): Promise<void> {
   const res = await t.send({ method: 'DELETE', path: location, scopes: [repoScope(repo, 'pull', 'push')], expect: [204, 200, 202, 404], ctx: { repo }, signal });
-  res.body.destroy();
+  await res.discard();
 }
 
 /** Drops the first `n` bytes of a stream (a server that ignored our Range header). */
@@ -70,7 +70,7 @@ export async function blobGet(t: Transport, repo: string, digest: string, opts: 
   for (let i = 0; i <= MAX_REDIRECTS; i++) {
     const res = await t.send({ method: 'GET', path, headers, scopes: [repoScope(repo, 'pull')], expect: [200, 206, ...REDIRECTS], ctx: { repo, digest }, signal: opts.signal });
     if (REDIRECTS.includes(res.status)) {
-      res.body.destroy();
+      await res.discard();
       const loc = res.header('location');
       if (!loc) break;
       path = new URL(loc, res.url).href;
@@ -81,12 +81,12 @@ export async function blobGet(t: Transport, repo: string, digest: string, opts: 
     if (res.status === 206) {
       const cr = parseContentRange(res.header('content-range'));
       if (!cr || cr.start !== offset) {
-        body.destroy();
+        body.on('error', () => {}).destroy();
         throw registryError('HSB_REGISTRY_PROTOCOL', 'registry answered a ranged blob GET with another range', { registry: t.registry, repo, digest });
       }
       return { body, size: cr.total ?? offset + length };
     }
-    if (offset > 0) return { body: body.pipe(skipBytes(offset)), size: length };
+    if (offset > 0) return { body: pipeline(body, skipBytes(offset), () => {}), size: length };
     return { body, size: length };
   }
   throw registryError('HSB_REGISTRY_PROTOCOL', 'too many redirects, or a redirect without Location, on blob GET', { registry: t.registry, repo, digest });

@@ -28,7 +28,7 @@ export async function manifestGet(t: Transport, repo: string, ref: string, accep
   const res = await t.send({ method: 'GET', path: path(repo, ref), headers: { accept: accept.join(', ') }, scopes: [repoScope(repo, 'pull')], expect: [200], ctx, signal });
   const declared = Number(res.header('content-length') ?? NaN);
   if (declared > MANIFEST_MAX_BYTES) {
-    res.body.destroy();
+    await res.discard();
     throw registryError('HSB_REGISTRY_TOO_LARGE', `manifest of ${declared} bytes exceeds ${MANIFEST_MAX_BYTES}`, { registry: t.registry, ...ctx });
   }
   const bytes = await t.readBody(res, MANIFEST_MAX_BYTES, ctx);
@@ -50,7 +50,7 @@ export async function manifestGet(t: Transport, repo: string, ref: string, accep
 /** HEAD of a manifest; null on 404. Falls back to GET when the registry omits the digest header. */
 export async function manifestHead(t: Transport, repo: string, ref: string, signal?: AbortSignal): Promise<ManifestHead | null> {
   const res = await t.send({ method: 'HEAD', path: path(repo, ref), headers: { accept: MANIFEST_ACCEPT.join(', ') }, scopes: [repoScope(repo, 'pull')], expect: [200, 404], ctx: { repo, ref }, signal });
-  res.body.destroy();
+  await res.discard();
   if (res.status === 404) return null;
   const digest = res.header('docker-content-digest');
   const size = Number(res.header('content-length') ?? NaN);
@@ -73,7 +73,7 @@ export async function manifestPut(t: Transport, repo: string, ref: string, bytes
     method: 'PUT', path: path(repo, ref), headers: { 'content-type': mediaType }, body: bytes,
     scopes: [repoScope(repo, 'pull', 'push')], expect: [201, 200, 202], ctx: { repo, ref, digest }, signal,
   });
-  res.body.destroy();
+  await res.discard();
   const answered = res.header('docker-content-digest');
   if (answered && answered.startsWith('sha256:') && answered !== digest) {
     throw registryError('HSB_REGISTRY_DIGEST_MISMATCH', `registry stored the manifest as ${answered}, expected ${digest}`, { registry: t.registry, repo, ref, expected: digest, actual: answered });
@@ -84,6 +84,6 @@ export async function manifestPut(t: Transport, repo: string, ref: string, bytes
 /** DELETE by digest; false when it was already gone. */
 export async function manifestDelete(t: Transport, repo: string, digest: string, signal?: AbortSignal): Promise<boolean> {
   const res = await t.send({ method: 'DELETE', path: path(repo, digest), scopes: [repoScope(repo, 'pull', 'delete')], expect: [202, 200, 204, 404], ctx: { repo, ref: digest }, signal });
-  res.body.destroy();
+  await res.discard();
   return res.status !== 404;
 }

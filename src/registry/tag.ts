@@ -20,7 +20,7 @@ async function pages(t: Transport, first: string, scopes: string[], key: 'tags' 
   let next: string | undefined = first;
   for (let i = 0; next && i < 100_000; i++) {
     const res = await t.send({ method: 'GET', path: next, scopes, expect: [200, 404], ctx: repo ? { repo } : {}, signal });
-    if (res.status === 404) { res.body.destroy(); return out; }
+    if (res.status === 404) { await res.discard(); return out; }
     const body = JSON.parse((await t.readBody(res, LIST_MAX_BYTES)).toString('utf8')) as Record<string, unknown>;
     const list = body[key];
     if (Array.isArray(list)) out.push(...list.filter((x): x is string => typeof x === 'string'));

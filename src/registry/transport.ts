@@ -40,6 +40,8 @@ export interface RegistryResponse {
   header(name: string): string | undefined;
   body: Dispatcher.ResponseData['body'];
   url: URL;
+  /** Reads and drops a small body (or gives up on a large one) so the connection is reused. */
+  discard(): Promise<void>;
 }
 
 export interface TransportOptions {
@@ -97,6 +99,7 @@ export class Transport {
   }
 
   get registry(): string { return this.base.host; }
+  get logger(): Logger { return this.#log; }
   get retryPolicy(): RetryPolicy { return this.#retry; }
 
   url(path: string, query?: RegistryRequest['query']): URL {
@@ -148,7 +151,7 @@ export class Transport {
       const status = res.statusCode;
       this.#log.debug({ registry: this.base.host, method: req.method, path: url.pathname, status, ms: Math.round(performance.now() - started) }, 'registry request');
       if (req.expect.includes(status)) {
-        return { status, headers: res.headers, header: (n) => headerValue(res.headers, n), body: res.body, url };
+        return { status, headers: res.headers, header: (n) => headerValue(res.headers, n), body: res.body, url, discard: () => res.body.dump({ limit: 64 * 1024 }).catch(() => {}) };
       }
       const text = await readText(res.body);
       if (status === 401 && sameOrigin && !authRetried && !req.stream) {
@@ -175,7 +178,7 @@ export class Transport {
       for await (const c of res.body as AsyncIterable<Buffer>) {
         n += c.length;
         if (n > max) {
-          res.body.destroy();
+          // Leaving the loop by throwing destroys the body (and its connection).
           throw registryError('HSB_REGISTRY_TOO_LARGE', `response body exceeds ${max} bytes`, { registry: this.base.host, ...ctx });
         }
         chunks.push(c);

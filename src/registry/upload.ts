@@ -1,0 +1,246 @@
+// Blob upload. Small blobs: POST then one streamed PUT (the registry checks the digest itself).
+// Large blobs: PATCH chunks with Content-Range, hashed as they stream so the digest is known
+// before the final PUT; a broken chunk is resumed from the registry's Range (GET upload status)
+// by reopening the source there. distribution (and so Harbor) invalidates a session when a
+// broken PATCH delivered some bytes; the upload then restarts in a new session.
+import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Transport } from './transport.ts';
+import { repoScope } from './scope.ts';
+import { contentRange, uploadOffsetFromRange } from './content-range.ts';
+import { registryError, registryErrorFromThrown, type RegistryErrorCtx } from './errors.ts';
+import { uploadCancel, blobHead } from './blob.ts';
+import { algorithmOf } from './digest.ts';
+import { backoffMs, sleep } from './retry-policy.ts';
+import type { BridgeError } from '../errors.ts';
+
+export interface UploadTuning {
+  /** Blobs up to this size go in one PUT. */
+  monolithicMaxBytes: number;
+  /** PATCH size for larger blobs (raised to the registry's OCI-Chunk-Min-Length). */
+  chunkBytes: number;
+  /** Resumes or restarts after failures, per blob. */
+  maxRecoveries: number;
+}
+
+export const uploadDefaults: UploadTuning = { monolithicMaxBytes: 32 * 1024 * 1024, chunkBytes: 32 * 1024 * 1024, maxRecoveries: 5 };
+
+export interface BlobDescriptor { digest: string; size: number }
+export type OpenSource = (offset: number) => Promise<Readable>;
+
+export interface UploadArgs {
+  repo: string;
+  desc: BlobDescriptor;
+  open: OpenSource;
+  onProgress?: (bytes: number) => void;
+  signal?: AbortSignal;
+  tuning: UploadTuning;
+}
+
+/** Pulls exact byte counts out of a stream, across chunk boundaries. */
+export class ByteReader {
+  readonly #stream: Readable;
+  readonly #it: AsyncIterator<Buffer>;
+  #left: Buffer | undefined;
+  #ended = false;
+
+  constructor(stream: Readable) {
+    this.#stream = stream;
+    this.#it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  async #next(): Promise<Buffer | undefined> {
+    if (this.#left) { const b = this.#left; this.#left = undefined; return b; }
+    if (this.#ended) return undefined;
+    const r = await this.#it.next();
+    if (r.done) { this.#ended = true; return undefined; }
+    return Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+  }
+
+  /** Yields exactly `n` bytes; a source that ends early fails with HSB_REGISTRY_SIZE_MISMATCH. */
+  async *take(n: number, onChunk?: (b: Buffer) => void): AsyncGenerator<Buffer> {
+    let need = n;
+    while (need > 0) {
+      const b = await this.#next();
+      if (!b) throw registryError('HSB_REGISTRY_SIZE_MISMATCH', `source ended ${need} bytes early`, { missing: need });
+      const part = b.length > need ? b.subarray(0, need) : b;
+      if (b.length > need) this.#left = b.subarray(need);
+      need -= part.length;
+      onChunk?.(part);
+      yield part;
+    }
+  }
+
+  /** Reads `n` bytes and discards them (after feeding them to `onChunk`). */
+  async skip(n: number, onChunk?: (b: Buffer) => void): Promise<void> {
+    for await (const _ of this.take(n, onChunk)) { /* consumed */ }
+  }
+
+  async atEnd(): Promise<boolean> {
+    const b = await this.#next();
+    if (!b) return true;
+    if (b.length === 0) return this.atEnd();
+    this.#left = b;
+    return false;
+  }
+
+  destroy(): void {
+    // An undici body emits an abort error when destroyed unread; nobody needs to hear it.
+    this.#stream.on('error', () => {}).destroy();
+  }
+}
+
+interface Session { location: string; chunkMin: number }
+
+async function startSession(t: Transport, repo: string, ctx: RegistryErrorCtx, signal?: AbortSignal): Promise<Session> {
+  const res = await t.send({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes: [repoScope(repo, 'pull', 'push')], expect: [202], ctx, signal });
+  await res.discard();
+  const loc = res.header('location');
+  if (!loc) throw registryError('HSB_REGISTRY_PROTOCOL', 'upload session started without a Location', { registry: t.registry, ...ctx });
+  return { location: new URL(loc, res.url).href, chunkMin: Number(res.header('oci-chunk-min-length') ?? 0) || 0 };
+}
+
+/** Bytes the registry holds for the session, or undefined when the session is gone or invalid. */
+async function sessionOffset(t: Transport, repo: string, location: string, ctx: RegistryErrorCtx, signal?: AbortSignal): Promise<number | undefined> {
+  try {
+    const res = await t.send({ method: 'GET', path: location, scopes: [repoScope(repo, 'pull', 'push')], expect: [204, 200], ctx, signal });
+    await res.discard();
+    return uploadOffsetFromRange(res.header('range')) ?? 0;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'HSB_REGISTRY_NOT_FOUND' || code === 'HSB_REGISTRY_UPLOAD_INVALID' || code === 'HSB_REGISTRY_BAD_REQUEST') return undefined;
+    throw e;
+  }
+}
+
+function finalUrl(location: string, digest: string): string {
+  const u = new URL(location);
+  u.searchParams.set('digest', digest);
+  return u.href;
+}
+
+const octet = (len: number, extra: Record<string, string> = {}) => ({ 'content-type': 'application/octet-stream', 'content-length': String(len), ...extra });
+
+export async function blobUpload(t: Transport, a: UploadArgs): Promise<{ restarts: number; resumes: number }> {
+  const ctx: RegistryErrorCtx = { repo: a.repo, digest: a.desc.digest };
+  const stats = { restarts: 0, resumes: 0 };
+  if (a.desc.size <= a.tuning.monolithicMaxBytes) {
+    await monolithic(t, a, ctx, stats);
+  } else {
+    await chunked(t, a, ctx, stats);
+  }
+  return stats;
+}
+
+/** Decides whether a failure is worth another try; throws it otherwise. */
+async function recoverable(t: Transport, e: unknown, ctx: RegistryErrorCtx, failures: number, a: UploadArgs): Promise<BridgeError> {
+  const err = registryErrorFromThrown(e, { registry: t.registry, ...ctx });
+  if (!err.retryable || a.signal?.aborted || failures > a.tuning.maxRecoveries || err.code === 'HSB_REGISTRY_DIGEST_MISMATCH') throw err;
+  await sleep(backoffMs(failures - 1, t.retryPolicy), a.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx); });
+  return err;
+}
+
+async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number }): Promise<void> {
+  for (let failures = 0; ; ) {
+    let session: Session | undefined;
+    let reader: ByteReader | undefined;
+    try {
+      session = await startSession(t, a.repo, ctx, a.signal);
+      reader = new ByteReader(await a.open(0));
+      let sent = 0;
+      const body = Readable.from(reader.take(a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }), { objectMode: false });
+      const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream: body, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal });
+      await res.discard();
+      return;
+    } catch (e) {
+      reader?.destroy();
+      failures++;
+      if (session) await uploadCancel(t, a.repo, session.location).catch(() => {});
+      const err = await recoverable(t, e, ctx, failures, a);
+      // The PUT may have landed with only its answer lost.
+      if (await blobHead(t, a.repo, a.desc.digest, a.signal).catch(() => null)) return;
+      stats.restarts++;
+      t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code, failures }, 'blob upload failed; restarting');
+    }
+  }
+}
+
+async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number; resumes: number }): Promise<void> {
+  const alg = algorithmOf(a.desc.digest);
+  const size = a.desc.size;
+  let session = await startSession(t, a.repo, ctx, a.signal);
+  const chunk = Math.max(a.tuning.chunkBytes, session.chunkMin);
+  let hash: Hash = createHash(alg);
+  // Hash state at the last offset the registry acknowledged, to resume without rehashing all.
+  let mark = { offset: 0, hash: hash.copy() };
+  let offset = 0;
+  let reader = new ByteReader(await a.open(0));
+  let failures = 0;
+  let sentInChunk = 0;
+  const progress = (b: Buffer) => { hash.update(b); a.onProgress?.(offset + (sentInChunk += b.length)); };
+  try {
+    while (offset < size) {
+      const len = Math.min(chunk, size - offset);
+      sentInChunk = 0;
+      try {
+        const body = Readable.from(reader.take(len, progress), { objectMode: false });
+        const res = await t.send({
+          method: 'PATCH', path: session.location, headers: octet(len, { 'content-range': contentRange(offset, len) }), stream: body,
+          scopes: [repoScope(a.repo, 'pull', 'push')], expect: [202, 204], ctx, signal: a.signal,
+        });
+        await res.discard();
+        const loc = res.header('location');
+        if (loc) session = { ...session, location: new URL(loc, res.url).href };
+        offset += len;
+        const held = uploadOffsetFromRange(res.header('range'));
+        if (held !== undefined && held !== offset) throw registryError('HSB_REGISTRY_PROTOCOL', `registry holds ${held} bytes after a chunk ending at ${offset}`, { registry: t.registry, ...ctx });
+        mark = { offset, hash: hash.copy() };
+      } catch (e) {
+        reader.destroy();
+        failures++;
+        const err = await recoverable(t, e, ctx, failures, a);
+        const held = await sessionOffset(t, a.repo, session.location, ctx, a.signal);
+        if (held === undefined || held > size) {
+          // Session lost (distribution cancels it when a broken PATCH wrote some bytes): start over.
+          await uploadCancel(t, a.repo, session.location).catch(() => {});
+          session = await startSession(t, a.repo, ctx, a.signal);
+          stats.restarts++;
+          offset = 0;
+          hash = createHash(alg);
+          mark = { offset: 0, hash: hash.copy() };
+          reader = new ByteReader(await a.open(0));
+          t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code, failures }, 'blob upload session lost; restarting');
+          continue;
+        }
+        // Resume at the registry's offset: rebuild the hash state there from the last mark.
+        stats.resumes++;
+        const base = mark.offset <= held ? mark : { offset: 0, hash: createHash(alg) };
+        hash = base.hash.copy();
+        reader = new ByteReader(await a.open(base.offset));
+        await reader.skip(held - base.offset, (b) => hash.update(b));
+        offset = held;
+        mark = { offset, hash: hash.copy() };
+        t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code, offset, failures }, 'blob upload resumed');
+      }
+    }
+    const actual = `${alg}:${hash.digest('hex')}`;
+    if (actual !== a.desc.digest) {
+      throw registryError('HSB_REGISTRY_DIGEST_MISMATCH', `source blob hashes to ${actual}, expected ${a.desc.digest}`, { registry: t.registry, ...ctx, expected: a.desc.digest, actual });
+    }
+    if (!(await reader.atEnd())) throw registryError('HSB_REGISTRY_SIZE_MISMATCH', `source blob is longer than ${size} bytes`, { registry: t.registry, ...ctx });
+    reader.destroy();
+    try {
+      const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: { 'content-length': '0' }, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal, retry: true });
+      await res.discard();
+    } catch (e) {
+      // A retried PUT of a session that already completed answers 404: the blob may be there.
+      if (await blobHead(t, a.repo, a.desc.digest, a.signal).catch(() => null)) return;
+      throw e;
+    }
+  } catch (e) {
+    reader.destroy();
+    // Never leave a session holding bytes that must not become a blob.
+    await uploadCancel(t, a.repo, session.location).catch(() => {});
+    throw registryErrorFromThrown(e, { registry: t.registry, ...ctx });
+  }
+}

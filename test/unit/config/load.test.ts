@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig, parseConfig } from '../../../src/config/load.ts';
+import { resolveSecret } from '../../../src/config/secret.ts';
+import { BridgeError } from '../../../src/errors.ts';
+
+const base = () => ({
+  sources: [{ id: 'h', url: 'https://harbor.example.com/', webhookSecrets: ['s3cret'] }],
+  targets: [{ id: 't', kind: 'registry', url: 'https://reg.example.org' }],
+  policies: [{ id: 'p', src_registry: 'h', dest_registry: 't' }],
+});
+
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof BridgeError);
+    assert.equal(e.code, 'HSB_CONFIG_INVALID');
+    return e.message;
+  }
+  assert.fail('expected a config error');
+}
+
+describe('config', () => {
+  it('applies defaults, trims URLs and picks the embedded bus without brokers', () => {
+    const c = parseConfig(base(), 'c.yaml', {});
+    assert.equal(c.server.port, 8080);
+    assert.equal(c.bus.kind, 'embedded');
+    assert.equal(c.bus.topicPrefix, 'harbor-bridge.');
+    assert.equal(c.sources[0]!.url, 'https://harbor.example.com');
+    assert.equal(c.policies[0]!.dest_namespace_replace_count, -1);
+    assert.ok(Object.isFrozen(c.sources[0]));
+  });
+
+  it('takes env overrides: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX', () => {
+    const c = parseConfig(base(), 'c.yaml', { KAFKA_BROKERS: 'a:9092, b:9092', PORT: '9999', DATA_DIR: '/d', TOPIC_PREFIX: 'x.' });
+    assert.equal(c.bus.kind, 'kafka');
+    assert.deepEqual(c.bus.brokers, ['a:9092', 'b:9092']);
+    assert.equal(c.server.port, 9999);
+    assert.equal(c.bus.dataDir, '/d');
+    assert.equal(c.bus.topicPrefix, 'x.');
+  });
+
+  it('resolves secrets given inline, as ${ENV}, ${ENV:-default} and file:', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hsb-secret-'));
+    writeFileSync(join(dir, 'sk'), 'from-file\n');
+    assert.deepEqual(resolveSecret('plain', {}), { ok: true, value: 'plain' });
+    assert.deepEqual(resolveSecret('Bearer ${TOK}', { TOK: 'abc' }), { ok: true, value: 'Bearer abc' });
+    assert.deepEqual(resolveSecret('${NOPE:-fallback}', {}), { ok: true, value: 'fallback' });
+    assert.deepEqual(resolveSecret(`file:${join(dir, 'sk')}`, {}), { ok: true, value: 'from-file' });
+    assert.equal(resolveSecret('${MISSING}', {}).ok, false);
+    const cfg = base();
+    cfg.sources[0]!.webhookSecrets = ['${HOOK}'];
+    assert.equal(parseConfig(cfg, 'c.yaml', { HOOK: 'x1' }).sources[0]!.webhookSecrets[0], 'x1');
+  });
+
+  it('names the file, the field and the problem, without echoing secret values', () => {
+    const cfg: any = base();
+    cfg.sources[0].webhookSecrets = ['${WEBHOOK_SECRET_UNSET}'];
+    cfg.targets[0].url = 'not a url';
+    const msg = configError(() => parseConfig(cfg, '/etc/bridge.yaml', {}));
+    assert.match(msg, /\/etc\/bridge\.yaml: sources\.0\.webhookSecrets\.0: environment variable WEBHOOK_SECRET_UNSET is not set/);
+    assert.match(msg, /\/etc\/bridge\.yaml: targets\.0\.url: /);
+    const refs: any = base();
+    refs.policies[0].dest_registry = 'nowhere';
+    refs.targets[0].credentials = { username: 'u', password: 'hunter2-secret' };
+    const refMsg = configError(() => parseConfig(refs, '/etc/bridge.yaml', {}));
+    assert.match(refMsg, /\/etc\/bridge\.yaml: policies\.0\.dest_registry: unknown target "nowhere"/);
+    assert.doesNotMatch(refMsg, /hunter2/);
+  });
+
+  it('refuses a source without a webhook secret unless it says insecure: true', () => {
+    const cfg: any = base();
+    cfg.sources[0].webhookSecrets = [];
+    assert.match(configError(() => parseConfig(cfg, 'c.yaml', {})), /sources\.0\.webhookSecrets: a source needs at least one webhook secret/);
+    cfg.sources[0].insecure = true;
+    assert.equal(parseConfig(cfg, 'c.yaml', {}).sources[0]!.insecure, true);
+  });
+
+  it('rejects unknown keys, duplicate ids and an swr target without a region', () => {
+    const cfg: any = base();
+    cfg.sources.push({ ...cfg.sources[0] });
+    cfg.targets.push({ id: 'swr', kind: 'swr' });
+    cfg.server = { prot: 1 };
+    const msg = configError(() => parseConfig(cfg, 'c.yaml', {}));
+    assert.match(msg, /sources\.1\.id: duplicate id "h"/);
+    assert.match(msg, /targets\.1\.region: an swr target needs a region/);
+    assert.match(msg, /server: Unrecognized key.*prot/);
+  });
+
+  it('reports unreadable files and bad YAML with the file name', () => {
+    assert.match(configError(() => loadConfig('/nonexistent/bridge.yaml', {})), /\/nonexistent\/bridge\.yaml: cannot read config file \(ENOENT\)/);
+    const dir = mkdtempSync(join(tmpdir(), 'hsb-yaml-'));
+    writeFileSync(join(dir, 'bad.yaml'), 'sources: [\n');
+    assert.match(configError(() => loadConfig(join(dir, 'bad.yaml'), {})), /bad\.yaml: not valid YAML/);
+  });
+
+  it('loads the shipped example config', () => {
+    const c = loadConfig(resolve(import.meta.dirname, '../../../config/example.yaml'), {});
+    assert.equal(c.bus.kind, 'embedded');
+    assert.equal(c.policies.length, 1);
+  });
+});
