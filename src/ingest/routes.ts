@@ -1,11 +1,11 @@
-import express, { type Request, type Response, type Router } from 'express';
+import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Config, SourceConfig } from '../config/schema.ts';
 import type { Bus } from '../bus/port.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import { matchesAnySecret } from '../http/auth.ts';
-import { sendError } from '../http/errors.ts';
+import { bodyErrorOf, sendError } from '../http/errors.ts';
 import { normaliseDistribution, normaliseHarbor, type NormaliseResult } from './normalise.ts';
 import { eventKey, type ArtifactEvent } from './event.ts';
 
@@ -16,49 +16,74 @@ export interface IngestDeps {
   logger: Logger;
 }
 
-const HARBOR_TYPES = ['application/json', 'application/cloudevents+json'];
-const DISTRIBUTION_TYPES = ['application/vnd.docker.distribution.events.v1+json', 'application/json'];
+type Kind = 'harbor' | 'distribution';
 
-/** `POST /webhooks/harbor[/:sourceId]` and `POST /webhooks/distribution/:sourceId`. */
+/** Values of the `result` label of hsb_webhooks_total. */
+export type WebhookResult =
+  | 'accepted' | 'ignored' | 'invalid' | 'unauthorized' | 'unknown_source' | 'unsupported_media_type' | 'too_large' | 'unavailable';
+
+const ACCEPTED_TYPES: Readonly<Record<Kind, readonly string[]>> = {
+  harbor: ['application/json', 'application/cloudevents+json'],
+  distribution: ['application/vnd.docker.distribution.events.v1+json', 'application/json'],
+};
+
+/** Seconds Harbor is told to wait when the bus did not acknowledge (Harbor itself retries on its own schedule). */
+const RETRY_AFTER_SECONDS = '5';
+
+/**
+ * `POST /webhooks/harbor[/:sourceId]` and `POST /webhooks/distribution/:sourceId`.
+ *
+ * Order of checks: source (404), Authorization (401) — both before any byte of the body is read,
+ * so unauthenticated callers cannot make the bridge buffer anything — then the body (413, 415,
+ * 400), normalisation, and publish. 2xx only once the bus acknowledged; 503 + Retry-After when it
+ * did not within `server.publishTimeoutMs`.
+ */
 export function ingestRouter(deps: IngestDeps): Router {
   const router = express.Router();
-  const raw = express.raw({ type: () => true, limit: deps.config.server.bodyLimitBytes });
+  const readBody = express.raw({ type: () => true, limit: deps.config.server.bodyLimitBytes });
   const sources = new Map(deps.config.sources.map((s) => [s.id, s]));
+  const onlySource = deps.config.sources.length === 1 ? deps.config.sources[0] : undefined;
 
-  const handle = (kind: 'harbor' | 'distribution') => async (req: Request, res: Response) => {
-    const sourceId = (req.params.sourceId as string | undefined) ?? (deps.config.sources.length === 1 ? deps.config.sources[0]!.id : undefined);
-    const source = sourceId === undefined ? undefined : sources.get(sourceId);
-    const count = (format: string, type: string, result: string) =>
+  const handle = (kind: Kind): RequestHandler => async (req, res) => {
+    const sourceId = req.params.sourceId as string | undefined;
+    const source = sourceId === undefined ? onlySource : sources.get(sourceId);
+    // Never a sender-chosen id as a label: unknown ids would grow the registry without bound.
+    const count = (format: string, type: string, result: WebhookResult) =>
       deps.metrics.webhooks.inc({ source: source?.id ?? 'unknown', format, type, result });
     if (!source) {
       count('unknown', 'unknown', 'unknown_source');
       return sendError(res, 404, 'unknown_source', sourceId === undefined
         ? 'several sources are configured: use /webhooks/harbor/<sourceId>'
-        : `no source with id "${sourceId}" is configured`);
+        : 'no source with this id is configured');
     }
-    const log = deps.logger.child({ source: source.id, requestId: req.get('x-request-id') ?? undefined });
     if (!authorised(source, req.get('authorization'))) {
       count('unknown', 'unknown', 'unauthorized');
-      log.warn('webhook refused: Authorization header does not match any webhook secret');
+      deps.logger.warn({ source: source.id }, 'webhook refused: Authorization header does not match any webhook secret');
       return sendError(res, 401, 'unauthorized', 'the Authorization header does not match the webhook secret configured for this source');
     }
-    const body = req.body as Buffer | undefined;
-    const empty = !body || body.length === 0 || body.toString('utf8').trim() === '';
-    const ctype = (req.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    const accepted = kind === 'harbor' ? HARBOR_TYPES : DISTRIBUTION_TYPES;
-    if (!empty && !accepted.includes(ctype)) {
+
+    const read = await readRaw(readBody, req, res);
+    if (read.error) {
+      count('unknown', 'unknown', read.error.status === 413 ? 'too_large' : read.error.status === 415 ? 'unsupported_media_type' : 'invalid');
+      return sendError(res, read.error.status, read.error.error, read.error.message);
+    }
+    const body = read.body;
+    const empty = isBlank(body);
+    const ctype = mediaTypeOf(req.get('content-type'));
+    if (!empty && !ACCEPTED_TYPES[kind].includes(ctype)) {
       count('unknown', 'unknown', 'unsupported_media_type');
-      return sendError(res, 415, 'unsupported_media_type', `Content-Type must be one of ${accepted.join(', ')}`);
+      return sendError(res, 415, 'unsupported_media_type', `Content-Type must be one of ${ACCEPTED_TYPES[kind].join(', ')}`);
     }
     let parsed: unknown;
     if (!empty) {
       try {
-        parsed = JSON.parse(body.toString('utf8'));
+        parsed = JSON.parse(textOf(body));
       } catch (e) {
         count('unknown', 'unknown', 'invalid');
-        return sendError(res, 400, 'invalid_json', `body is not valid JSON: ${(e as Error).message}`);
+        return sendError(res, 400, 'invalid_json', `body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
       }
     }
+
     const receivedAt = new Date();
     const result: NormaliseResult = kind === 'harbor'
       ? normaliseHarbor(parsed, { sourceId: source.id, contentType: ctype, receivedAt, rawEmpty: empty })
@@ -69,28 +94,32 @@ export function ingestRouter(deps: IngestDeps): Router {
     }
     if (result.kind === 'ignored') {
       count(result.format, result.type, 'ignored');
-      return res.status(200).json({ accepted: 0, ignored: result.type });
+      res.status(200).json({ accepted: 0, ignored: result.type });
+      return;
     }
+
     const end = deps.metrics.publishSeconds.startTimer({ topic: 'events' });
     try {
       await publishWithDeadline(deps.bus, result.events, deps.config.server.publishTimeoutMs);
     } catch (e) {
       const err = toBridgeError(e, 'HSB_BUS_UNAVAILABLE');
       count(result.format, result.type, 'unavailable');
-      log.error({ code: err.code, err: err.message }, 'webhook not acknowledged: bus unavailable');
-      res.set('Retry-After', '5');
+      deps.logger.error({ source: source.id, code: err.code, err: err.message }, 'webhook not acknowledged: bus unavailable');
+      res.set('Retry-After', RETRY_AFTER_SECONDS);
       return sendError(res, 503, 'bus_unavailable', 'the event could not be made durable; retry later');
     } finally {
       end();
     }
     count(result.format, result.type, 'accepted');
-    log.info({ type: result.type, events: result.events.map((e) => ({ id: e.id, repository: e.repository, tag: e.tag, digest: e.digest })) }, 'webhook accepted');
+    if (deps.logger.isLevelEnabled('info')) {
+      deps.logger.info({ source: source.id, type: result.type, events: result.events.map(logged) }, 'webhook accepted');
+    }
     res.status(200).json({ accepted: result.events.length, ids: result.events.map((e) => e.id) });
   };
 
-  router.post('/webhooks/harbor', raw, handle('harbor'));
-  router.post('/webhooks/harbor/:sourceId', raw, handle('harbor'));
-  router.post('/webhooks/distribution/:sourceId', raw, handle('distribution'));
+  router.post('/webhooks/harbor', handle('harbor'));
+  router.post('/webhooks/harbor/:sourceId', handle('harbor'));
+  router.post('/webhooks/distribution/:sourceId', handle('distribution'));
   return router;
 }
 
@@ -99,6 +128,43 @@ function authorised(source: SourceConfig, header: string | undefined): boolean {
   return matchesAnySecret(header, source.webhookSecrets);
 }
 
+type Read = { body: Buffer; error?: undefined } | { body?: undefined; error: { status: number; error: string; message: string } };
+
+/** Runs the raw body parser and turns its errors (size, encoding, aborted) into 4xx answers. */
+function readRaw(parser: RequestHandler, req: Request, res: Response): Promise<Read> {
+  return new Promise((resolve) => {
+    parser(req, res, (err?: unknown) => {
+      if (err !== undefined && err !== null) return resolve({ error: bodyErrorOf(err) });
+      resolve({ body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0) });
+    });
+  });
+}
+
+/** Only whitespace (or nothing): v1.10's "test endpoint" call. Stops at the first other byte. */
+function isBlank(buf: Buffer): boolean {
+  for (const b of buf) if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
+  return true;
+}
+
+/** UTF-8 text without a byte-order mark, which JSON.parse would reject. */
+function textOf(buf: Buffer): string {
+  const start = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+  return buf.toString('utf8', start);
+}
+
+function mediaTypeOf(header: string | undefined): string {
+  return (header ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function logged(e: ArtifactEvent) {
+  return { id: e.id, repository: e.repository, tag: e.tag, digest: e.digest };
+}
+
+/**
+ * Resolves when the bus acknowledged every event; rejects at the deadline otherwise. The bus's own
+ * request timeouts and retries are set to give up before this deadline when the broker is
+ * unreachable, so a refused webhook is not written later behind Harbor's back.
+ */
 async function publishWithDeadline(bus: Bus, events: ArtifactEvent[], ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {

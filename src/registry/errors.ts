@@ -13,6 +13,7 @@ export const RegistryErrorCodes = {
   HSB_REGISTRY_UPLOAD_INVALID: { retryable: true, doc: 'Upload session became unusable (BLOB_UPLOAD_INVALID, 416 range); the upload restarts.' },
   HSB_REGISTRY_THROTTLED: { retryable: true, doc: 'Registry answered 429 (context.retryAfterMs holds its Retry-After) beyond the in-process retries.' },
   HSB_REGISTRY_UNAVAILABLE: { retryable: true, doc: 'Registry answered 5xx or 408, or the connection failed or was reset, after the in-process retries.' },
+  HSB_REGISTRY_TLS: { retryable: false, doc: 'TLS handshake failed: untrusted or expired certificate, wrong host name, or not a TLS endpoint. Fix tls.caFile / tls.insecure or the url.' },
   HSB_REGISTRY_PROTOCOL: { retryable: true, doc: 'Registry answered in a way the distribution spec does not allow (missing Location, bad Range, bad token response).' },
   HSB_REGISTRY_DIGEST_MISMATCH: { retryable: true, doc: 'Content does not hash to its digest (source served other bytes, or the target computed another digest).' },
   HSB_REGISTRY_SIZE_MISMATCH: { retryable: true, doc: 'A blob stream ended before or after its descriptor size.' },
@@ -80,15 +81,25 @@ const CONNECTION_CODES = new Set([
   'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
-/** True for failures of the connection itself (reset, refused, timeouts), which a retry may fix. */
-export function isConnectionError(e: unknown): boolean {
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE', 'EPROTO', 'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+function errCode(e: unknown, set: Set<string>): string | undefined {
   let cur: unknown = e;
   for (let i = 0; i < 4 && cur && typeof cur === 'object'; i++) {
     const code = (cur as { code?: unknown }).code;
-    if (typeof code === 'string' && CONNECTION_CODES.has(code)) return true;
+    if (typeof code === 'string' && set.has(code)) return code;
     cur = (cur as { cause?: unknown }).cause;
   }
-  return false;
+  return undefined;
+}
+
+/** True for failures of the connection itself (reset, refused, timeouts), which a retry may fix. */
+export function isConnectionError(e: unknown): boolean {
+  return errCode(e, CONNECTION_CODES) !== undefined;
 }
 
 export function isAbortError(e: unknown): boolean {
@@ -101,6 +112,8 @@ export function registryErrorFromThrown(e: unknown, ctx: RegistryErrorCtx = {}):
   if (isAbortError(e)) return registryError('HSB_REGISTRY_ABORTED', 'operation cancelled', ctx, e);
   const code = (e as { code?: string } | undefined)?.code;
   const detail = e instanceof Error ? e.message : String(e);
+  const tls = errCode(e, TLS_CODES);
+  if (tls) return registryError('HSB_REGISTRY_TLS', `TLS connection to registry failed${ctx.registry ? ` (${ctx.registry})` : ''}: ${tls}`, { ...ctx, errno: tls }, e);
   if (isConnectionError(e)) return registryError('HSB_REGISTRY_UNAVAILABLE', `connection to registry failed${ctx.registry ? ` (${ctx.registry})` : ''}: ${code ?? ''} ${detail}`.trim(), { ...ctx, errno: code }, e);
   return registryError('HSB_REGISTRY_UNAVAILABLE', `request to registry failed${ctx.registry ? ` (${ctx.registry})` : ''}: ${detail}`, { ...ctx, errno: code }, e);
 }

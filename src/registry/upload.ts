@@ -135,7 +135,8 @@ export async function blobUpload(t: Transport, a: UploadArgs): Promise<{ restart
 /** Decides whether a failure is worth another try; throws it otherwise. */
 async function recoverable(t: Transport, e: unknown, ctx: RegistryErrorCtx, failures: number, a: UploadArgs): Promise<BridgeError> {
   const err = registryErrorFromThrown(e, { registry: t.registry, ...ctx });
-  if (!err.retryable || a.signal?.aborted || failures > a.tuning.maxRecoveries || err.code === 'HSB_REGISTRY_DIGEST_MISMATCH') throw err;
+  // Mismatched source content is not fixed by sending it again within this upload.
+  if (!err.retryable || a.signal?.aborted || failures > a.tuning.maxRecoveries || err.code === 'HSB_REGISTRY_DIGEST_MISMATCH' || err.code === 'HSB_REGISTRY_SIZE_MISMATCH') throw err;
   await sleep(backoffMs(failures - 1, t.retryPolicy), a.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx); });
   return err;
 }

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+import { readFile } from 'node:fs/promises';
 import { startTokenIssuer, type TokenIssuer, type TokenIssuerOptions, type TokenUser } from './token-issuer.ts';
 
 const run = promisify(execFile);
@@ -22,6 +23,8 @@ export interface StartRegistryOptions {
   /** Extra token-issuer options (ttl, acl, anonymous pull) when auth is 'token'. */
   token?: Omit<TokenIssuerOptions, 'users'>;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (its PEM in `caFile`). */
+  tls?: boolean;
 }
 
 export interface TestRegistry {
@@ -31,6 +34,8 @@ export interface TestRegistry {
   auth: RegistryAuth;
   users: TokenUser[];
   tokenIssuer?: TokenIssuer;
+  /** With `tls`: the self-signed certificate to trust. */
+  caFile?: string;
   logs(): string;
   /** Blob digests present in storage (the registry's own view, not a client's counters). */
   storedBlobs(): Promise<string[]>;
@@ -60,18 +65,31 @@ async function htpasswdLines(users: TokenUser[]): Promise<string> {
   return lines.join('\n') + '\n';
 }
 
-async function waitReady(url: string, child: ChildProcess, logs: () => string, timeoutMs = 15000): Promise<void> {
+async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, 'tls.crt');
+  const key = join(dir, 'tls.key');
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  return { cert, key };
+}
+
+async function waitReady(url: string, child: ChildProcess, logs: () => string, timeoutMs = 15000, ca?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 20;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}):\n${logs()}`);
-    try {
-      const res = await request(`${url}/v2/`, { method: 'GET', headersTimeout: 2000, bodyTimeout: 2000 });
-      await res.body.dump();
-      if (res.statusCode === 200 || res.statusCode === 401) return;
-    } catch { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 200);
+  const dispatcher = ca ? new Agent({ connect: { ca } }) : undefined;
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}):\n${logs()}`);
+      try {
+        const res = await request(`${url}/v2/`, { method: 'GET', headersTimeout: 2000, bodyTimeout: 2000, ...(dispatcher ? { dispatcher } : {}) });
+        await res.body.dump();
+        if (res.statusCode === 200 || res.statusCode === 401) return;
+      } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 200);
+    }
+  } finally {
+    await dispatcher?.close();
   }
   throw new Error(`docker-registry not ready after ${timeoutMs} ms:\n${logs()}`);
 }
@@ -89,6 +107,10 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   } else if (tokenIssuer) {
     authYaml = `auth:\n  token:\n    realm: ${tokenIssuer.url}\n    service: ${tokenIssuer.service}\n    issuer: ${tokenIssuer.issuer}\n    rootcertbundle: ${tokenIssuer.certFile}\n`;
   }
+
+  const tls = opts.tls ? await selfSignedCert(dir) : undefined;
+  const tlsYaml = tls ? `  tls:\n    certificate: ${tls.cert}\n    key: ${tls.key}\n` : '';
+  const ca = tls ? await readFile(tls.cert, 'utf8') : undefined;
 
   // A port taken between freePort() and the registry's bind is retried with a new port.
   for (let attempt = 0; ; attempt++) {
@@ -111,7 +133,7 @@ storage:
 http:
   addr: ${host}
   secret: ${randomBytes(16).toString('hex')}
-${authYaml}`;
+${tlsYaml}${authYaml}`;
     const configFile = join(dir, 'config.yml');
     await writeFile(configFile, config);
     const child = spawn('/usr/bin/docker-registry', ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -119,9 +141,9 @@ ${authYaml}`;
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
     child.stderr.on('data', (b: Buffer) => chunks.push(b));
     const logs = () => Buffer.concat(chunks).toString('utf8');
-    const url = `http://${host}`;
+    const url = `${tls ? 'https' : 'http'}://${host}`;
     try {
-      await waitReady(url, child, logs);
+      await waitReady(url, child, logs, 15000, ca);
     } catch (e) {
       child.kill('SIGKILL');
       if (attempt < 3 && /address already in use/.test(logs())) continue;
@@ -131,7 +153,7 @@ ${authYaml}`;
     }
     const repoRoot = join(dir, 'data', 'docker', 'registry', 'v2');
     return {
-      url, host, dir, auth, users, tokenIssuer, logs,
+      url, host, dir, auth, users, tokenIssuer, logs, ...(tls ? { caFile: tls.cert } : {}),
       async storedBlobs() {
         const base = join(repoRoot, 'blobs', 'sha256');
         const out: string[] = [];

@@ -1,0 +1,118 @@
+// `GET|PUT|DELETE /policies[/:id]`, mounted by the app under /api/v1 behind bearer-token auth and
+// express.json(). Reads come from this process's PolicyTable; writes go to the `policies` topic
+// through the PolicyStore (never straight into the table), and answer once the change is durable
+// and visible here, so a GET right after a PUT sees it.
+import express, { type Request, type Response, type Router } from 'express';
+import type { Config } from '../config/schema.ts';
+import { isBridgeError } from '../errors.ts';
+import { sendError } from '../http/errors.ts';
+import { PolicySchema, type Policy } from './model.ts';
+import type { PolicyStore } from './store.ts';
+import type { PolicyTable } from './table.ts';
+
+export interface PolicyRouterDeps {
+  store: Pick<PolicyStore, 'put' | 'delete'>;
+  table: PolicyTable;
+  config: Pick<Config, 'sources' | 'targets'>;
+}
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+const KNOWN_FIELDS = new Set(Object.keys(PolicySchema.shape));
+// Fields Harbor itself serves or accepts that mean something else here.
+const HINTS: Record<string, string> = {
+  replicate_deletion: 'use "deletion" (Harbor reads "deletion" on create and update)',
+  creation_time: 'read-only in Harbor; leave it out',
+  update_time: 'read-only in Harbor; leave it out',
+};
+
+/** Validates a PUT body for policy `id`: Harbor's field names, the bridge's sources and targets. */
+export function validatePolicyBody(id: string, body: unknown, config: PolicyRouterDeps['config']): { ok: true; policy: Policy } | { ok: false; issues: FieldIssue[] } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return { ok: false, issues: [{ path: '(body)', message: 'expected a JSON object with the policy' }] };
+  }
+  const issues: FieldIssue[] = [];
+  const b = body as Record<string, unknown>;
+  if (b.id !== undefined && b.id !== id) issues.push({ path: 'id', message: `the body's id "${String(b.id)}" differs from the id in the path "${id}"` });
+  for (const k of Object.keys(b)) {
+    if (!KNOWN_FIELDS.has(k)) issues.push({ path: k, message: `unknown field${HINTS[k] ? `: ${HINTS[k]}` : ''}` });
+  }
+  // Harbor names registries by object; the bridge by configured id.
+  for (const field of ['src_registry', 'dest_registry'] as const) {
+    const v = b[field];
+    if (v !== undefined && typeof v !== 'string') issues.push({ path: field, message: `the id of a configured ${field === 'src_registry' ? 'source' : 'target'} (a string)` });
+  }
+  const parsed = PolicySchema.safeParse({ ...b, id });
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) {
+      const path = i.path.map(String).join('.');
+      if ((path === 'src_registry' || path === 'dest_registry') && issues.some((x) => x.path === path)) continue;
+      issues.push({ path: path || '(body)', message: i.message });
+    }
+  }
+  if (parsed.success) {
+    const p = parsed.data;
+    if (!config.sources.some((s) => s.id === p.src_registry)) {
+      issues.push({ path: 'src_registry', message: `no source "${p.src_registry}" is configured (sources: ${config.sources.map((s) => s.id).join(', ')})` });
+    }
+    if (!config.targets.some((t) => t.id === p.dest_registry)) {
+      issues.push({ path: 'dest_registry', message: `no target "${p.dest_registry}" is configured (targets: ${config.targets.map((t) => t.id).join(', ')})` });
+    }
+  }
+  if (issues.length || !parsed.success) return { ok: false, issues };
+  return { ok: true, policy: parsed.data };
+}
+
+export function policyRouter(deps: PolicyRouterDeps): Router {
+  const router = express.Router();
+
+  router.get('/policies', (_req, res) => {
+    res.json(deps.table.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
+  });
+
+  router.get('/policies/:id', (req, res) => {
+    const p = deps.table.get(req.params.id);
+    if (!p) return sendError(res, 404, 'not_found', `no policy "${req.params.id}"`);
+    res.json(p);
+  });
+
+  router.put('/policies/:id', async (req: Request<{ id: string }>, res: Response) => {
+    const id = req.params.id;
+    if (req.is('application/json') === false) return sendError(res, 415, 'unsupported_media_type', 'Content-Type must be application/json');
+    const v = validatePolicyBody(id, req.body, deps.config);
+    if (!v.ok) {
+      return sendError(res, 400, 'invalid_policy', `invalid policy: ${v.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues: v.issues });
+    }
+    const existed = deps.table.get(id) !== undefined;
+    try {
+      const stored = await deps.store.put(v.policy, 'api');
+      res.status(existed ? 200 : 201).json(stored);
+    } catch (e) {
+      busFailure(res, e, 'store the policy');
+    }
+  });
+
+  router.delete('/policies/:id', async (req: Request<{ id: string }>, res: Response) => {
+    const id = req.params.id;
+    if (!deps.table.get(id)) return sendError(res, 404, 'not_found', `no policy "${id}"`);
+    try {
+      await deps.store.delete(id);
+      res.status(204).end();
+    } catch (e) {
+      busFailure(res, e, 'delete the policy');
+    }
+  });
+
+  return router;
+}
+
+function busFailure(res: Response, e: unknown, what: string): void {
+  if (isBridgeError(e) && e.retryable) {
+    res.set('Retry-After', '5');
+    return sendError(res, 503, 'bus_unavailable', `could not ${what}: the bus is unavailable; retry later`);
+  }
+  throw e;
+}

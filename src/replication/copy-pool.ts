@@ -1,0 +1,113 @@
+// Shared by every copy in a process: a bound on concurrent blob transfers, one transfer per
+// (target registry, digest) at a time, and an in-memory digest → repositories index per target
+// so a blob already pushed anywhere in the target is mounted instead of uploaded again.
+import type { RegistryClient } from '../registry/client.ts';
+import { Semaphore } from '../registry/limits.ts';
+import type { Descriptor } from '../registry/referrers.ts';
+import type { Logger } from '../observability/logger.ts';
+import { silentLogger } from '../observability/logger.ts';
+
+export type BlobOutcome = 'uploaded' | 'mounted' | 'skipped';
+
+export interface EnsureBlobArgs {
+  src: RegistryClient;
+  srcRepo: string;
+  dst: RegistryClient;
+  dstRepo: string;
+  desc: Descriptor;
+  /** Bytes of this blob sent so far (uploads only). */
+  onProgress?: (bytes: number) => void;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+export interface CopyPoolOptions {
+  /** Blob transfers running at once across all copies. */
+  concurrency?: number;
+  /** Digests remembered per target before the oldest are forgotten. */
+  maxIndexedDigests?: number;
+  /** Mount candidates tried before uploading. */
+  maxMountAttempts?: number;
+}
+
+export class CopyPool {
+  readonly #transfers: Semaphore;
+  readonly #inflight = new Map<string, Promise<BlobOutcome>>();
+  readonly #index = new Map<string, Map<string, string[]>>();
+  readonly #maxDigests: number;
+  readonly #maxMounts: number;
+
+  constructor(opts: CopyPoolOptions = {}) {
+    this.#transfers = new Semaphore(opts.concurrency ?? 8);
+    this.#maxDigests = opts.maxIndexedDigests ?? 200_000;
+    this.#maxMounts = opts.maxMountAttempts ?? 3;
+  }
+
+  /** Repositories of `target` known to hold `digest`, most recent first. */
+  knownRepos(target: string, digest: string): string[] {
+    return [...(this.#index.get(target)?.get(digest) ?? [])];
+  }
+
+  remember(target: string, digest: string, repo: string): void {
+    let byDigest = this.#index.get(target);
+    if (!byDigest) { byDigest = new Map(); this.#index.set(target, byDigest); }
+    const repos = (byDigest.get(digest) ?? []).filter((r) => r !== repo);
+    repos.unshift(repo);
+    byDigest.delete(digest); // re-insert: Map order doubles as recency
+    byDigest.set(digest, repos.slice(0, 4));
+    if (byDigest.size > this.#maxDigests) byDigest.delete(byDigest.keys().next().value!);
+  }
+
+  /** Makes `desc` present in dst/dstRepo: already there, mounted from a known repo, or uploaded. */
+  async ensureBlob(a: EnsureBlobArgs): Promise<BlobOutcome> {
+    const key = `${a.dst.host}\0${a.desc.digest}`;
+    // Another copy is moving this digest into the same target: wait, then mount from it.
+    for (let running = this.#inflight.get(key); running; running = this.#inflight.get(key)) {
+      await running.catch(() => {});
+    }
+    const p = this.#ensure(a);
+    this.#inflight.set(key, p);
+    try {
+      return await p;
+    } finally {
+      if (this.#inflight.get(key) === p) this.#inflight.delete(key);
+    }
+  }
+
+  async #ensure(a: EnsureBlobArgs): Promise<BlobOutcome> {
+    const log = a.logger ?? silentLogger;
+    const { digest, size } = a.desc;
+    const target = a.dst.host;
+    if (await a.dst.hasBlob(a.dstRepo, digest, a.signal)) {
+      this.remember(target, digest, a.dstRepo);
+      return 'skipped';
+    }
+    const candidates = this.knownRepos(target, digest).filter((r) => r !== a.dstRepo);
+    // Same registry on both sides: the source repository itself is a mount candidate.
+    if (a.src.host === target && a.srcRepo !== a.dstRepo && !candidates.includes(a.srcRepo)) candidates.push(a.srcRepo);
+    for (const from of candidates.slice(0, this.#maxMounts)) {
+      try {
+        if (await a.dst.mountBlob(a.dstRepo, digest, from, a.signal)) {
+          this.remember(target, digest, a.dstRepo);
+          log.debug({ digest, from, repo: a.dstRepo }, 'blob mounted');
+          return 'mounted';
+        }
+      } catch (e) {
+        // A refused mount (no pull on the other repo) only means uploading instead.
+        log.debug({ digest, from, err: (e as { code?: string }).code }, 'blob mount failed');
+        if (a.signal?.aborted) throw e;
+      }
+    }
+    const release = await this.#transfers.acquire(a.signal);
+    try {
+      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal);
+    } finally {
+      release();
+    }
+    this.remember(target, digest, a.dstRepo);
+    return 'uploaded';
+  }
+}
+
+/** The pool used when a caller passes none. */
+export const defaultCopyPool = new CopyPool();

@@ -1,0 +1,183 @@
+// copyArtifact: make dst/dstRepo hold what src/srcRepo:srcRef is now, digest-exact (or in Docker
+// format on request). Children before parents: blobs, child manifests, the index, then the tag.
+// Nothing moves when the target already has the digest under the reference.
+import type { RegistryClient } from '../registry/client.ts';
+import type { Logger } from '../observability/logger.ts';
+import { silentLogger } from '../observability/logger.ts';
+import { isDigest } from '../registry/digest.ts';
+import { registryError } from '../registry/errors.ts';
+import type { Descriptor } from '../registry/referrers.ts';
+import { isSchema1Type } from '../registry/media-types.ts';
+import { filterChildren, isAttestation, parseManifest, planBlobs, planDigest, blobsOf, rewriteIndex, type PlanNode } from './copy-plan.ts';
+import { imageToDocker, indexToDocker, isDockerType } from './convert-docker.ts';
+import { CopyPool, defaultCopyPool, type BlobOutcome } from './copy-pool.ts';
+
+export interface CopyOptions {
+  manifestFormat?: 'preserve' | 'docker';
+  /** Keep only these index children (`os/arch[/variant]`). */
+  platforms?: string[];
+  /** Also copy referrers (signatures, SBOMs) of the copied manifests. */
+  referrers?: boolean;
+  /** Move an existing target tag that points elsewhere (default true). */
+  override?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
+  logger?: Logger;
+  pool?: CopyPool;
+}
+
+export interface CopyResult {
+  /** Digest of the copied artifact, now present in the target (under the tag unless tagMoved is false). */
+  digest: string;
+  /** Blob bytes uploaded (mounted and skipped blobs move no bytes). */
+  bytes: number;
+  blobs: { uploaded: number; mounted: number; skipped: number };
+  /** The target already had the digest under the reference: no blob traffic at all. */
+  skipped: boolean;
+  /** The tag now points at `digest` and did not before. */
+  tagMoved: boolean;
+  /** With override off: the digest the target's tag still points at. */
+  tagDigest?: string;
+  referrers?: number;
+}
+
+interface Ctx {
+  src: RegistryClient;
+  srcRepo: string;
+  dst: RegistryClient;
+  dstRepo: string;
+  opts: CopyOptions;
+  log: Logger;
+  pool: CopyPool;
+  counts: { uploaded: number; mounted: number; skipped: number };
+  bytes: number;
+  progress: { done: number; total: number; perBlob: Map<string, number> };
+}
+
+/** Builds the plan tree: fetches child manifests by digest, filters platforms, converts formats. */
+async function buildPlan(c: Ctx, bytes: Buffer, mediaType: string, sourceDigest: string, depth = 0): Promise<PlanNode> {
+  if (depth > 4) throw registryError('HSB_REGISTRY_MANIFEST_INVALID', 'index nesting deeper than 4 levels', { digest: sourceDigest });
+  if (isSchema1Type(mediaType)) throw registryError('HSB_REGISTRY_SCHEMA1', 'source serves a Docker schema1 manifest, which the bridge does not copy', { digest: sourceDigest });
+  const docker = c.opts.manifestFormat === 'docker';
+  const parsed = parseManifest(bytes, mediaType);
+  if (parsed.kind === 'image') {
+    const converted = docker && !isDockerType(mediaType) ? imageToDocker(parsed.doc, { digest: sourceDigest }) : { bytes, mediaType };
+    return { sourceDigest, digest: planDigest(converted.bytes), mediaType: converted.mediaType, bytes: converted.bytes, children: [], blobs: blobsOf(parsed.doc) };
+  }
+  let wanted = filterChildren(parsed.doc.manifests, depth === 0 ? c.opts.platforms : undefined);
+  // Docker lists cannot hold buildkit attestations (they are not images).
+  if (docker) wanted = wanted.filter((d) => !isAttestation(d));
+  if (wanted.length === 0) throw registryError('HSB_COPY_NO_MATCHING_PLATFORM', `no index child matches platforms ${c.opts.platforms?.join(', ')}`, { digest: sourceDigest });
+  const children = await Promise.all(wanted.map(async (d) => {
+    const m = await c.src.getManifest(c.srcRepo, d.digest, undefined, c.opts.signal);
+    return buildPlan(c, m.bytes, m.mediaType, m.digest, depth + 1);
+  }));
+  const descs: Descriptor[] = wanted.map((d, i) => {
+    const n = children[i]!;
+    return n.digest === d.digest ? d : { ...d, digest: n.digest, size: n.bytes.length, mediaType: n.mediaType };
+  });
+  const out = docker && !isDockerType(mediaType) ? indexToDocker(descs) : { bytes: rewriteIndex(bytes, parsed.doc, descs), mediaType };
+  return { sourceDigest, digest: planDigest(out.bytes), mediaType: out.mediaType, bytes: out.bytes, children, blobs: [] };
+}
+
+function reportProgress(c: Ctx, digest: string, bytes: number): void {
+  const prev = c.progress.perBlob.get(digest) ?? 0;
+  if (bytes <= prev) return;
+  c.progress.perBlob.set(digest, bytes);
+  c.progress.done += bytes - prev;
+  c.opts.onProgress?.({ bytesDone: c.progress.done, bytesTotal: c.progress.total });
+}
+
+async function copyBlob(c: Ctx, desc: Descriptor): Promise<BlobOutcome> {
+  let sent = 0;
+  const outcome = await c.pool.ensureBlob({
+    src: c.src, srcRepo: c.srcRepo, dst: c.dst, dstRepo: c.dstRepo, desc, signal: c.opts.signal, logger: c.log,
+    onProgress: (n) => { sent = Math.max(sent, n); reportProgress(c, desc.digest, n); },
+  });
+  c.counts[outcome]++;
+  if (outcome === 'uploaded') c.bytes += desc.size;
+  reportProgress(c, desc.digest, desc.size);
+  return outcome;
+}
+
+/** Copies a node's content, children first; returns once the manifest is in the target by digest. */
+async function copyNode(c: Ctx, node: PlanNode, blobTasks: Map<string, Promise<BlobOutcome>>, isRoot: boolean): Promise<void> {
+  if (!isRoot && await c.dst.headManifest(c.dstRepo, node.digest, c.opts.signal)) {
+    for (const b of planBlobs(node).values()) reportProgress(c, b.digest, b.size);
+    return;
+  }
+  await Promise.all(node.children.map((ch) => copyNode(c, ch, blobTasks, false)));
+  await Promise.all(node.blobs.map((b) => {
+    // One transfer per digest within this copy, whichever manifests share it.
+    let t = blobTasks.get(b.digest);
+    if (!t) { t = copyBlob(c, b); blobTasks.set(b.digest, t); }
+    return t;
+  }));
+  if (!isRoot) await c.dst.putManifest(c.dstRepo, node.digest, node.bytes, node.mediaType, c.opts.signal);
+}
+
+export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef: string, dst: RegistryClient, dstRepo: string, dstTag: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {
+  const log = (opts.logger ?? silentLogger).child({ src: `${src.host}/${srcRepo}:${srcRef}`, dst: `${dst.host}/${dstRepo}${dstTag ? `:${dstTag}` : ''}` });
+  const c: Ctx = {
+    src, srcRepo, dst, dstRepo, opts, log, pool: opts.pool ?? defaultCopyPool,
+    counts: { uploaded: 0, mounted: 0, skipped: 0 }, bytes: 0, progress: { done: 0, total: 0, perBlob: new Map() },
+  };
+  const root = await src.getManifest(srcRepo, srcRef, undefined, opts.signal);
+  const transforms = opts.manifestFormat === 'docker' || (opts.platforms?.length ?? 0) > 0;
+  const ref = dstTag ?? (transforms ? undefined : root.digest);
+
+  // Fast path: preserved bytes, so the target digest is the source digest; one HEAD decides.
+  let existing = ref ? await dst.headManifest(dstRepo, ref, opts.signal) : null;
+  if (!transforms && existing?.digest === root.digest) {
+    log.debug({ digest: root.digest }, 'target already up to date');
+    const refs = await copyReferrers(c, root.digest);
+    return { digest: root.digest, bytes: c.bytes, blobs: c.counts, skipped: true, tagMoved: false, ...refs };
+  }
+
+  const plan = await buildPlan(c, root.bytes, root.mediaType, root.digest);
+  if (transforms) {
+    existing = await dst.headManifest(dstRepo, dstTag ?? plan.digest, opts.signal);
+    if (existing?.digest === plan.digest) {
+      return { digest: plan.digest, bytes: 0, blobs: c.counts, skipped: true, tagMoved: false };
+    }
+  }
+  const keepTag = dstTag !== undefined && existing !== null && opts.override === false;
+  c.progress.total = [...planBlobs(plan).values()].reduce((n, b) => n + b.size, 0);
+  opts.onProgress?.({ bytesDone: 0, bytesTotal: c.progress.total });
+
+  await copyNode(c, plan, new Map(), true);
+  // The root last: by digest when the tag stays put, else under the tag (which makes it visible).
+  if (keepTag || !dstTag) {
+    await dst.putManifest(dstRepo, plan.digest, plan.bytes, plan.mediaType, opts.signal);
+  } else {
+    await dst.putManifest(dstRepo, dstTag, plan.bytes, plan.mediaType, opts.signal);
+  }
+  log.info({ digest: plan.digest, bytes: c.bytes, ...c.counts, keepTag }, keepTag ? 'copied by digest; target tag left in place (override off)' : 'artifact copied');
+  const refs = opts.manifestFormat === 'docker' ? {} : await copyReferrers(c, plan.digest);
+  return {
+    digest: plan.digest, bytes: c.bytes, blobs: c.counts, skipped: false,
+    tagMoved: dstTag !== undefined && !keepTag,
+    ...(keepTag && existing ? { tagDigest: existing.digest } : {}),
+    ...refs,
+  };
+}
+
+/**
+ * Copies the referrers of `digest` (OCI 1.1 API or tag schema on the source) by digest, and the
+ * `sha256-<hex>` tag index when the source uses the tag schema. Referrers of referrers are not followed.
+ */
+async function copyReferrers(c: Ctx, digest: string): Promise<{ referrers?: number }> {
+  if (!c.opts.referrers || !isDigest(digest)) return {};
+  const r = await c.src.referrers(c.srcRepo, digest, c.opts.signal);
+  let n = 0;
+  for (const d of r.descriptors) {
+    const res = await copyArtifact(c.src, c.srcRepo, d.digest, c.dst, c.dstRepo, undefined, { ...c.opts, referrers: false, platforms: undefined, onProgress: undefined });
+    c.bytes += res.bytes;
+    n++;
+  }
+  if (r.tagIndex) {
+    const have = await c.dst.headManifest(c.dstRepo, r.tagIndex.tag, c.opts.signal);
+    if (have?.digest !== r.tagIndex.digest) await c.dst.putManifest(c.dstRepo, r.tagIndex.tag, r.tagIndex.bytes, r.tagIndex.mediaType, c.opts.signal);
+  }
+  return { referrers: n };
+}

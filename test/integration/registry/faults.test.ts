@@ -1,0 +1,173 @@
+// The client against real distribution 2.8 behind a fault proxy: throttling, outages, broken
+// uploads, cross-origin redirects and bad source bytes.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { startFaultProxy, type FaultProxy } from '../../support/fault-proxy.ts';
+import { buildImage, pushImage, type LocalImage } from '../../support/images.ts';
+import { RegistryClient, type RegistryClientOptions } from '../../../src/registry/client.ts';
+import { BridgeError } from '../../../src/errors.ts';
+
+let reg: TestRegistry;
+let proxy: FaultProxy;
+let image: LocalImage;
+const clients: RegistryClient[] = [];
+
+before(async () => {
+  reg = await startRegistry({ auth: 'basic' });
+  proxy = await startFaultProxy(reg.url);
+  image = await buildImage({ layers: [5000, 700_000] });
+  await pushImage(image, reg, 'src/app', 'v1');
+});
+after(async () => {
+  for (const c of clients) await c.close();
+  await proxy.stop();
+  await reg.stop();
+  await image.cleanup();
+});
+
+const client = (opts: RegistryClientOptions = {}) => {
+  const c = new RegistryClient({ url: proxy.url, credentials: reg.users[0] }, { retry: { baseMs: 20, maxMs: 200 }, ...opts });
+  clients.push(c);
+  return c;
+};
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const sourceOf = (bytes: Buffer) => async (offset: number) => Readable.from([bytes.subarray(offset)]);
+const sinceNow = (from: number) => proxy.requests.slice(from);
+
+async function readAll(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+test('429 with Retry-After is waited for, then the request succeeds', async () => {
+  proxy.clearRules();
+  proxy.addRule({ match: { method: 'GET', path: /\/manifests\/v1$/ }, action: 'status', status: 429, headers: { 'retry-after': '1' }, times: 1 });
+  const c = client();
+  const t0 = Date.now();
+  const m = await c.getManifest('src/app', 'v1');
+  assert.equal(m.digest, image.digest);
+  assert.ok(Date.now() - t0 >= 950, `waited ${Date.now() - t0} ms for Retry-After: 1`);
+  const statuses = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/manifests/v1')).map((r) => r.status);
+  assert.equal(statuses.filter((s) => s === 429).length, 1);
+  assert.equal(statuses.at(-1), 200);
+});
+
+test('a Retry-After beyond the in-process limit fails fast as HSB_REGISTRY_THROTTLED with retryAfterMs', async () => {
+  proxy.clearRules();
+  proxy.addRule({ match: { method: 'GET', path: /\/manifests\/v1$/ }, action: 'status', status: 429, headers: { 'retry-after': '3600' }, times: 1 });
+  const c = client();
+  const t0 = Date.now();
+  await assert.rejects(c.getManifest('src/app', 'v1'), (e: BridgeError) => {
+    assert.equal(e.code, 'HSB_REGISTRY_THROTTLED');
+    assert.equal(e.retryable, true);
+    assert.equal(e.context.retryAfterMs, 3_600_000);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 1000);
+});
+
+test('503 is retried with backoff; a lasting outage surfaces as retryable HSB_REGISTRY_UNAVAILABLE', async () => {
+  proxy.clearRules();
+  proxy.addRule({ match: { method: 'HEAD' }, action: 'status', status: 503, times: 2 });
+  const c = client();
+  const head = await c.headManifest('src/app', 'v1');
+  assert.equal(head?.digest, image.digest);
+  proxy.clearRules();
+  proxy.addRule({ match: { method: 'HEAD' }, action: 'status', status: 503 });
+  const from = proxy.requests.length;
+  await assert.rejects(c.headManifest('src/app', 'v1'), (e: BridgeError) => e.code === 'HSB_REGISTRY_UNAVAILABLE' && e.retryable);
+  assert.equal(sinceNow(from).length, 5, 'five tries (the default policy)');
+  proxy.clearRules();
+});
+
+test('401 with wrong credentials is HSB_REGISTRY_UNAUTHORIZED and not retryable', async () => {
+  const c = new RegistryClient({ url: reg.url, credentials: { username: 'robot$bridge', password: 'wrong' } });
+  clients.push(c);
+  await assert.rejects(c.getManifest('src/app', 'v1'), (e: BridgeError) => e.code === 'HSB_REGISTRY_UNAUTHORIZED' && !e.retryable);
+});
+
+test('a connection cut halfway through a chunk restarts the upload (distribution drops the session) and the digest holds', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(5 * 1024 * 1024 + 123);
+  const desc = { digest: sha(blob), size: blob.length };
+  proxy.addRule({ match: { method: 'PATCH', nth: 3 }, action: 'cut', afterBytes: 400_000 });
+  const c = client({ upload: { monolithicMaxBytes: 1024 * 1024, chunkBytes: 1024 * 1024 } });
+  const from = proxy.requests.length;
+  await c.uploadBlob('dst/cut', desc, sourceOf(blob));
+  const seen = sinceNow(from);
+  assert.equal(seen.filter((r) => r.action === 'cut').length, 1);
+  assert.equal(seen.filter((r) => r.method === 'POST' && r.status === 202).length, 2, 'a second session after the registry invalidated the first');
+  // Read back through the registry and hash: the stored blob is exactly the source.
+  const back = await readAll((await client().getBlob('dst/cut', desc.digest)).body);
+  assert.equal(sha(back), desc.digest);
+});
+
+test('a connection cut before a chunk reached the registry resumes from the registry Range without re-sending', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(4 * 1024 * 1024 + 77);
+  const desc = { digest: sha(blob), size: blob.length };
+  proxy.addRule({ match: { method: 'PATCH', nth: 3 }, action: 'cut', afterBytes: 0 });
+  const c = client({ upload: { monolithicMaxBytes: 1024 * 1024, chunkBytes: 1024 * 1024 } });
+  const from = proxy.requests.length;
+  const opened: number[] = [];
+  await c.uploadBlob('dst/resume', desc, async (offset) => { opened.push(offset); return Readable.from([blob.subarray(offset)]); });
+  const seen = sinceNow(from);
+  assert.equal(seen.filter((r) => r.method === 'POST' && r.status === 202).length, 1, 'same session');
+  assert.ok(seen.some((r) => r.method === 'GET' && r.path.includes('/blobs/uploads/')), 'asked the registry for the upload status');
+  assert.deepEqual(opened, [0, 2 * 1024 * 1024], 'source reopened at the registry offset');
+  const patched = seen.filter((r) => r.method === 'PATCH').reduce((n, r) => n + r.bodyBytes, 0);
+  assert.equal(patched, blob.length, 'every byte reached the registry exactly once');
+  assert.equal(sha(await readAll((await client().getBlob('dst/resume', desc.digest)).body)), desc.digest);
+});
+
+test('a cut monolithic PUT is restarted in a new session', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(600_000);
+  proxy.addRule({ match: { method: 'PUT', path: /\/blobs\/uploads\//, nth: 1 }, action: 'cut', afterBytes: 250_000 });
+  const c = client();
+  await c.uploadBlob('dst/mono', { digest: sha(blob), size: blob.length }, sourceOf(blob));
+  assert.equal(await c.hasBlob('dst/mono', sha(blob)), true);
+});
+
+test('source bytes that do not match the digest cancel the upload and never send the final PUT', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(3 * 1024 * 1024);
+  const wrong = { digest: sha(randomBytes(10)), size: blob.length };
+  const c = client({ upload: { monolithicMaxBytes: 1024 * 1024, chunkBytes: 1024 * 1024 } });
+  const from = proxy.requests.length;
+  await assert.rejects(c.uploadBlob('dst/bad', wrong, sourceOf(blob)), (e: BridgeError) => e.code === 'HSB_REGISTRY_DIGEST_MISMATCH');
+  const seen = sinceNow(from);
+  assert.equal(seen.filter((r) => r.method === 'PUT').length, 0);
+  assert.equal(seen.filter((r) => r.method === 'DELETE' && r.path.includes('/blobs/uploads/')).length, 1);
+  assert.equal(await c.hasBlob('dst/bad', wrong.digest), false);
+});
+
+test('a source shorter than its descriptor fails with HSB_REGISTRY_SIZE_MISMATCH', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(100_000);
+  const c = client();
+  await assert.rejects(c.uploadBlob('dst/short', { digest: sha(blob), size: blob.length + 10 }, sourceOf(blob)), (e: BridgeError) => e.code === 'HSB_REGISTRY_SIZE_MISMATCH');
+  assert.equal(await c.hasBlob('dst/short', sha(blob)), false);
+});
+
+test('blob GET redirected to another origin is followed without Authorization', async () => {
+  proxy.clearRules();
+  proxy.addRule({ match: { method: 'GET', path: /\/blobs\/sha256:/, authorized: true }, action: 'redirect' });
+  const c = client();
+  const layer = image.layers[1]!;
+  const got = await c.getBlob('src/app', layer.digest);
+  assert.equal(got.size, layer.size);
+  assert.equal(sha(await readAll(got.body)), layer.digest);
+  const ranged = await c.getBlob('src/app', layer.digest, { offset: 1000 });
+  assert.equal((await readAll(ranged.body)).length, layer.size - 1000);
+  const hits = proxy.redirectOrigin.requests;
+  assert.ok(hits.length >= 2);
+  assert.ok(hits.every((h) => !h.authorization && h.status >= 200 && h.status < 300), JSON.stringify(hits));
+  // The registry request itself did carry credentials.
+  assert.ok(proxy.requests.filter((r) => r.action === 'redirect').length >= 2);
+  proxy.clearRules();
+});

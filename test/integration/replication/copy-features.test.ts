@@ -1,0 +1,178 @@
+// copyArtifact features against real distribution 2.8: cross-repo mounts, shared in-flight blobs,
+// Docker-format conversion, platform filter, override off, and referrers (tag schema).
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { buildImage, buildIndex, pushImage, inspectDigest, inspectRaw, MT, type LocalImage } from '../../support/images.ts';
+import { RegistryClient } from '../../../src/registry/client.ts';
+import { copyArtifact } from '../../../src/replication/copy.ts';
+import { CopyPool } from '../../../src/replication/copy-pool.ts';
+import { BridgeError } from '../../../src/errors.ts';
+import { digestOf } from '../../../src/registry/digest.ts';
+
+let a: TestRegistry;
+let b: TestRegistry;
+let src: RegistryClient;
+let dst: RegistryClient;
+const cleanup: (() => Promise<void>)[] = [];
+
+before(async () => {
+  [a, b] = await Promise.all([startRegistry({ auth: 'token' }), startRegistry({ auth: 'token' })]);
+  src = new RegistryClient({ url: a.url, credentials: a.users[0] });
+  dst = new RegistryClient({ url: b.url, credentials: b.users[0] });
+});
+after(async () => {
+  await src.close();
+  await dst.close();
+  for (const f of cleanup.reverse()) await f().catch(() => {});
+  await a.stop();
+  await b.stop();
+});
+
+async function built<T extends LocalImage>(p: Promise<T>): Promise<T> {
+  const img = await p;
+  cleanup.push(() => img.cleanup());
+  return img;
+}
+
+/** Upload requests (POST without mount, PATCH, PUT) the target registry logged for a repository. */
+function uploadsIn(reg: TestRegistry, repo: string): string[] {
+  return reg.logs().split('\n').filter((l) => new RegExp(`"(PATCH|PUT) /v2/${repo}/blobs/uploads/`).test(l));
+}
+
+test('a blob already in another repository of the target is mounted, not uploaded', async () => {
+  const img = await built(buildImage({ layers: [50_000, 80_000] }));
+  await pushImage(img, a, 'team/one', 'v1');
+  const pool = new CopyPool();
+  const first = await copyArtifact(src, 'team/one', 'v1', dst, 'team/one', 'v1', { pool });
+  assert.equal(first.blobs.uploaded, 3);
+  const second = await copyArtifact(src, 'team/one', 'v1', dst, 'team/two', 'v1', { pool });
+  assert.deepEqual(second.blobs, { uploaded: 0, mounted: 3, skipped: 0 });
+  assert.equal(second.bytes, 0);
+  // The registry's side: mount POSTs answered 201, no upload traffic into team/two, and its
+  // storage links every layer into team/two.
+  const mounts = b.logs().split('\n').filter((l) => /"POST \/v2\/team\/two\/blobs\/uploads\/\?mount=sha256%3A[0-9a-f]{64}&from=team%2Fone HTTP\/1.1" 201/.test(l));
+  assert.equal(mounts.length, 3);
+  assert.deepEqual(uploadsIn(b, 'team/two'), []);
+  for (const l of img.layers) assert.equal(await b.blobLinkedIn('team/two', l.digest), true);
+  assert.equal(await inspectDigest(b, 'team/two', 'v1'), img.digest);
+});
+
+test('concurrent copies sharing layers transfer each digest into the target once', async () => {
+  const shared = Buffer.alloc(200_000, 7);
+  const x = await built(buildImage({ layers: [shared, 30_000] }));
+  const y = await built(buildImage({ layers: [shared, 40_000] }));
+  await pushImage(x, a, 'par/x', 'v1');
+  await pushImage(y, a, 'par/y', 'v1');
+  const pool = new CopyPool({ concurrency: 4 });
+  const [rx, ry] = await Promise.all([
+    copyArtifact(src, 'par/x', 'v1', dst, 'par/x', 'v1', { pool }),
+    copyArtifact(src, 'par/y', 'v1', dst, 'par/y', 'v1', { pool }),
+  ]);
+  assert.equal(rx.blobs.uploaded + ry.blobs.uploaded, 5, `two configs, two own layers and the shared layer once: ${JSON.stringify([rx.blobs, ry.blobs, x.layers.map((l) => l.digest), y.layers.map((l) => l.digest)])}`);
+  assert.equal(rx.blobs.mounted + ry.blobs.mounted, 1);
+  const sharedDigest = digestOf(shared);
+  const finals = b.logs().split('\n').filter((l) => l.includes(`digest=${sharedDigest.replace(':', '%3A')}`) && /"PUT /.test(l));
+  assert.equal(finals.length, 1, 'one final PUT of the shared layer in the registry log');
+});
+
+test('docker conversion turns an OCI index into a Docker manifest list over the same blobs', async () => {
+  const idx = await built(buildIndex({ images: [
+    { layers: [20_000], platform: { os: 'linux', architecture: 'amd64' } },
+    { layers: [25_000], platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+  ], annotations: { 'org.opencontainers.image.source': 'https://example.invalid/x' } }));
+  await pushImage(idx, a, 'conv/app', 'v1');
+  const r = await copyArtifact(src, 'conv/app', 'v1', dst, 'conv/app', 'v1', { pool: new CopyPool(), manifestFormat: 'docker' });
+  const raw = await inspectRaw(b, 'conv/app', 'v1');
+  assert.equal(digestOf(raw), r.digest);
+  assert.notEqual(r.digest, idx.digest);
+  const list = JSON.parse(raw.toString()) as { mediaType: string; manifests: { mediaType: string; digest: string; size: number; platform: { architecture: string } }[]; annotations?: unknown };
+  assert.equal(list.mediaType, MT.dockerList);
+  assert.equal(list.annotations, undefined);
+  assert.deepEqual(list.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+  for (const [i, m] of list.manifests.entries()) {
+    assert.equal(m.mediaType, MT.dockerManifest);
+    const childRaw = await inspectRaw(b, 'conv/app', m.digest);
+    assert.equal(childRaw.length, m.size);
+    const child = JSON.parse(childRaw.toString()) as { mediaType: string; config: { mediaType: string; digest: string }; layers: { mediaType: string; digest: string }[] };
+    assert.equal(child.mediaType, MT.dockerManifest);
+    assert.equal(child.config.mediaType, MT.dockerConfig);
+    assert.equal(child.config.digest, idx.children[i]!.config!.digest);
+    assert.deepEqual(child.layers.map((l) => [l.mediaType, l.digest]), idx.children[i]!.layers.map((l) => [MT.dockerLayerGzip, l.digest]));
+  }
+  // Converting again finds the same digest in the target: nothing moves.
+  const again = await copyArtifact(src, 'conv/app', 'v1', dst, 'conv/app', 'v1', { pool: new CopyPool(), manifestFormat: 'docker' });
+  assert.equal(again.skipped, true);
+  assert.equal(again.digest, r.digest);
+});
+
+test('docker conversion refuses zstd layers with HSB_REGISTRY_ZSTD_DOCKER and writes nothing', async () => {
+  const img = await built(buildImage({ layers: [10_000], layerMediaType: MT.ociLayerZstd }));
+  await pushImage(img, a, 'conv/zstd', 'v1');
+  await assert.rejects(copyArtifact(src, 'conv/zstd', 'v1', dst, 'conv/zstd', 'v1', { manifestFormat: 'docker' }),
+    (e: BridgeError) => e.code === 'HSB_REGISTRY_ZSTD_DOCKER' && !e.retryable);
+  assert.equal(await dst.headManifest('conv/zstd', 'v1'), null);
+  // Preserve mode copies it as it is.
+  const r = await copyArtifact(src, 'conv/zstd', 'v1', dst, 'conv/zstd', 'v1');
+  assert.equal(r.digest, img.digest);
+});
+
+test('a platform filter keeps only matching children', async () => {
+  const idx = await built(buildIndex({ images: [
+    { layers: [11_000], platform: { os: 'linux', architecture: 'amd64' } },
+    { layers: [12_000], platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    { layers: [13_000], platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
+  ] }));
+  await pushImage(idx, a, 'plat/app', 'v1');
+  const r = await copyArtifact(src, 'plat/app', 'v1', dst, 'plat/app', 'v1', { pool: new CopyPool(), platforms: ['linux/arm64'] });
+  const list = JSON.parse((await inspectRaw(b, 'plat/app', 'v1')).toString()) as { manifests: { digest: string }[] };
+  assert.deepEqual(list.manifests.map((m) => m.digest), [idx.children[1]!.digest]);
+  const stored = new Set(await b.storedBlobs());
+  assert.ok(stored.has(idx.children[1]!.layers[0]!.digest));
+  assert.ok(!stored.has(idx.children[0]!.layers[0]!.digest));
+  assert.ok(!stored.has(idx.children[2]!.layers[0]!.digest));
+  assert.equal(r.blobs.uploaded, 2);
+  await assert.rejects(copyArtifact(src, 'plat/app', 'v1', dst, 'plat/none', 'v1', { platforms: ['windows/amd64'] }), (e: BridgeError) => e.code === 'HSB_COPY_NO_MATCHING_PLATFORM');
+});
+
+test('override off copies by digest and leaves a diverging target tag in place', async () => {
+  const old = await built(buildImage({ layers: [3000] }));
+  const fresh = await built(buildImage({ layers: [4000] }));
+  await pushImage(old, b, 'ovr/app', 'v1');
+  await pushImage(fresh, a, 'ovr/app', 'v1');
+  const r = await copyArtifact(src, 'ovr/app', 'v1', dst, 'ovr/app', 'v1', { override: false });
+  assert.equal(r.tagMoved, false);
+  assert.equal(r.skipped, false);
+  assert.equal(r.digest, fresh.digest);
+  assert.equal(r.tagDigest, old.digest);
+  assert.equal(await inspectDigest(b, 'ovr/app', 'v1'), old.digest);
+  assert.equal(await inspectDigest(b, 'ovr/app', fresh.digest), fresh.digest);
+  const moved = await copyArtifact(src, 'ovr/app', 'v1', dst, 'ovr/app', 'v1', { override: true });
+  assert.equal(moved.tagMoved, true);
+  assert.equal(moved.blobs.uploaded, 0);
+  assert.equal(await inspectDigest(b, 'ovr/app', 'v1'), fresh.digest);
+});
+
+test('copying by digest without a tag puts the manifest by digest only', async () => {
+  const img = await built(buildImage({ layers: [5000] }));
+  await pushImage(img, a, 'dig/app', 'v9');
+  const r = await copyArtifact(src, 'dig/app', img.digest, dst, 'dig/app', undefined);
+  assert.equal(r.digest, img.digest);
+  assert.equal(r.tagMoved, false);
+  assert.deepEqual(await dst.listTags('dig/app'), []);
+  assert.equal(await inspectDigest(b, 'dig/app', img.digest), img.digest);
+});
+
+test('referrers in the tag schema are copied with the artifact', async () => {
+  const img = await built(buildImage({ layers: [6000] }));
+  await pushImage(img, a, 'ref/app', 'v1');
+  // A signature-like artifact whose subject is the image, and the sha256-<hex> index naming it.
+  const sig = await built(buildImage({ layers: [Buffer.from('signature')], annotations: { 'org.example.kind': 'sig' } }));
+  await pushImage(sig, a, 'ref/app', 'sig');
+  const tagIndex = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [{ mediaType: MT.ociManifest, digest: sig.digest, size: sig.bytes.length, artifactType: 'application/example.sig' }] }));
+  await src.putManifest('ref/app', img.digest.replace(':', '-'), tagIndex, MT.ociIndex);
+  const r = await copyArtifact(src, 'ref/app', 'v1', dst, 'ref/app', 'v1', { referrers: true, pool: new CopyPool() });
+  assert.equal(r.referrers, 1);
+  assert.equal(await inspectDigest(b, 'ref/app', sig.digest), sig.digest);
+  assert.deepEqual(await inspectRaw(b, 'ref/app', img.digest.replace(':', '-')), tagIndex);
+});
