@@ -30,8 +30,14 @@ echo "typecheck" >&2
 "$NODE" node_modules/typescript/bin/tsc --noEmit -p .
 
 run=${HSB_TEST_RUN:-$PWD/.test-run}
-mkdir -p "$run"
-cleanup() { "$NODE" scripts/kafka/broker.ts stop "$run/kafka" || true; }
+rm -rf "$run" && mkdir -p "$run/tmp"
+# Every temp dir the tests make lives under $run, so whatever a test leaves running (a broker, a
+# registry) is found and stopped here even when the test itself was killed.
+export TMPDIR=$run/tmp
+cleanup() {
+  "$NODE" scripts/kafka/broker.ts stop "$run/kafka" || true
+  pkill -f -- "$run/" 2>/dev/null || true
+}
 trap cleanup EXIT
 KAFKA_BROKERS=$("$NODE" --no-warnings scripts/kafka/broker.ts start "$run/kafka")
 export KAFKA_BROKERS

@@ -77,6 +77,8 @@ export const ConfigSchema = z.object({
   worker: z.object({
     /** Tasks executed at once by one process. */
     concurrency: z.number().int().min(1).max(1024).default(16),
+    /** Blob transfers at once per process, shared by all tasks (one pool). */
+    transfers: z.number().int().min(1).max(256).default(8),
     /** In-process attempts before a task goes to the retry topic. */
     attempts: z.number().int().min(1).default(3),
     /** Attempts through the retry topic before the DLQ. */
@@ -86,7 +88,7 @@ export const ConfigSchema = z.object({
     /** Abandon a task that moved no bytes for this long. */
     stallTimeoutMs: z.number().int().positive().default(120000),
     shutdownTimeoutMs: z.number().int().positive().default(30000),
-  }).strict().default({ concurrency: 16, attempts: 3, maxRetries: 8, retryBaseMs: 5000, retryMaxMs: 900000, stallTimeoutMs: 120000, shutdownTimeoutMs: 30000 }),
+  }).strict().default({ concurrency: 16, transfers: 8, attempts: 3, maxRetries: 8, retryBaseMs: 5000, retryMaxMs: 900000, stallTimeoutMs: 120000, shutdownTimeoutMs: 30000 }),
   sources: z.array(SourceSchema).min(1),
   targets: z.array(TargetSchema).min(1),
   policies: z.array(PolicySchema).default([]),

@@ -1,10 +1,10 @@
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Config, SourceConfig } from '../config/schema.ts';
-import type { Bus } from '../bus/port.ts';
+import type { Bus, OutgoingRecord } from '../bus/port.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
-import { matchesAnySecret } from '../http/auth.ts';
+import { secretMatcher } from '../http/auth.ts';
 import { bodyErrorOf, sendError } from '../http/errors.ts';
 import { normaliseDistribution, normaliseHarbor, type NormaliseResult } from './normalise.ts';
 import { eventKey, type ArtifactEvent } from './event.ts';
@@ -30,6 +30,9 @@ const ACCEPTED_TYPES: Readonly<Record<Kind, readonly string[]>> = {
 /** Seconds Harbor is told to wait when the bus did not acknowledge (Harbor itself retries on its own schedule). */
 const RETRY_AFTER_SECONDS = '5';
 
+/** Most records in one publish: bounds the size of a produce request while a backlog drains. */
+const MAX_GROUP_RECORDS = 500;
+
 /**
  * `POST /webhooks/harbor[/:sourceId]` and `POST /webhooks/distribution/:sourceId`.
  *
@@ -42,7 +45,9 @@ export function ingestRouter(deps: IngestDeps): Router {
   const router = express.Router();
   const readBody = express.raw({ type: () => true, limit: deps.config.server.bodyLimitBytes });
   const sources = new Map(deps.config.sources.map((s) => [s.id, s]));
+  const authorised = new Map(deps.config.sources.map((s) => [s.id, authorisation(s)]));
   const onlySource = deps.config.sources.length === 1 ? deps.config.sources[0] : undefined;
+  const publisher = new GroupPublisher(deps.bus, MAX_GROUP_RECORDS);
 
   const handle = (kind: Kind): RequestHandler => async (req, res) => {
     const sourceId = req.params.sourceId as string | undefined;
@@ -56,7 +61,7 @@ export function ingestRouter(deps: IngestDeps): Router {
         ? 'several sources are configured: use /webhooks/harbor/<sourceId>'
         : 'no source with this id is configured');
     }
-    if (!authorised(source, req.get('authorization'))) {
+    if (!authorised.get(source.id)!(req.get('authorization'))) {
       count('unknown', 'unknown', 'unauthorized');
       deps.logger.warn({ source: source.id }, 'webhook refused: Authorization header does not match any webhook secret');
       return sendError(res, 401, 'unauthorized', 'the Authorization header does not match the webhook secret configured for this source');
@@ -100,7 +105,7 @@ export function ingestRouter(deps: IngestDeps): Router {
 
     const end = deps.metrics.publishSeconds.startTimer({ topic: 'events' });
     try {
-      await publishWithDeadline(deps.bus, result.events, deps.config.server.publishTimeoutMs);
+      await publisher.publish(result.events.map((e) => ({ key: eventKey(e), value: e })), deps.config.server.publishTimeoutMs);
     } catch (e) {
       const err = toBridgeError(e, 'HSB_BUS_UNAVAILABLE');
       count(result.format, result.type, 'unavailable');
@@ -123,9 +128,10 @@ export function ingestRouter(deps: IngestDeps): Router {
   return router;
 }
 
-function authorised(source: SourceConfig, header: string | undefined): boolean {
-  if (source.webhookSecrets.length === 0) return source.insecure;
-  return matchesAnySecret(header, source.webhookSecrets);
+/** A source without secrets takes every webhook only when the config says `insecure: true`. */
+function authorisation(source: SourceConfig): (header: string | undefined) => boolean {
+  if (source.webhookSecrets.length === 0) return () => source.insecure;
+  return secretMatcher(source.webhookSecrets);
 }
 
 type Read = { body: Buffer; error?: undefined } | { body?: undefined; error: { status: number; error: string; message: string } };
@@ -160,19 +166,89 @@ function logged(e: ArtifactEvent) {
   return { id: e.id, repository: e.repository, tag: e.tag, digest: e.digest };
 }
 
+interface Waiter {
+  records: OutgoingRecord[];
+  state: 'queued' | 'sent' | 'settled';
+  timer: NodeJS.Timeout;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
 /**
- * Resolves when the bus acknowledged every event; rejects at the deadline otherwise. The bus's own
- * request timeouts and retries are set to give up before this deadline when the broker is
- * unreachable, so a refused webhook is not written later behind Harbor's back.
+ * Group commit for webhooks: one publish to the bus at a time, and the events of every webhook
+ * that arrives meanwhile go out together in the next one. Under load the groups grow instead of
+ * a queue of one-record produce requests forming behind the producer (kafkajs sends one idempotent
+ * request per broker at a time). A webhook whose deadline passes while still queued is dropped
+ * from the queue, so a 503 for it can never be followed by its event reaching the bus; once handed
+ * to the bus it can no longer be withdrawn, and the bus's own timeouts are set to give up first.
  */
-async function publishWithDeadline(bus: Bus, events: ArtifactEvent[], ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BridgeError('HSB_BUS_TIMEOUT', `bus did not acknowledge within ${ms} ms`, { retryable: true })), ms);
-  });
-  try {
-    await Promise.race([bus.publish('events', events.map((e) => ({ key: eventKey(e), value: e }))), deadline]);
-  } finally {
-    clearTimeout(timer);
+class GroupPublisher {
+  readonly #bus: Bus;
+  readonly #maxRecords: number;
+  #queue: Waiter[] = [];
+  #busy = false;
+  #scheduled = false;
+
+  constructor(bus: Bus, maxRecords: number) {
+    this.#bus = bus;
+    this.#maxRecords = maxRecords;
+  }
+
+  /** Resolves once the bus acknowledged every record; rejects with HSB_BUS_TIMEOUT after `deadlineMs`. */
+  publish(records: OutgoingRecord[], deadlineMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        records, state: 'queued', resolve, reject,
+        timer: setTimeout(() => {
+          if (waiter.state === 'settled') return;
+          if (waiter.state === 'queued') this.#queue.splice(this.#queue.indexOf(waiter), 1);
+          waiter.state = 'settled';
+          reject(new BridgeError('HSB_BUS_TIMEOUT', `bus did not acknowledge within ${deadlineMs} ms`, { retryable: true }));
+        }, deadlineMs),
+      };
+      this.#queue.push(waiter);
+      this.#schedule();
+    });
+  }
+
+  // On the next turn of the event loop, so that webhooks read in the same turn share a group.
+  #schedule(): void {
+    if (this.#busy || this.#scheduled || this.#queue.length === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    if (this.#busy || this.#queue.length === 0) return;
+    const group: Waiter[] = [];
+    let count = 0;
+    while (this.#queue.length > 0 && (group.length === 0 || count + this.#queue[0]!.records.length <= this.#maxRecords)) {
+      const w = this.#queue.shift()!;
+      w.state = 'sent';
+      count += w.records.length;
+      group.push(w);
+    }
+    this.#busy = true;
+    const settle = (error: unknown) => {
+      for (const w of group) {
+        clearTimeout(w.timer);
+        if (w.state === 'settled') continue;
+        w.state = 'settled';
+        if (error === undefined) w.resolve();
+        else w.reject(error);
+      }
+      this.#busy = false;
+      this.#schedule();
+    };
+    let sent: Promise<void>;
+    try {
+      sent = this.#bus.publish('events', group.flatMap((w) => w.records));
+    } catch (e) {
+      sent = Promise.reject(e);
+    }
+    sent.then(() => settle(undefined), (e: unknown) => settle(e ?? new Error('publish failed')));
   }
 }

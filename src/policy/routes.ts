@@ -53,14 +53,12 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
       issues.push({ path: path || '(body)', message: i.message });
     }
   }
-  if (parsed.success) {
-    const p = parsed.data;
-    if (!config.sources.some((s) => s.id === p.src_registry)) {
-      issues.push({ path: 'src_registry', message: `no source "${p.src_registry}" is configured (sources: ${config.sources.map((s) => s.id).join(', ')})` });
-    }
-    if (!config.targets.some((t) => t.id === p.dest_registry)) {
-      issues.push({ path: 'dest_registry', message: `no target "${p.dest_registry}" is configured (targets: ${config.targets.map((t) => t.id).join(', ')})` });
-    }
+  // Named even when other fields are wrong too, so one round trip shows every problem.
+  if (typeof b.src_registry === 'string' && b.src_registry !== '' && !config.sources.some((s) => s.id === b.src_registry)) {
+    issues.push({ path: 'src_registry', message: `no source "${b.src_registry}" is configured (sources: ${config.sources.map((s) => s.id).join(', ')})` });
+  }
+  if (typeof b.dest_registry === 'string' && b.dest_registry !== '' && !config.targets.some((t) => t.id === b.dest_registry)) {
+    issues.push({ path: 'dest_registry', message: `no target "${b.dest_registry}" is configured (targets: ${config.targets.map((t) => t.id).join(', ')})` });
   }
   if (issues.length || !parsed.success) return { ok: false, issues };
   return { ok: true, policy: parsed.data };

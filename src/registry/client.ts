@@ -1,6 +1,5 @@
 // RegistryClient: one OCI distribution registry, as the replication code sees it. It composes
 // the transport (auth, retries, limits) with the per-resource modules.
-import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.ts';
@@ -70,6 +69,7 @@ export class RegistryClient {
       dispatcher: this.#dispatcher,
       concurrency: parsed.limits?.concurrency ?? 8,
       requestsPerSecond: parsed.limits?.requestsPerSecond,
+      speedKbps: parsed.limits?.speedKbps,
       retry: { ...retryPolicy, ...opts.retry },
       logger: this.#log,
     });

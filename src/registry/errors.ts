@@ -4,6 +4,7 @@ import { BridgeError, type ErrorContext } from '../errors.ts';
 
 export const RegistryErrorCodes = {
   HSB_REGISTRY_UNAUTHORIZED: { retryable: false, doc: 'Registry answered 401 even after a fresh token or basic credentials: wrong credentials.' },
+  HSB_REGISTRY_AUTH_EXPIRED: { retryable: true, doc: 'A streamed request (blob chunk) met a 401 because its token expired; the token was refreshed and the upload resumes.' },
   HSB_REGISTRY_DENIED: { retryable: false, doc: 'Registry answered 403: the credentials lack permission (push, pull or delete) on the repository.' },
   HSB_REGISTRY_NOT_FOUND: { retryable: false, doc: 'Registry answered 404: repository, manifest, blob or upload session unknown.' },
   HSB_REGISTRY_MANIFEST_INVALID: { retryable: false, doc: 'Registry rejected a manifest (400 MANIFEST_INVALID, MANIFEST_BLOB_UNKNOWN, TAG_INVALID, NAME_INVALID, 415 unsupported media type).' },
@@ -107,7 +108,9 @@ export function isAbortError(e: unknown): boolean {
 }
 
 /** Wraps whatever a request threw: our own errors pass through, connection failures become UNAVAILABLE. */
-export function registryErrorFromThrown(e: unknown, ctx: RegistryErrorCtx = {}): BridgeError {
+export function registryErrorFromThrown(e: unknown, ctx: RegistryErrorCtx = {}, signal?: AbortSignal): BridgeError {
+  // A cancelled operation fails with whatever reason the caller gave; it is still a cancellation.
+  if (signal?.aborted && !(e instanceof BridgeError && e.code === 'HSB_REGISTRY_ABORTED')) return registryError('HSB_REGISTRY_ABORTED', 'operation cancelled', ctx, e);
   if (e instanceof BridgeError) return e;
   if (isAbortError(e)) return registryError('HSB_REGISTRY_ABORTED', 'operation cancelled', ctx, e);
   const code = (e as { code?: string } | undefined)?.code;

@@ -66,3 +66,31 @@ export class RateLimiter {
     return turn;
   }
 }
+
+/**
+ * Bandwidth cap in bytes per second. Callers account bytes as they send them and wait off any
+ * debt, so a 64 KiB piece never waits longer than its own share.
+ */
+export class ByteRateLimiter {
+  readonly #rate: number;
+  readonly #burst: number;
+  #tokens: number;
+  #last = performance.now();
+
+  constructor(bytesPerSecond: number) {
+    this.#rate = bytesPerSecond;
+    this.#burst = Math.max(1, bytesPerSecond / 10);
+    this.#tokens = this.#burst;
+  }
+
+  async consume(n: number, signal?: AbortSignal): Promise<void> {
+    const now = performance.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) / 1000) * this.#rate);
+    this.#last = now;
+    this.#tokens -= n;
+    if (this.#tokens < 0) await sleep((-this.#tokens / this.#rate) * 1000, signal);
+  }
+}
+
+/** Harbor-style `speed` (Kbit/s) as bytes per second. */
+export const kbpsToBytesPerSecond = (kbps: number) => (kbps * 1000) / 8;

@@ -9,7 +9,7 @@ import { Authenticator, type Credentials } from './auth.ts';
 import { parseWwwAuthenticate } from './www-authenticate.ts';
 import { registryError, registryErrorFromStatus, registryErrorFromThrown, isAbortError, type RegistryErrorCtx } from './errors.ts';
 import { backoffMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry-policy.ts';
-import { RateLimiter, Semaphore } from './limits.ts';
+import { ByteRateLimiter, RateLimiter, Semaphore, kbpsToBytesPerSecond } from './limits.ts';
 import { BridgeError } from '../errors.ts';
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -50,6 +50,8 @@ export interface TransportOptions {
   dispatcher: Dispatcher;
   concurrency: number;
   requestsPerSecond?: number;
+  /** Upload bandwidth cap for this registry, in Kbit/s (Harbor's `speed`). */
+  speedKbps?: number;
   retry: RetryPolicy;
   logger: Logger;
 }
@@ -79,6 +81,8 @@ export class Transport {
   readonly #dispatcher: Dispatcher;
   readonly #sem: Semaphore;
   readonly #rps?: RateLimiter;
+  /** Shared by every blob upload to this registry. */
+  readonly bandwidth?: ByteRateLimiter;
   readonly #retry: RetryPolicy;
   readonly #log: Logger;
   /** Requests sent, for tests and metrics. */
@@ -89,6 +93,7 @@ export class Transport {
     this.#dispatcher = opts.dispatcher;
     this.#sem = new Semaphore(opts.concurrency);
     this.#rps = opts.requestsPerSecond ? new RateLimiter(opts.requestsPerSecond) : undefined;
+    this.bandwidth = opts.speedKbps ? new ByteRateLimiter(kbpsToBytesPerSecond(opts.speedKbps)) : undefined;
     this.#retry = opts.retry;
     this.#log = opts.logger;
     this.auth = new Authenticator({
@@ -121,7 +126,7 @@ export class Transport {
     let authRetried = false;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...req.headers };
-      const authz = sameOrigin ? await this.auth.authorization(req.scopes, req.signal).catch((e: unknown) => { throw registryErrorFromThrown(e, ctx); }) : undefined;
+      const authz = sameOrigin ? await this.auth.authorization(req.scopes, req.signal).catch((e: unknown) => { throw registryErrorFromThrown(e, ctx, req.signal); }) : undefined;
       if (authz) headers.authorization = authz;
       let res: Dispatcher.ResponseData;
       let release: (() => void) | undefined;
@@ -134,7 +139,7 @@ export class Transport {
         res = await request(url, { method: req.method, headers, body, dispatcher: this.#dispatcher, signal: req.signal });
       } catch (e) {
         release?.();
-        const err = registryErrorFromThrown(e, ctx);
+        const err = registryErrorFromThrown(e, ctx, req.signal);
         // Our own errors (e.g. a body stream that failed its size check) are final for this request.
         if (e instanceof BridgeError || isAbortError(e) || req.signal?.aborted || !err.retryable || !canRetry || attempt + 1 >= this.#retry.attempts) {
           this.#log.debug({ registry: this.base.host, method: req.method, path: url.pathname, err: err.code }, 'registry request failed');
@@ -142,7 +147,7 @@ export class Transport {
         }
         const wait = backoffMs(attempt, this.#retry);
         this.#log.debug({ registry: this.base.host, method: req.method, path: url.pathname, err: err.code, waitMs: wait }, 'registry request failed; retrying');
-        await sleep(wait, req.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx); });
+        await sleep(wait, req.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, req.signal); });
         continue;
       } finally {
         // The slot covers sending and waiting for headers; bodies stream outside it.
@@ -154,10 +159,12 @@ export class Transport {
         return { status, headers: res.headers, header: (n) => headerValue(res.headers, n), body: res.body, url, discard: () => res.body.dump({ limit: 64 * 1024 }).catch(() => {}) };
       }
       const text = await readText(res.body);
-      if (status === 401 && sameOrigin && !authRetried && !req.stream) {
+      if (status === 401 && sameOrigin && !authRetried) {
         authRetried = true;
         const again = await this.auth.challenged(parseWwwAuthenticate(res.headers['www-authenticate']), req.scopes, authz, req.signal)
-          .catch((e: unknown) => { throw registryErrorFromThrown(e, ctx); });
+          .catch((e: unknown) => { throw registryErrorFromThrown(e, ctx, req.signal); });
+        // A one-shot body cannot be resent here; the caller (upload) resumes with the fresh token.
+        if (again && req.stream) throw registryError('HSB_REGISTRY_AUTH_EXPIRED', `credentials refreshed after a 401 on a streamed request (${req.method} ${url.pathname})`, { ...ctx, status });
         if (again) { attempt--; continue; }
       }
       const retryAfterMs = parseRetryAfter(headerValue(res.headers, 'retry-after'));
@@ -166,7 +173,7 @@ export class Transport {
       if (!isRetryableStatus(status) || !canRetry || tooLong || attempt + 1 >= this.#retry.attempts) throw err;
       const wait = backoffMs(attempt, this.#retry, retryAfterMs);
       this.#log.debug({ registry: this.base.host, method: req.method, path: url.pathname, status, waitMs: wait }, 'registry busy; retrying');
-      await sleep(wait, req.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx); });
+      await sleep(wait, req.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, req.signal); });
     }
   }
 

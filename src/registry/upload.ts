@@ -90,6 +90,18 @@ export class ByteReader {
   }
 }
 
+/** A body of exactly `n` bytes from the reader, paced by the registry's bandwidth cap. */
+function body(t: Transport, reader: ByteReader, n: number, onChunk: (b: Buffer) => void, signal?: AbortSignal): Readable {
+  const cap = t.bandwidth;
+  if (!cap) return Readable.from(reader.take(n, onChunk), { objectMode: false });
+  return Readable.from((async function* paced() {
+    for await (const part of reader.take(n, onChunk)) {
+      await cap.consume(part.length, signal);
+      yield part;
+    }
+  })(), { objectMode: false });
+}
+
 interface Session { location: string; chunkMin: number }
 
 async function startSession(t: Transport, repo: string, ctx: RegistryErrorCtx, signal?: AbortSignal): Promise<Session> {
@@ -134,10 +146,10 @@ export async function blobUpload(t: Transport, a: UploadArgs): Promise<{ restart
 
 /** Decides whether a failure is worth another try; throws it otherwise. */
 async function recoverable(t: Transport, e: unknown, ctx: RegistryErrorCtx, failures: number, a: UploadArgs): Promise<BridgeError> {
-  const err = registryErrorFromThrown(e, { registry: t.registry, ...ctx });
+  const err = registryErrorFromThrown(e, { registry: t.registry, ...ctx }, a.signal);
   // Mismatched source content is not fixed by sending it again within this upload.
   if (!err.retryable || a.signal?.aborted || failures > a.tuning.maxRecoveries || err.code === 'HSB_REGISTRY_DIGEST_MISMATCH' || err.code === 'HSB_REGISTRY_SIZE_MISMATCH') throw err;
-  await sleep(backoffMs(failures - 1, t.retryPolicy), a.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx); });
+  await sleep(backoffMs(failures - 1, t.retryPolicy), a.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, a.signal); });
   return err;
 }
 
@@ -149,8 +161,8 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
       session = await startSession(t, a.repo, ctx, a.signal);
       reader = new ByteReader(await a.open(0));
       let sent = 0;
-      const body = Readable.from(reader.take(a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }), { objectMode: false });
-      const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream: body, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal });
+      const stream = body(t, reader, a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }, a.signal);
+      const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal });
       await res.discard();
       return;
     } catch (e) {
@@ -184,9 +196,9 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
       const len = Math.min(chunk, size - offset);
       sentInChunk = 0;
       try {
-        const body = Readable.from(reader.take(len, progress), { objectMode: false });
+        const stream = body(t, reader, len, progress, a.signal);
         const res = await t.send({
-          method: 'PATCH', path: session.location, headers: octet(len, { 'content-range': contentRange(offset, len) }), stream: body,
+          method: 'PATCH', path: session.location, headers: octet(len, { 'content-range': contentRange(offset, len) }), stream,
           scopes: [repoScope(a.repo, 'pull', 'push')], expect: [202, 204], ctx, signal: a.signal,
         });
         await res.discard();
@@ -242,6 +254,6 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
     reader.destroy();
     // Never leave a session holding bytes that must not become a blob.
     await uploadCancel(t, a.repo, session.location).catch(() => {});
-    throw registryErrorFromThrown(e, { registry: t.registry, ...ctx });
+    throw registryErrorFromThrown(e, { registry: t.registry, ...ctx }, a.signal);
   }
 }

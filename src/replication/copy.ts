@@ -7,7 +7,8 @@ import { silentLogger } from '../observability/logger.ts';
 import { isDigest } from '../registry/digest.ts';
 import { registryError } from '../registry/errors.ts';
 import type { Descriptor } from '../registry/referrers.ts';
-import { isSchema1Type } from '../registry/media-types.ts';
+import { MediaType, isSchema1Type } from '../registry/media-types.ts';
+import { referrersTag } from '../registry/referrers.ts';
 import { filterChildren, isAttestation, parseManifest, planBlobs, planDigest, blobsOf, rewriteIndex, type PlanNode } from './copy-plan.ts';
 import { imageToDocker, indexToDocker, isDockerType } from './convert-docker.ts';
 import { CopyPool, defaultCopyPool, type BlobOutcome } from './copy-pool.ts';
@@ -89,10 +90,9 @@ function reportProgress(c: Ctx, digest: string, bytes: number): void {
 }
 
 async function copyBlob(c: Ctx, desc: Descriptor): Promise<BlobOutcome> {
-  let sent = 0;
   const outcome = await c.pool.ensureBlob({
     src: c.src, srcRepo: c.srcRepo, dst: c.dst, dstRepo: c.dstRepo, desc, signal: c.opts.signal, logger: c.log,
-    onProgress: (n) => { sent = Math.max(sent, n); reportProgress(c, desc.digest, n); },
+    onProgress: (n) => reportProgress(c, desc.digest, n),
   });
   c.counts[outcome]++;
   if (outcome === 'uploaded') c.bytes += desc.size;
@@ -163,21 +163,32 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
 }
 
 /**
- * Copies the referrers of `digest` (OCI 1.1 API or tag schema on the source) by digest, and the
- * `sha256-<hex>` tag index when the source uses the tag schema. Referrers of referrers are not followed.
+ * Copies the referrers of `digest` (found through the source's OCI 1.1 API or its tag schema) by
+ * digest. A target without the referrers API gets the `sha256-<hex>` tag index: the source's own
+ * bytes when the source has one, else one built from the target's and the source's referrers.
+ * Referrers of referrers are not followed.
  */
 async function copyReferrers(c: Ctx, digest: string): Promise<{ referrers?: number }> {
   if (!c.opts.referrers || !isDigest(digest)) return {};
   const r = await c.src.referrers(c.srcRepo, digest, c.opts.signal);
-  let n = 0;
   for (const d of r.descriptors) {
-    const res = await copyArtifact(c.src, c.srcRepo, d.digest, c.dst, c.dstRepo, undefined, { ...c.opts, referrers: false, platforms: undefined, onProgress: undefined });
+    const res = await copyArtifact(c.src, c.srcRepo, d.digest, c.dst, c.dstRepo, undefined, { ...c.opts, referrers: false, platforms: undefined, manifestFormat: 'preserve', onProgress: undefined });
     c.bytes += res.bytes;
-    n++;
   }
-  if (r.tagIndex) {
-    const have = await c.dst.headManifest(c.dstRepo, r.tagIndex.tag, c.opts.signal);
-    if (have?.digest !== r.tagIndex.digest) await c.dst.putManifest(c.dstRepo, r.tagIndex.tag, r.tagIndex.bytes, r.tagIndex.mediaType, c.opts.signal);
+  if (r.descriptors.length === 0) return { referrers: 0 };
+  const target = await c.dst.referrers(c.dstRepo, digest, c.opts.signal);
+  if (target.via === 'tag') {
+    const tag = referrersTag(digest);
+    if (r.tagIndex) {
+      if (target.tagIndex?.digest !== r.tagIndex.digest) await c.dst.putManifest(c.dstRepo, tag, r.tagIndex.bytes, r.tagIndex.mediaType, c.opts.signal);
+    } else {
+      const have = new Set(target.descriptors.map((d) => d.digest));
+      const missing = r.descriptors.filter((d) => !have.has(d.digest));
+      if (missing.length > 0) {
+        const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...target.descriptors, ...missing] };
+        await c.dst.putManifest(c.dstRepo, tag, Buffer.from(JSON.stringify(index)), MediaType.ociIndex, c.opts.signal);
+      }
+    }
   }
-  return { referrers: n };
+  return { referrers: r.descriptors.length };
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '../observability/logger.ts';
 import { copyArtifact, type CopyResult } from './copy.ts';
+import type { CopyPool } from './copy-pool.ts';
 import type { SourceHandle, TargetHandle } from './endpoints.ts';
 import type { ReplicationTask } from './task.ts';
 
@@ -15,6 +16,8 @@ export interface ExecuteContext {
   signal?: AbortSignal;
   onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
   logger: Logger;
+  /** One pool per process so concurrent tasks share the blob-transfer bound and dedupe digests. */
+  pool?: CopyPool;
 }
 
 /**
@@ -34,6 +37,7 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
       signal: ctx.signal,
       onProgress: ctx.onProgress,
       logger: ctx.logger,
+      pool: ctx.pool,
     });
     const note = task.tag && !r.tagMoved && !r.skipped ? `override is off: the target's tag ${task.tag} was left where it was` : undefined;
     return { status: r.skipped ? 'skipped' : 'done', digest: r.digest, bytes: r.bytes, blobs: r.blobs, note };

@@ -12,6 +12,7 @@ import { Limiter } from './limiter.ts';
 import { ReplicationTaskSchema, TASK_SCHEMA_VERSION, taskKey, type ReplicationTask, type TaskResult } from './task.ts';
 import type { DeadLetter } from './dead-letter.ts';
 import { Progress } from './progress.ts';
+import { CopyPool } from './copy-pool.ts';
 
 export const REPLICATOR_GROUP = 'replicator';
 
@@ -32,6 +33,7 @@ export interface ReplicatorDeps {
 export class Replicator {
   readonly #d: ReplicatorDeps;
   readonly #limiter: Limiter;
+  readonly #pool: CopyPool;
   readonly #log: Logger;
   readonly progress: Progress;
   #handle: ConsumerHandle | undefined;
@@ -40,6 +42,7 @@ export class Replicator {
   constructor(deps: ReplicatorDeps) {
     this.#d = deps;
     this.#limiter = new Limiter(deps.config.worker.concurrency);
+    this.#pool = new CopyPool({ concurrency: deps.config.worker.transfers });
     this.#log = deps.logger.child({ component: 'replicator' });
     this.progress = deps.progress ?? new Progress(deps.metrics);
   }
@@ -64,9 +67,12 @@ export class Replicator {
     for (const m of batch) byKey.set(m.key, [...(byKey.get(m.key) ?? []), m]);
     const beat = setInterval(() => { ctx.heartbeat().catch(() => undefined); }, 3000);
     try {
-      await Promise.all([...byKey.values()].map(async (msgs) => {
+      // allSettled: a failing key must not leave its siblings running after the batch rejected.
+      const settled = await Promise.allSettled([...byKey.values()].map(async (msgs) => {
         for (const m of msgs) await this.#handle_(m, ctx);
       }));
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
     } finally {
       clearInterval(beat);
     }
@@ -137,6 +143,7 @@ export class Replicator {
         return await executeTask(task, src, dst, {
           signal,
           logger: log,
+          pool: this.#pool,
           onProgress: (p) => {
             clearTimeout(timer);
             timer = setTimeout(() => stall.abort(new BridgeError('HSB_TASK_STALLED', `no progress for ${stallTimeoutMs} ms`, { retryable: true })), stallTimeoutMs);
@@ -187,7 +194,8 @@ export class Replicator {
       source: { topic: m.topic, partition: m.partition, offset: m.offset },
       failedAt: new Date().toISOString(),
     };
-    const record: OutgoingRecord = { key: m.key || letter.id, value: letter };
+    // Keyed by the letter's id: `dlq` is compacted and a replay writes a tombstone for it.
+    const record: OutgoingRecord = { key: letter.id, value: letter };
     await this.#d.bus.publish('dlq', [record]);
   }
 }

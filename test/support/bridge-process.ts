@@ -18,6 +18,7 @@ export interface BridgeProcess {
   proc: ChildProcess;
   logs(): string;
   waitReady(timeoutMs?: number): Promise<void>;
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<void>;
   stop(): Promise<number | null>;
   kill(): Promise<void>;
 }
@@ -54,6 +55,14 @@ export async function startBridgeProcess(opts: { config: unknown; command?: stri
         await sleep(100);
       }
       throw new Error(`bridge not ready within ${timeoutMs} ms:\n${out.slice(-4000)}`);
+    },
+    waitForLog: async (pattern, timeoutMs = 30000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(out)) {
+        if (proc.exitCode !== null) throw new Error(`bridge exited with ${proc.exitCode}:\n${out}`);
+        if (Date.now() > deadline) throw new Error(`no log line matching ${pattern} within ${timeoutMs} ms:\n${out.slice(-4000)}`);
+        await sleep(50);
+      }
     },
     stop: async () => {
       if (proc.exitCode === null) proc.kill('SIGTERM');

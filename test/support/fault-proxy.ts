@@ -17,7 +17,9 @@ export interface RuleMatch {
 export type FaultRule =
   | { match?: RuleMatch; action: 'status'; status: number; headers?: Record<string, string>; body?: string; times?: number }
   | { match?: RuleMatch; action: 'cut'; afterBytes: number; times?: number }
-  | { match?: RuleMatch; action: 'redirect'; status?: 302 | 307; times?: number };
+  | { match?: RuleMatch; action: 'redirect'; status?: 302 | 307; times?: number }
+  | { match?: RuleMatch; action: 'delay'; ms: number; times?: number }
+  | { match?: RuleMatch; action: 'cutResponse'; afterBytes: number; times?: number };
 
 export interface ProxyRecord { method: string; path: string; action?: FaultRule['action']; status?: number; authorization: boolean; bodyBytes: number }
 
@@ -26,6 +28,9 @@ export interface FaultProxy {
   host: string;
   /** Requests the proxy saw, in order. */
   requests: ProxyRecord[];
+  /** Most requests in flight at once since start (or the last resetStats). */
+  maxInFlight(): number;
+  resetStats(): void;
   /** The redirect target: requests it served and whether they carried Authorization. */
   redirectOrigin: { url: string; requests: { path: string; authorization: boolean; status: number }[] };
   addRule(rule: FaultRule): void;
@@ -61,12 +66,21 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
     return undefined;
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, rec: ProxyRecord, cutAfter?: number) => {
+  const forward = (req: IncomingMessage, res: ServerResponse, rec: ProxyRecord, cutAfter?: number, cutResponseAfter?: number) => {
     const up = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers });
     up.on('response', (ur) => {
       rec.status = ur.statusCode;
       res.writeHead(ur.statusCode ?? 502, ur.headers);
-      ur.pipe(res);
+      if (cutResponseAfter === undefined) { ur.pipe(res); return; }
+      let sent = 0;
+      ur.on('data', (chunk: Buffer) => {
+        if (sent < 0) return;
+        const room = cutResponseAfter - sent;
+        if (room > chunk.length) { sent += chunk.length; res.write(chunk); return; }
+        sent = -1;
+        res.write(chunk.subarray(0, Math.max(0, room)), () => setImmediate(() => { ur.destroy(); res.destroy(); }));
+      });
+      ur.on('end', () => { if (sent >= 0) res.end(); });
     });
     up.on('error', () => res.destroy());
     req.on('data', (chunk: Buffer) => {
@@ -83,7 +97,12 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
   };
 
   let redirectBase = '';
+  let inFlight = 0;
+  let peak = 0;
   const proxy = createServer((req, res) => {
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    res.on('close', () => { inFlight--; });
     const rec: ProxyRecord = { method: req.method ?? '', path: req.url ?? '', authorization: !!req.headers.authorization, bodyBytes: 0 };
     requests.push(rec);
     const live = pick(req);
@@ -100,6 +119,8 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
       return;
     }
     if (rule.action === 'cut') { forward(req, res, rec, rule.afterBytes); return; }
+    if (rule.action === 'cutResponse') { forward(req, res, rec, undefined, rule.afterBytes); return; }
+    if (rule.action === 'delay') { req.pause(); setTimeout(() => { req.resume(); forward(req, res, rec); }, rule.ms); return; }
     // redirect
     req.resume();
     const id = randomBytes(8).toString('hex');
@@ -133,6 +154,8 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
     url: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     requests,
+    maxInFlight: () => peak,
+    resetStats: () => { peak = inFlight; },
     redirectOrigin: { url: redirectBase, requests: redirected },
     addRule: (rule) => { rules.push({ rule, seen: 0, fired: 0 }); },
     clearRules: () => { rules.length = 0; },

@@ -44,6 +44,17 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
+// Registries still running when the test process exits (a crash, a forgotten stop()) die with it.
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => { for (const c of running) c.kill('SIGKILL'); });
+}
+
 export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const s = createServer();
@@ -137,6 +148,7 @@ ${tlsYaml}${authYaml}`;
     const configFile = join(dir, 'config.yml');
     await writeFile(configFile, config);
     const child = spawn('/usr/bin/docker-registry', ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    track(child);
     const chunks: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
     child.stderr.on('data', (b: Buffer) => chunks.push(b));

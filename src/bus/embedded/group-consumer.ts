@@ -3,7 +3,7 @@
 // dies without cleaning up (SIGKILL) loses its partitions once its lease expires.
 
 import type { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.ts';
 import type { BatchContext, BatchHandler, BusMessage, ConsumerHandle, Subscription, TopicName } from '../port.ts';
 import { assignedPartitions, type TopicPartition } from './assignment.ts';
@@ -170,6 +170,9 @@ export class GroupConsumer implements ConsumerHandle {
     let pos = store.initOffset(this.#group, memberId, tp, this.#o.subscription.fromBeginning ?? true, Date.now());
     let failures = 0;
     while (!signal.aborted) {
+      // A handler that resolves without real I/O would otherwise keep this loop in microtasks and
+      // starve timers (heartbeats, other partitions) while records keep coming.
+      await yieldToLoop();
       let rows: StoredRecord[];
       try {
         rows = store.fetch(tp.topic, tp.partition, pos, maxBatch);
@@ -195,7 +198,7 @@ export class GroupConsumer implements ConsumerHandle {
         continue;
       }
       failures = 0;
-      const next = rows[rows.length - 1]!.offset;
+      const next = rows[rows.length - 1]!.offset + 1;
       let owner: boolean;
       try {
         owner = store.commitIfOwner(this.#group, memberId, tp, next, Date.now(), leaseMs);

@@ -16,6 +16,8 @@ export interface KafkaBusOptions {
   logger?: Logger;
   /** Per-request deadline towards the broker; keep below the webhook deadline. */
   requestTimeoutMs?: number;
+  /** How long a silent member keeps its partitions; also how long a crashed worker's partitions wait. */
+  sessionTimeoutMs?: number;
 }
 
 interface Pending { topic: TopicName; record: OutgoingRecord }
@@ -39,6 +41,7 @@ export class KafkaBus implements Bus {
       partitions: opts.partitions ?? 6,
       replicationFactor: opts.replicationFactor ?? -1,
       requestTimeoutMs: opts.requestTimeoutMs ?? 1500,
+      sessionTimeoutMs: opts.sessionTimeoutMs ?? 10000,
     };
     this.#log = (opts.logger ?? silentLogger).child({ component: 'kafka-bus' });
     const log = this.#log;
@@ -88,7 +91,8 @@ export class KafkaBus implements Bus {
         topic: this.topicName(t),
         numPartitions: this.#opts.partitions,
         replicationFactor: this.#opts.replicationFactor,
-        configEntries: t === 'policies' ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        // `dlq` too: letters are keyed by id and a replay tombstones them, so the latest per key is the DLQ.
+        configEntries: t === 'policies' || t === 'dlq' ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
       })),
     }).catch((e: Error & { type?: string }) => {
       // Another process may have created them at the same moment.
@@ -124,8 +128,9 @@ export class KafkaBus implements Bus {
   async subscribe(sub: Subscription, onBatch: BatchHandler): Promise<ConsumerHandle> {
     const consumer = this.#kafka.consumer({
       groupId: sub.group,
-      sessionTimeout: 30000,
-      heartbeatInterval: 3000,
+      sessionTimeout: this.#opts.sessionTimeoutMs,
+      rebalanceTimeout: 60000,
+      heartbeatInterval: Math.min(3000, Math.floor(this.#opts.sessionTimeoutMs / 3)),
       maxWaitTimeInMs: 250,
       retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
     });

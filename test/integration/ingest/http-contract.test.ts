@@ -237,10 +237,14 @@ describe('webhook HTTP contract', () => {
     assert.match(res.text, /hsb_publish_seconds_count\{topic="events"\} [1-9]\d*/);
   });
 
-  it('other methods and paths are 404 JSON, not 5xx', async () => {
+  it('other methods, unknown paths and undecodable ids are 4xx JSON, not 5xx', async () => {
     const a = await request(app.url).get(HARBOR).expect(404);
     assert.equal(a.body.error, 'not_found');
     await request(app.url).put(HARBOR).set('authorization', SECRET).send('{}').expect(404);
+    await post('/webhooks/harbor/%E0%A4%A', {}).expect(400);
+    await post('/webhooks/distribution/%', {}).expect(400);
+    await post('/webhooks/harbor/__proto__', {}).expect(404);
+    await post('/webhooks/harbor/constructor', {}).expect(404);
   });
 });
 

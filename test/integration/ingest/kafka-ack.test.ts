@@ -6,7 +6,7 @@ import request from 'supertest';
 import { KafkaBus } from '../../../src/bus/kafka/kafka-bus.ts';
 import { ArtifactEventSchema } from '../../../src/ingest/event.ts';
 import { sharedBrokers, uniquePrefix } from '../../support/kafka.ts';
-import { SECRET, digestFor, fixture, pushArtifact, readTopic, startApp, testConfig, type RunningApp } from './harness.ts';
+import { SECRET, digestFor, fixture, pushArtifact, readTopic, startApp, testConfig, withPublish, type RunningApp } from './harness.ts';
 
 const HARBOR = '/webhooks/harbor/harbor-prod';
 
@@ -15,11 +15,16 @@ describe('ingest on Kafka: acknowledged means readable', () => {
   const topicPrefix = uniquePrefix('ingest');
   let bus: KafkaBus;
   let app: RunningApp;
+  const publishCalls: number[] = [];
 
   before(async () => {
     bus = new KafkaBus({ brokers: [brokers], topicPrefix, partitions: 3, clientId: `ingest-${topicPrefix}` });
     await bus.connect();
-    app = await startApp(testConfig(), bus);
+    // The real bus, with each publish call's size recorded.
+    app = await startApp(testConfig(), withPublish(bus, (topic, records) => {
+      publishCalls.push(records.length);
+      return bus.publish(topic, records);
+    }));
   });
   after(async () => {
     await app.close();
@@ -58,10 +63,11 @@ describe('ingest on Kafka: acknowledged means readable', () => {
     assert.deepEqual(new Set(records.map((r) => r.value.id)), new Set(accepted.keys()));
   });
 
-  it('200 webhooks at once are all acknowledged and all readable', async () => {
+  it('200 webhooks at once are all acknowledged, batched into few publishes, and all readable', async () => {
     const prefix = `${topicPrefix}events`;
     const before = (await readTopic(brokers, prefix)).length;
     const N = 200;
+    const callsBefore = publishCalls.length;
     const started = Date.now();
     const responses = await Promise.all(Array.from({ length: N }, (_, i) =>
       post(pushArtifact(`burst/repo-${i % 17}`, `v${i}`, digestFor(1000 + i)))));
@@ -80,5 +86,9 @@ describe('ingest on Kafka: acknowledged means readable', () => {
     for (const r of burst) partitionsPerKey.set(r.key, (partitionsPerKey.get(r.key) ?? new Set()).add(r.partition));
     for (const [key, parts] of partitionsPerKey) assert.equal(parts.size, 1, `${key} spread over partitions ${[...parts]}`);
     assert.ok(took < 10000, `200 concurrent webhooks took ${took} ms`);
+    // Batched into the producer, not serialised: far fewer publishes than webhooks.
+    const calls = publishCalls.slice(callsBefore);
+    assert.equal(calls.reduce((a, b) => a + b, 0), N);
+    assert.ok(calls.length <= N / 4, `${N} webhooks went out in ${calls.length} publishes`);
   });
 });

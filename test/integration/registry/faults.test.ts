@@ -171,3 +171,33 @@ test('blob GET redirected to another origin is followed without Authorization', 
   assert.ok(proxy.requests.filter((r) => r.action === 'redirect').length >= 2);
   proxy.clearRules();
 });
+
+test('limits.concurrency bounds requests in flight to one registry; requestsPerSecond paces them', async () => {
+  proxy.clearRules();
+  proxy.addRule({ match: { method: 'HEAD' }, action: 'delay', ms: 30 });
+  const c = new RegistryClient({ url: proxy.url, credentials: reg.users[0], limits: { concurrency: 2, requestsPerSecond: 40 } });
+  clients.push(c);
+  await c.headManifest('src/app', 'v1'); // settle auth first
+  proxy.resetStats();
+  const t0 = Date.now();
+  const heads = await Promise.all(Array.from({ length: 60 }, () => c.headManifest('src/app', 'v1')));
+  const ms = Date.now() - t0;
+  assert.ok(heads.every((h) => h?.digest === image.digest));
+  assert.equal(proxy.maxInFlight(), 2);
+  // 40/s with a burst of 40: the other 20 wait about half a second.
+  assert.ok(ms >= 450, `60 HEADs took ${ms} ms`);
+  proxy.clearRules();
+});
+
+test('limits.speedKbps caps upload bandwidth', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(1024 * 1024);
+  const capped = new RegistryClient({ url: proxy.url, credentials: reg.users[0], limits: { concurrency: 4, speedKbps: 16_000 } });
+  clients.push(capped);
+  const t0 = Date.now();
+  await capped.uploadBlob('dst/slow', { digest: sha(blob), size: blob.length }, sourceOf(blob));
+  const ms = Date.now() - t0;
+  // 16 000 Kbit/s is 2 MB/s: a 1 MiB blob needs about half a second.
+  assert.ok(ms >= 400 && ms < 5000, `1 MiB at 2 MB/s took ${ms} ms`);
+  assert.equal(await capped.hasBlob('dst/slow', sha(blob)), true);
+});

@@ -1,0 +1,243 @@
+// Copy benchmark (issue 4): one generated corpus on a loopback source registry, copied with each
+// tool into its own fresh, empty target registry, in one run: wall time of the full copy, MB/s of
+// distinct blob bytes, peak RSS and CPU of the tool (/usr/bin/time -v), the CPU the two registries
+// spent, and the time of a second run where nothing changed. Every full copy is verified from the
+// target's side (manifest digests read with skopeo, blob set read from the target's storage)
+// before its figures count. Prints a markdown table and writes bench/copy/RESULTS.md.
+import { spawn, spawnSync, execFile } from 'node:child_process';
+import { existsSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { corpusSpec, ensureCorpus, type Corpus, type Scale } from './corpus.ts';
+import { startBenchRegistry, type BenchRegistry } from './registry.ts';
+import { TOOLS, type Tool } from './tools.ts';
+
+const execFileP = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '../..');
+const OUT = resolve(process.env.BENCH_OUT ?? join(ROOT, 'bench/copy/out'));
+const BIN = join(OUT, 'bin');
+const SCALE: Scale = process.env.BENCH_SCALE === 'small' ? 'small' : 'full';
+const JOBS = Number(process.env.BENCH_JOBS ?? 8);
+const ONLY = process.env.BENCH_TOOLS?.split(',').map((s) => s.trim()).filter(Boolean);
+const TIMEOUT_S = Number(process.env.BENCH_TOOL_TIMEOUT ?? 1200);
+const RESULTS = process.env.BENCH_RESULTS ?? join(ROOT, 'bench/copy/RESULTS.md');
+const MARKER = '<!-- analysis: kept by bench.ts when it rewrites the table above -->';
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+interface Timed { ok: boolean; exit: number | null; seconds: number; rssMB?: number; cpuS?: number; regCpuS: number; note?: string }
+interface Row {
+  tool: string; version: string; config?: string; missing?: string;
+  full?: Timed; noop?: Timed; verified?: { ok: boolean; detail: string };
+}
+
+function parseTimeV(text: string): { rssMB?: number; cpuS?: number; exit?: number } {
+  const num = (re: RegExp) => { const m = re.exec(text); return m ? Number(m[1]) : undefined; };
+  const rss = num(/Maximum resident set size \(kbytes\): (\d+)/);
+  const user = num(/User time \(seconds\): ([\d.]+)/);
+  const sys = num(/System time \(seconds\): ([\d.]+)/);
+  return {
+    ...(rss !== undefined ? { rssMB: rss / 1024 } : {}),
+    ...(user !== undefined && sys !== undefined ? { cpuS: user + sys } : {}),
+    ...(num(/Exit status: (\d+)/) !== undefined ? { exit: num(/Exit status: (\d+)/)! } : {}),
+  };
+}
+
+/** Runs argv under /usr/bin/time -v; output to `logFile`. */
+async function timed(argv: string[], env: Record<string, string>, logFile: string, regs: BenchRegistry[]): Promise<Timed> {
+  const timeFile = `${logFile}.time`;
+  const hasTime = existsSync('/usr/bin/time');
+  const full = hasTime ? ['/usr/bin/time', '-v', '-o', timeFile, ...argv] : argv;
+  const fd = openSync(logFile, 'w');
+  const cpu0 = await Promise.all(regs.map((r) => r.cpuSeconds()));
+  const t0 = performance.now();
+  const child = spawn(full[0]!, full.slice(1), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  let timedOut = false;
+  const kill = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, TIMEOUT_S * 1000);
+  const exit = await new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const seconds = (performance.now() - t0) / 1000;
+  clearTimeout(kill);
+  closeSync(fd);
+  const cpu1 = await Promise.all(regs.map((r) => r.cpuSeconds()));
+  const t = hasTime && existsSync(timeFile) ? parseTimeV(readFileSync(timeFile, 'utf8')) : {};
+  return {
+    ok: exit === 0 && !timedOut, exit, seconds, regCpuS: cpu1.reduce((n, c, i) => n + c - cpu0[i]!, 0),
+    ...(t.rssMB !== undefined ? { rssMB: t.rssMB } : {}), ...(t.cpuS !== undefined ? { cpuS: t.cpuS } : {}),
+    ...(timedOut ? { note: `killed after ${TIMEOUT_S}s` } : exit !== 0 ? { note: `exit ${exit}; see ${logFile}` } : {}),
+  };
+}
+
+async function mapLimit<T, R>(items: T[], n: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let i = 0;
+  await Promise.all(Array.from({ length: n }, async () => { while (i < items.length) { const k = i++; out[k] = await fn(items[k]!); } }));
+  return out;
+}
+
+/** The target's own view: every tag's manifest digest (skopeo) and the blobs its storage holds. */
+async function verify(dst: BenchRegistry, corpus: Corpus): Promise<{ ok: boolean; detail: string }> {
+  const wrong: string[] = [];
+  await mapLimit(corpus.tags, 4, async (t) => {
+    try {
+      const { stdout } = await execFileP('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${dst.host}/${t.repo}:${t.tag}`], { encoding: 'buffer', maxBuffer: 16 << 20 });
+      const d = `sha256:${createHash('sha256').update(stdout).digest('hex')}`;
+      if (d !== t.digest) wrong.push(`${t.repo}:${t.tag} has ${d.slice(0, 19)}`);
+    } catch {
+      wrong.push(`${t.repo}:${t.tag} missing`);
+    }
+  });
+  const base = join(dst.root, 'docker/registry/v2/blobs/sha256');
+  const stored = new Set<string>();
+  for (const pre of await readdir(base).catch(() => [] as string[])) {
+    for (const hex of await readdir(join(base, pre))) if (existsSync(join(base, pre, hex, 'data'))) stored.add(`sha256:${hex}`);
+  }
+  const expected = [...corpus.blobs, ...corpus.manifests].map((b) => b.digest);
+  const missing = expected.filter((d) => !stored.has(d));
+  const extra = stored.size - (expected.length - missing.length);
+  const ok = wrong.length === 0 && missing.length === 0;
+  const detail = ok
+    ? `${corpus.tags.length} tags digest-equal, ${expected.length} blobs+manifests stored${extra ? `, ${extra} extra` : ''}`
+    : `${wrong.length} tags wrong (${wrong.slice(0, 3).join('; ')}), ${missing.length} blobs missing`;
+  return { ok, detail };
+}
+
+const slug = (s: string) => s.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
+const f1 = (n: number | undefined) => (n === undefined ? 'n/a' : n.toFixed(1));
+const f2 = (n: number | undefined) => (n === undefined ? 'n/a' : n.toFixed(2));
+
+async function benchTool(tool: Tool, src: BenchRegistry, corpus: Corpus): Promise<Row> {
+  const probe = await tool.probe({ root: ROOT, bin: BIN });
+  if ('missing' in probe) return { tool: tool.name, version: '-', missing: probe.missing };
+  const dir = join(OUT, 'runs', slug(tool.name));
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const dst = await startBenchRegistry(join(dir, 'target'), dir);
+  try {
+    const cmd = await tool.command({ root: ROOT, bin: BIN, dir, src: src.host, dst: dst.host, corpus, jobs: JOBS });
+    writeFileSync(join(dir, 'command.txt'), `${cmd.argv.join(' ')}\n`);
+    log(`${tool.name} ${probe.version}: full copy (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+    const full = await timed(cmd.argv, cmd.env ?? {}, join(dir, 'full.log'), [src, dst]);
+    log(`  ${f1(full.seconds)}s exit ${full.exit}, rss ${f1(full.rssMB)} MB, cpu ${f1(full.cpuS)}s, registries ${f1(full.regCpuS)}s`);
+    const verified = await verify(dst, corpus);
+    log(`  verify: ${verified.ok ? 'ok' : 'FAILED'} (${verified.detail})`);
+    const noop = await timed(cmd.argv, cmd.env ?? {}, join(dir, 'noop.log'), [src, dst]);
+    log(`  no-op ${f2(noop.seconds)}s exit ${noop.exit}`);
+    return { tool: tool.name, version: probe.version, config: cmd.config, full, noop, verified };
+  } finally {
+    await dst.stop();
+    // The next tool starts on an empty target and a quiet disk.
+    await rm(join(dir, 'target'), { recursive: true, force: true });
+    spawnSync('sync');
+  }
+}
+
+function table(rows: Row[], corpus: Corpus): string {
+  const lines = [
+    '| tool | version | full copy (s) | MB/s | peak RSS (MB) | tool CPU (s) | registries CPU (s) | no-op (s) | no-op / full | verified |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of rows) {
+    if (r.missing) { lines.push(`| ${r.tool} | - | not run: ${r.missing} | | | | | | | |`); continue; }
+    const full = r.full!;
+    const good = full.ok && r.verified?.ok;
+    const secs = good ? f1(full.seconds) : `failed (${full.note ?? r.verified?.detail})`;
+    const mbs = good ? f1(corpus.blobBytes / 1e6 / full.seconds) : '-';
+    const noop = r.noop!.ok ? f2(r.noop!.seconds) : `failed (${r.noop!.note})`;
+    const ratio = good && r.noop!.ok ? `${((r.noop!.seconds / full.seconds) * 100).toFixed(1)}%` : '-';
+    lines.push(`| ${r.tool} | ${r.version} | ${secs} | ${mbs} | ${f1(full.rssMB)} | ${f1(full.cpuS)} | ${f1(full.regCpuS)} | ${noop} | ${ratio} | ${r.verified?.ok ? 'yes' : `NO: ${r.verified?.detail}`} |`);
+  }
+  return lines.join('\n');
+}
+
+function verdict(rows: Row[]): string[] {
+  const good = rows.filter((r) => !r.missing && r.full?.ok && r.verified?.ok);
+  const me = good.find((r) => r.tool === 'harbor-swr-bridge');
+  if (!me) return ['- harbor-swr-bridge did not complete a verified copy: no targets met.'];
+  const peers = good.filter((r) => r !== me);
+  const fastest = peers.sort((a, b) => a.full!.seconds - b.full!.seconds)[0];
+  const out: string[] = [];
+  if (fastest) {
+    const x = fastest.full!.seconds / me.full!.seconds;
+    out.push(`- speed: ${x.toFixed(2)}x the fastest verified peer (${fastest.tool}, ${f1(fastest.full!.seconds)}s): target >= 1.5x ${x >= 1.5 ? 'met' : 'MISSED'}`);
+  } else {
+    out.push('- speed: no peer completed a verified copy, nothing to compare with');
+  }
+  const ratio = me.noop!.seconds / me.full!.seconds;
+  out.push(`- no-op: ${(ratio * 100).toFixed(1)}% of the full copy: target < 5% ${ratio < 0.05 ? 'met' : 'MISSED'}`);
+  out.push(`- peak RSS: ${f1(me.full!.rssMB)} MB (no-op ${f1(me.noop!.rssMB)} MB): target < 200 MB ${(me.full!.rssMB ?? Infinity) < 200 ? 'met' : 'MISSED'}`);
+  return out;
+}
+
+function describeCorpus(c: Corpus): string {
+  const repos = new Set(c.tags.map((t) => t.repo)).size;
+  const images = new Set(c.tags.map((t) => t.digest)).size;
+  const biggest = Math.max(...c.blobs.map((b) => b.size));
+  const sizes = c.tags.filter((t) => t.kind === 'image').map((t) => t.bytes);
+  return `${c.tags.length} tags (${images} distinct artifacts, one an OCI index of 4 platforms) in ${repos} repositories; image sizes ${(Math.min(...sizes) / 1e6).toFixed(1)}–${(Math.max(...sizes) / 1e6).toFixed(0)} MB; biggest layer ${(biggest / 2 ** 20).toFixed(0)} MiB; ${c.blobs.length} distinct blobs, ${(c.blobBytes / 1e6).toFixed(0)} MB distinct blob bytes (what MB/s divides).`;
+}
+
+async function main(): Promise<void> {
+  await mkdir(OUT, { recursive: true });
+  const spec = corpusSpec(SCALE);
+  const sourceRoot = join(OUT, `source-${SCALE}`);
+  log(`corpus (${SCALE}) in ${sourceRoot}`);
+  const t0 = performance.now();
+  const corpus = await ensureCorpus(sourceRoot, spec, log);
+  log(`  ${describeCorpus(corpus)} (ready in ${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+  // Same page-cache state for every tool: the source is read once before the first run.
+  spawnSync('sh', ['-c', `find '${join(sourceRoot, 'docker')}' -name data -type f -exec cat {} + > /dev/null`]);
+  spawnSync('sync');
+  const src = await startBenchRegistry(sourceRoot, join(OUT, 'runs'));
+  const rows: Row[] = [];
+  const started = new Date();
+  try {
+    for (const tool of TOOLS) {
+      if (ONLY && !ONLY.some((o) => tool.name.includes(o))) continue;
+      rows.push(await benchTool(tool, src, corpus));
+    }
+  } finally {
+    await src.stop();
+  }
+  const t = table(rows, corpus);
+  const v = verdict(rows);
+  process.stdout.write(`\n${t}\n\n${v.join('\n')}\n`);
+
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const prev = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
+  const analysis = prev.includes(MARKER) ? prev.slice(prev.indexOf(MARKER)) : `${MARKER}\n`;
+  const md = `# Copy benchmark (bench/copy)
+
+Reproduce: \`npm run bench:copy\` (full scale, the default) or \`BENCH_SCALE=small npm run bench:copy\`.
+Knobs: \`BENCH_JOBS\` (parallel jobs given to every tool that has such a setting, default 8),
+\`BENCH_TOOLS\` (comma list, e.g. \`bridge,regsync\`), \`BENCH_TOOL_TIMEOUT\` (seconds, default 1200).
+
+- Run: ${started.toISOString()}, scale **${SCALE}**, jobs ${JOBS}
+- Machine: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux, Node ${process.versions.node}.
+  Shared machine: other engineers ran tests concurrently, so single figures carry noise
+  (load average at the end of the run: ${loadavg().map((x) => x.toFixed(2)).join(' ')}).
+- Registries: Debian docker-registry (distribution 2.8) on 127.0.0.1, plain HTTP, filesystem storage,
+  no auth, access log off. Source storage is generated once per scale (bench/copy/corpus.ts) and read
+  into the page cache before the first tool; every tool copies into its own fresh, empty target.
+- Corpus: ${describeCorpus(corpus)}
+- Figures: wall time of the whole corpus in one process per tool; MB/s = distinct blob bytes / wall
+  time; peak RSS and tool CPU from \`/usr/bin/time -v\`; registries CPU = source + target registry
+  CPU seconds during the copy; no-op = the same command again with nothing to do. A copy counts only
+  when every tag's manifest digest in the target (read with \`skopeo inspect --raw\`) equals the
+  source's and the target's storage holds every blob and manifest.
+
+${t}
+
+${v.join('\n')}
+
+Tool configurations:
+${rows.map((r) => `- ${r.tool}: ${r.missing ? `not run (${r.missing})` : r.config}`).join('\n')}
+
+${analysis}`;
+  writeFileSync(RESULTS, md);
+  log(`wrote ${RESULTS}`);
+}
+
+await main();

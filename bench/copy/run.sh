@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `npm run bench:copy`: installs what the copy benchmark needs (skopeo and docker-registry from
+# Debian, GNU time for peak RSS, image-syncer and regsync with `go install` into
+# bench/copy/out/bin), then runs bench/copy/bench.ts: generate the corpus once per scale, copy it
+# with every tool into a fresh empty target, print the table and write bench/copy/RESULTS.md.
+# Knobs: BENCH_SCALE (full | small), BENCH_JOBS (8), BENCH_TOOLS, BENCH_TOOL_TIMEOUT (1200 s).
+# image-syncer: if the Go module proxy refuses the module, IMAGE_SYNCER_SRC may name a source
+# checkout of github.com/AliyunContainerService/image-syncer to build instead.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+NODE=$PWD/node_modules/.bin/node
+"$NODE" --version 2>/dev/null | grep -q '^v24\.' || { echo "node_modules/.bin/node is not Node 24: run npm ci" >&2; exit 1; }
+
+missing=()
+[ -x /usr/bin/time ] || missing+=(time)
+command -v skopeo >/dev/null || missing+=(skopeo)
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]} with apt-get" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "the copy benchmark needs these Debian packages: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+BIN=$PWD/bench/copy/out/bin
+mkdir -p "$BIN"
+if command -v go >/dev/null; then
+  if [ ! -x "$BIN/regsync" ]; then
+    echo "go install github.com/regclient/regclient/cmd/regsync@latest" >&2
+    GOBIN=$BIN go install github.com/regclient/regclient/cmd/regsync@latest || echo "regsync: go install failed; it will be reported as not run" >&2
+  fi
+  if [ ! -x "$BIN/image-syncer" ]; then
+    echo "go install github.com/AliyunContainerService/image-syncer@latest" >&2
+    if ! GOBIN=$BIN go install github.com/AliyunContainerService/image-syncer@latest; then
+      src=${IMAGE_SYNCER_SRC:-}
+      mirror=/work/.mirror/AliyunContainerService+image-syncer/repo
+      if [ -z "$src" ] && [ -d "$mirror" ]; then
+        # A bare snapshot of the GitHub repository: export its newest commit and build that.
+        src=$(mktemp -d)
+        git --git-dir="$mirror" archive HEAD | tar -x -C "$src"
+        desc=$(git --git-dir="$mirror" describe --tags HEAD 2>/dev/null || git --git-dir="$mirror" rev-parse --short HEAD)
+      fi
+      if [ -n "$src" ]; then
+        echo "image-syncer: the module proxy refused it; building from $src" >&2
+        if (cd "$src" && CGO_ENABLED=0 go build -tags containers_image_openpgp -o "$BIN/image-syncer" .); then
+          echo "${desc:-source} (built from source: module proxy refused the module)" > "$BIN/image-syncer.source"
+        else
+          echo "image-syncer: build failed; it will be reported as not run" >&2
+        fi
+      else
+        echo "image-syncer: not installable; it will be reported as not run" >&2
+      fi
+    fi
+  fi
+else
+  echo "go is not installed: image-syncer and regsync will be reported as not run" >&2
+fi
+
+exec "$NODE" --no-warnings bench/copy/bench.ts "$@"

@@ -1,0 +1,225 @@
+// Ingest benchmark (issue 3): the bridge (`harbor-swr-bridge serve` on a real Kafka broker) beside
+// a bare Express handler that answers 200 without publishing, driven by autocannon from another
+// process with Harbor v2 PUSH_ARTIFACT webhooks, at full speed and at a fixed 1,000 webhooks/s.
+// Prints a table and writes bench/ingest/RESULTS.md.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Kafka, logLevel } from 'kafkajs';
+import { stringify } from 'yaml';
+import { KafkaBroker, freePort, kafkaLibDir } from '../../scripts/kafka/broker.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const NODE = process.execPath;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const RATE = Number(process.env.BENCH_RATE ?? 1000);
+const MAX_CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const RATE_CONNECTIONS = Number(process.env.BENCH_RATE_CONNECTIONS ?? 32);
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
+const SECRET = 'Bearer bench-webhook-secret';
+const RUN = resolve(process.env.BENCH_RUN_DIR ?? join(ROOT, 'bench/ingest/out'));
+const RESULTS = process.env.BENCH_RESULTS ?? join(ROOT, 'bench/ingest/RESULTS.md');
+
+interface Drive { ok: number; non2xx: number; errors: number; timeouts: number; seconds: number; perSecond: number; p50: number; p99: number; max: number }
+interface Row { target: string; mode: string; d: Drive }
+
+const children: ChildProcess[] = [];
+
+function startServer(name: string, args: string[], env: Record<string, string>): ChildProcess {
+  const out = openSync(join(RUN, `${name}.log`), 'w');
+  const child = spawn(NODE, ['--no-warnings', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  children.push(child);
+  return child;
+}
+
+async function waitReady(url: string, child: ChildProcess, name: string, timeoutMs = 60000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}); see ${join(RUN, `${name}.log`)}`);
+    try {
+      if ((await fetch(url)).status < 500) return;
+    } catch { /* not listening yet */ }
+    await sleep(200);
+  }
+  throw new Error(`${name} not ready within ${timeoutMs} ms`);
+}
+
+function drive(url: string, seconds: number, rate: number | 'max', connections: number): Promise<Drive> {
+  return new Promise((res, rej) => {
+    const child = spawn(NODE, ['--no-warnings', join(ROOT, 'bench/ingest/drive.ts'), url, String(seconds), String(rate), String(connections)], {
+      cwd: ROOT, env: { ...process.env, BENCH_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.once('exit', (code) => {
+      if (code !== 0) return rej(new Error(`drive exited with ${code}`));
+      try { res(JSON.parse(out.trim().split('\n').pop()!) as Drive); } catch (e) { rej(e as Error); }
+    });
+  });
+}
+
+async function topicRecords(brokers: string, topic: string): Promise<number> {
+  const admin = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const offs = await admin.fetchTopicOffsets(topic);
+    return offs.reduce((n, p) => n + Number(BigInt(p.high) - BigInt(p.low)), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function publishLatency(metricsUrl: string): Promise<{ count: number; meanMs: number }> {
+  const text = await (await fetch(metricsUrl)).text();
+  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  const count = num(/^hsb_publish_seconds_count\{topic="events"\} (\S+)$/m);
+  const sum = num(/^hsb_publish_seconds_sum\{topic="events"\} (\S+)$/m);
+  return { count, meanMs: count ? (sum / count) * 1000 : 0 };
+}
+
+interface Target { name: string; url: string }
+
+/** Warm every target up, then each mode in turn across all targets, so they share the machine's conditions. */
+async function measureAll(targets: Target[], rows: Row[]): Promise<Map<string, number>> {
+  const okPerTarget = new Map<string, number>();
+  const add = (name: string, d: Drive) => okPerTarget.set(name, (okPerTarget.get(name) ?? 0) + d.ok);
+  for (const t of targets) {
+    const warm = await drive(t.url, 3, 'max', MAX_CONNECTIONS);
+    add(t.name, warm);
+    process.stderr.write(`${t.name}: warm-up ${Math.round(warm.perSecond)}/s\n`);
+  }
+  for (const [mode, rate, connections] of [['max', 'max', MAX_CONNECTIONS], [`${RATE}/s`, RATE, RATE_CONNECTIONS]] as const) {
+    for (const t of targets) {
+      const d = await drive(t.url, SECONDS, rate, connections);
+      add(t.name, d);
+      rows.push({ target: t.name, mode, d });
+      process.stderr.write(`${t.name} ${mode}: ${Math.round(d.perSecond)}/s p50 ${d.p50} ms p99 ${d.p99} ms (non-2xx ${d.non2xx}, errors ${d.errors})\n`);
+    }
+  }
+  return okPerTarget;
+}
+
+async function acceptedByBridge(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^hsb_webhooks_total\{[^}]*result="accepted"[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+  return n;
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function table(rows: Row[]): string {
+  const lines = [
+    '| mode | target | accepted webhooks/s | p50 ms | p99 ms | max ms | non-2xx / errors |',
+    '|---|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.mode} | ${r.target} | ${fmt(r.d.perSecond)} | ${fmt(r.d.p50, 1)} | ${fmt(r.d.p99, 1)} | ${fmt(r.d.max, 1)} | ${r.d.non2xx} / ${r.d.errors + r.d.timeouts} |`);
+  }
+  return lines.join('\n');
+}
+
+function ratios(rows: Row[]): string {
+  const get = (target: string, mode: string) => rows.find((r) => r.target === target && r.mode === mode)?.d;
+  const out: string[] = [];
+  for (const bare of ['bare', 'bare + JSON parse']) {
+    const b = get(bare, 'max');
+    const x = get('bridge', 'max');
+    if (b && x) out.push(`- bridge / ${bare} throughput (max): ${fmt(x.perSecond / b.perSecond, 2)} (target ≥ 0.5)`);
+  }
+  const fixed = get('bridge', `${RATE}/s`);
+  if (fixed) out.push(`- bridge p99 at ${fmt(RATE)} webhooks/s: ${fmt(fixed.p99, 1)} ms (target < 50 ms)`);
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  rmSync(RUN, { recursive: true, force: true });
+  mkdirSync(RUN, { recursive: true });
+  const broker = new KafkaBroker(join(RUN, 'kafka'));
+  const rows: Row[] = [];
+  try {
+    await broker.start();
+    process.stderr.write(`Kafka broker at ${broker.brokers}\n`);
+    const prefix = `bench-${Date.now()}.`;
+    const configFile = join(RUN, 'bridge.yaml');
+    writeFileSync(configFile, stringify({
+      server: { port: 0, host: '127.0.0.1' },
+      bus: { kind: 'kafka', brokers: [broker.brokers], topicPrefix: prefix, partitions: 6 },
+      sources: [{ id: 'harbor-bench', url: 'https://harbor.example.com', webhookSecrets: [SECRET] }],
+      targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4' }],
+    }));
+
+    const bridgePort = await freePort();
+    const bridge = startServer('bridge', [join(ROOT, 'src/cli/main.ts'), 'serve', '--config', configFile], {
+      KAFKA_BROKERS: broker.brokers, PORT: String(bridgePort), LOG_LEVEL,
+    });
+    const barePort = await freePort();
+    const bare = startServer('bare', [join(ROOT, 'bench/ingest/bare-server.ts')], { PORT: String(barePort) });
+    const parsePort = await freePort();
+    const bareParse = startServer('bare-parse', [join(ROOT, 'bench/ingest/bare-server.ts'), '--parse'], { PORT: String(parsePort) });
+    const bridgeBase = `http://127.0.0.1:${bridgePort}`;
+    await waitReady(`${bridgeBase}/readyz`, bridge, 'bridge');
+    // /readyz answers 503 until the bus is connected: wait for 200.
+    for (let i = 0; (await fetch(`${bridgeBase}/readyz`)).status !== 200; i++) {
+      if (i > 300) throw new Error('bridge bus never became ready');
+      await sleep(200);
+    }
+    await waitReady(`http://127.0.0.1:${barePort}/`, bare, 'bare');
+    await waitReady(`http://127.0.0.1:${parsePort}/`, bareParse, 'bare-parse');
+
+    const loadBefore = loadavg();
+    const ok = await measureAll([
+      { name: 'bridge', url: `${bridgeBase}/webhooks/harbor/harbor-bench` },
+      { name: 'bare', url: `http://127.0.0.1:${barePort}/webhooks/harbor/harbor-bench` },
+      { name: 'bare + JSON parse', url: `http://127.0.0.1:${parsePort}/webhooks/harbor/harbor-bench` },
+    ], rows);
+    const loadAfter = loadavg();
+    await sleep(500); // let answers the load generator stopped waiting for reach the bridge's counters
+    const bridgeOk = ok.get('bridge') ?? 0;
+    const accepted = await acceptedByBridge(`${bridgeBase}/metrics`);
+    const durable = await topicRecords(broker.brokers, `${prefix}events`);
+    const publish = await publishLatency(`${bridgeBase}/metrics`);
+
+    const libs = readdirSync(kafkaLibDir()).find((f) => /^kafka_2\.13-.*\.jar$/.test(f)) ?? 'kafka';
+    const cpu = cpus();
+    const machine = `${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, ${libs.replace(/\.jar$/, '')} (single KRaft node on loopback)`;
+    // autocannon stops counting at the end of each run, so a few answers it sent are not in its 2xx
+    // count: the bridge's own acceptance counter is the exact figure to compare with the topic.
+    const consistent = durable === accepted && bridgeOk <= accepted;
+    const check = consistent
+      ? `Every acknowledged webhook is in the events topic: ${fmt(accepted)} accepted by the bridge (${fmt(bridgeOk)} 2xx counted by autocannon before it stopped), ${fmt(durable)} records.`
+      : `MISMATCH: the bridge accepted ${fmt(accepted)} webhooks (autocannon counted ${fmt(bridgeOk)} 2xx) but the events topic holds ${fmt(durable)} records.`;
+    const load = `load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after`;
+    const text = [
+      '# Ingest benchmark',
+      '',
+      `Run ${new Date().toISOString()} with \`npm run bench:ingest\` on ${machine}.`,
+      '',
+      `autocannon in its own process drives each server for ${SECONDS} s at full speed (${MAX_CONNECTIONS} connections) and`,
+      `then at a fixed ${fmt(RATE)} webhooks/s (${RATE_CONNECTIONS} connections), after a 3 s warm-up, with Harbor v2`,
+      '`PUSH_ARTIFACT` webhooks (4,096 distinct repository/tag/digest combinations). The bridge is',
+      `\`harbor-swr-bridge serve\` (LOG_LEVEL=${LOG_LEVEL}) publishing each webhook to Kafka (acks=all, idempotent producer)`,
+      'before it answers; "bare" is an Express handler that answers 200 without reading the body,',
+      '"bare + JSON parse" one that reads and parses it. All processes (broker, servers, load generator)',
+      `share the machine's cores; runs alternate between targets so they see the same conditions (${load}).`,
+      '',
+      table(rows),
+      '',
+      ratios(rows),
+      `- bus acknowledgement inside the bridge (hsb_publish_seconds): mean ${fmt(publish.meanMs, 2)} ms over ${fmt(publish.count)} publishes`,
+      `- ${check}`,
+      '',
+    ].join('\n');
+    writeFileSync(RESULTS, text);
+    process.stdout.write(`\n${table(rows)}\n\n${ratios(rows)}\n- publish mean ${fmt(publish.meanMs, 2)} ms\n- ${check}\n- ${load}\n\nwritten to ${RESULTS}\n`);
+    if (!consistent) process.exitCode = 1;
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined));
+    await broker.stop();
+  }
+}
+
+await main();

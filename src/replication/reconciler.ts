@@ -1,0 +1,288 @@
+// Reconciler: per policy, list the source's matching repositories and tags, compare with the
+// target by digest and emit a task for every difference. Heals webhooks Harbor never delivered.
+// The listing is I/O; the decision is diffPolicy (./diff.ts, pure).
+import { request, type Dispatcher } from 'undici';
+import type { Bus } from '../bus/port.ts';
+import type { Config, SourceConfig } from '../config/schema.ts';
+import { BridgeError, toBridgeError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { harborMessage, nextPage } from '../policy/harbor-api.ts';
+import { matchingTags, nameMatches } from '../policy/match.ts';
+import type { Policy } from '../policy/model.ts';
+import type { PlanTarget, SourceListing } from '../policy/plan.ts';
+import type { PolicyTable } from '../policy/table.ts';
+import { createAgent } from '../registry/agent.ts';
+import type { RegistryClient } from '../registry/client.ts';
+import { destinationOf, diffPolicy, type ReconcileSkip } from './diff.ts';
+import type { Endpoints } from './endpoints.ts';
+import { Limiter } from './limiter.ts';
+import { taskKey, type ReplicationTask } from './task.ts';
+
+export interface ReconcilerDeps {
+  config: Config;
+  endpoints: Endpoints;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Policies for passes that are not given a table (default: the config's). */
+  table?: PolicyTable;
+  /** Registry requests in flight per policy plan (listings and manifest HEADs). */
+  concurrency?: number;
+  now?: () => Date;
+}
+
+export interface ReconcilePlan {
+  policyId: string;
+  tasks: ReplicationTask[];
+  skipped: ReconcileSkip[];
+  /** Why each task was planned, by task id. */
+  reasons: Map<string, string>;
+  /** Tags already equal in the target. */
+  unchanged: number;
+}
+
+export interface PolicyPassResult extends ReconcilePlan {
+  /** Listing or publishing failed: the plan is incomplete (and nothing was published). */
+  error?: { code: string; message: string };
+}
+
+export interface PassSummary {
+  policies: PolicyPassResult[];
+  tasks: number;
+  skipped: number;
+  /** Policies whose pass failed. */
+  failed: number;
+  published: number;
+}
+
+export interface PlanOptions {
+  signal?: AbortSignal;
+  /** Shares source listings between the policies of one pass. */
+  cache?: PassCache;
+}
+
+/** Memo of source listings for one pass, so policies sharing a source list it once. */
+export class PassCache {
+  readonly #m = new Map<string, Promise<unknown>>();
+  get<T>(key: string, load: () => Promise<T>): Promise<T> {
+    let p = this.#m.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = load();
+      this.#m.set(key, p);
+      // A failure is not remembered: the next policy may try again.
+      p.catch(() => this.#m.delete(key));
+    }
+    return p;
+  }
+}
+
+export class Reconciler {
+  readonly #d: ReconcilerDeps;
+  readonly #log: Logger;
+  readonly #now: () => Date;
+  readonly #targets: Map<string, PlanTarget>;
+
+  constructor(deps: ReconcilerDeps) {
+    this.#d = deps;
+    this.#log = deps.logger.child({ component: 'reconciler' });
+    this.#now = deps.now ?? (() => new Date());
+    // As the planner builds them, so reconcile tasks carry the same options as event tasks.
+    this.#targets = new Map(deps.config.targets.map((t) => [t.id, { kind: t.kind, ...(t.manifestFormat ? { manifestFormat: t.manifestFormat } : {}) }]));
+  }
+
+  /** The tasks that would make the policy's target equal to its source now. */
+  async plan(policy: Policy, opts: PlanOptions = {}): Promise<ReconcilePlan> {
+    const empty: ReconcilePlan = { policyId: policy.id, tasks: [], skipped: [], reasons: new Map(), unchanged: 0 };
+    if (!policy.enabled) return empty;
+    const target = this.#targets.get(policy.dest_registry);
+    if (!target) return { ...empty, skipped: [{ reason: `unknown target ${policy.dest_registry}` }] };
+    const source = this.#d.config.sources.find((s) => s.id === policy.src_registry);
+    if (!source) return { ...empty, skipped: [{ reason: `unknown source ${policy.src_registry}` }] };
+    const src = this.#d.endpoints.source(source.id).client;
+    const dst = this.#d.endpoints.target(policy.dest_registry).client;
+    const cache = opts.cache ?? new PassCache();
+    const { signal } = opts;
+    const limit = new Limiter(this.#d.concurrency ?? 8);
+    const started = Date.now();
+
+    const repos = (await cache.get(`repos\0${source.id}`, () => this.#repositories(source, src, signal))).filter((r) => nameMatches(policy, r));
+
+    // Source: repository → matching tags → digests.
+    const listing: SourceListing[] = await Promise.all(repos.map(async (repository) => {
+      const tags = matchingTags(policy, await cache.get(`tags\0${source.id}\0${repository}`, () => limit.run(() => src.listTags(repository, signal))));
+      const entries = await Promise.all(tags.map(async (tag) => {
+        const digest = await cache.get(`head\0${source.id}\0${repository}\0${tag}`, () => limit.run(async () => (await src.headManifest(repository, tag, signal))?.digest));
+        return digest ? { tag, digest } : undefined; // deleted between listing and HEAD
+      }));
+      return { repository, tags: entries.filter((e) => e !== undefined) };
+    }));
+
+    // Target: destination repository → tag → digest, heading only the tags the source also has
+    // (a tag only the target has needs no digest to be deleted).
+    const wanted = new Map<string, Set<string>>();
+    for (const repo of listing) {
+      const d = destinationOf(policy, repo.repository, target);
+      if ('reason' in d) continue;
+      const set = wanted.get(d.dest) ?? new Set<string>();
+      for (const e of repo.tags) set.add(e.tag);
+      wanted.set(d.dest, set);
+    }
+    const state = new Map<string, Map<string, string>>();
+    await Promise.all([...wanted].map(async ([dest, sourceTags]) => {
+      const tags = matchingTags(policy, await limit.run(() => dst.listTags(dest, signal)));
+      const have = new Map<string, string>();
+      await Promise.all(tags.map(async (tag) => {
+        if (!sourceTags.has(tag)) { have.set(tag, ''); return; }
+        const h = await limit.run(() => dst.headManifest(dest, tag, signal));
+        if (h) have.set(tag, h.digest);
+      }));
+      state.set(dest, have);
+    }));
+
+    const diff = diffPolicy(policy, listing, state, target, this.#now());
+    for (const s of diff.skipped) this.#log.warn({ policy: policy.id, repository: s.repository, reason: s.reason }, 'reconcile skipped a repository');
+    this.#log.info({
+      policy: policy.id, repositories: listing.length, tags: listing.reduce((n, r) => n + r.tags.length, 0),
+      tasks: diff.tasks.length, unchanged: diff.unchanged, skipped: diff.skipped.length, ms: Date.now() - started,
+    }, 'reconcile planned');
+    return { policyId: policy.id, tasks: diff.tasks, skipped: diff.skipped, reasons: diff.reasons, unchanged: diff.unchanged };
+  }
+
+  /** Puts tasks on the `tasks` topic, keyed per destination repository like event tasks. */
+  async publish(bus: Bus, tasks: readonly ReplicationTask[]): Promise<void> {
+    if (tasks.length === 0) return;
+    await bus.publish('tasks', tasks.map((t) => ({ key: taskKey(t), value: t })));
+    const byPolicy = new Map<string, number>();
+    for (const t of tasks) byPolicy.set(t.policyId, (byPolicy.get(t.policyId) ?? 0) + 1);
+    for (const [policy, n] of byPolicy) this.#d.metrics?.plannedTasks.inc({ policy }, n);
+  }
+
+  /** One policy: plan and publish. The hook for the policy scheduler's `onFire`. */
+  async reconcileAndPublish(policy: Policy, bus: Bus, opts: PlanOptions = {}): Promise<ReconcilePlan> {
+    const plan = await this.plan(policy, opts);
+    await this.publish(bus, plan.tasks);
+    if (plan.tasks.length) this.#log.info({ policy: policy.id, tasks: plan.tasks.length }, 'reconcile tasks published');
+    return plan;
+  }
+
+  /**
+   * One pass over every enabled policy (of `table`, else the deps' table, else the config).
+   * A policy whose listing fails is reported and the pass goes on. With `dryRun` or no bus,
+   * nothing is published.
+   */
+  async runPass(opts: { dryRun: boolean; bus?: Bus; table?: PolicyTable; signal?: AbortSignal; include?: (p: Policy) => boolean }): Promise<PassSummary> {
+    const policies = (opts.table ?? this.#d.table)?.list() ?? this.#d.config.policies;
+    const cache = new PassCache();
+    const summary: PassSummary = { policies: [], tasks: 0, skipped: 0, failed: 0, published: 0 };
+    for (const policy of policies) {
+      if (!policy.enabled || (opts.include && !opts.include(policy))) continue;
+      if (opts.signal?.aborted) break;
+      try {
+        const plan = await this.plan(policy, { signal: opts.signal, cache });
+        if (!opts.dryRun && opts.bus) {
+          await this.publish(opts.bus, plan.tasks);
+          summary.published += plan.tasks.length;
+        }
+        summary.policies.push(plan);
+        summary.tasks += plan.tasks.length;
+        summary.skipped += plan.skipped.length;
+      } catch (e) {
+        const err = toBridgeError(e);
+        this.#log.error({ policy: policy.id, code: err.code, err: err.message }, 'reconcile of this policy failed');
+        summary.policies.push({ policyId: policy.id, tasks: [], skipped: [], reasons: new Map(), unchanged: 0, error: { code: err.code, message: err.message } });
+        summary.failed++;
+      }
+    }
+    return summary;
+  }
+
+  /**
+   * "On start": event-based and scheduled policies (manual ones replicate only when asked).
+   * Catches up on whatever happened while the bridge was down.
+   */
+  startupPass(table: PolicyTable, bus: Bus, signal?: AbortSignal): Promise<PassSummary> {
+    return this.runPass({ dryRun: false, bus, table, signal, include: (p) => p.trigger.type !== 'manual' });
+  }
+
+  /** Repositories of a source: the registry catalog, or Harbor's project API when robots may not read the catalog. */
+  async #repositories(source: SourceConfig, client: RegistryClient, signal?: AbortSignal): Promise<string[]> {
+    try {
+      return await client.catalog(signal);
+    } catch (e) {
+      const err = toBridgeError(e);
+      const status = Number(err.context.status);
+      if (source.kind !== 'harbor' || (status !== 401 && status !== 403)) throw err;
+      this.#log.info({ source: source.id, status }, 'the registry catalog is not readable with these credentials; listing repositories through Harbor\'s API');
+      return harborRepositories(source, signal);
+    }
+  }
+}
+
+const PAGE_SIZE = 100;
+const MAX_PAGES = 10_000;
+
+/**
+ * Every repository (`project/repo`) the source's credentials can see through Harbor's REST API:
+ * `/api/v2.0/projects`, then `/api/v2.0/projects/{name}/repositories`, both paged.
+ */
+export async function harborRepositories(source: SourceConfig, signal?: AbortSignal, dispatcher?: Dispatcher): Promise<string[]> {
+  const agent = dispatcher ?? createAgent({ tls: source.tls, idleTimeoutMs: 30_000 });
+  try {
+    const projects = await harborList(source, agent, 'api/v2.0/projects', signal);
+    const out: string[] = [];
+    for (const p of projects) {
+      const name = (p as { name?: unknown } | null)?.name;
+      if (typeof name !== 'string' || name === '') continue;
+      const repos = await harborList(source, agent, `api/v2.0/projects/${encodeURIComponent(name)}/repositories`, signal);
+      for (const r of repos) {
+        const full = (r as { name?: unknown } | null)?.name;
+        if (typeof full === 'string' && full !== '') out.push(full);
+      }
+    }
+    return out;
+  } finally {
+    if (!dispatcher) await agent.close();
+  }
+}
+
+async function harborList(source: SourceConfig, dispatcher: Dispatcher, path: string, signal?: AbortSignal): Promise<unknown[]> {
+  const base = new URL(source.url.replace(/\/+$/, '') + '/');
+  const auth = source.credentials ? `Basic ${Buffer.from(`${source.credentials.username}:${source.credentials.password}`, 'utf8').toString('base64')}` : undefined;
+  const items: unknown[] = [];
+  let page = 1;
+  for (let n = 0; n < MAX_PAGES; n++) {
+    const url = new URL(path, base);
+    url.searchParams.set('page', String(page));
+    url.searchParams.set('page_size', String(PAGE_SIZE));
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, { method: 'GET', dispatcher, headers: { accept: 'application/json', ...(auth ? { authorization: auth } : {}) }, signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000) });
+    } catch (e) {
+      throw new BridgeError('HSB_HARBOR_UNREACHABLE', `source ${source.id}: cannot reach Harbor at ${base.origin}: ${(e as Error).message}`, { retryable: true, context: { source: source.id }, cause: e });
+    }
+    const text = await res.body.text();
+    if (res.statusCode !== 200) {
+      const code = res.statusCode === 401 ? 'HSB_HARBOR_UNAUTHORIZED' : res.statusCode === 403 ? 'HSB_HARBOR_FORBIDDEN' : 'HSB_HARBOR_RESPONSE';
+      const why = harborMessage(text);
+      throw new BridgeError(code, `source ${source.id}: GET ${url.pathname} answered ${res.statusCode}${why ? `: ${why}` : ''}`, {
+        retryable: res.statusCode >= 500 || res.statusCode === 429, context: { source: source.id, status: res.statusCode },
+      });
+    }
+    let body: unknown;
+    try {
+      body = text === '' ? null : JSON.parse(text);
+    } catch {
+      throw new BridgeError('HSB_HARBOR_RESPONSE', `source ${source.id}: GET ${url.pathname} did not return JSON`, { context: { source: source.id, status: 200 } });
+    }
+    if (body === null) break;
+    if (!Array.isArray(body)) throw new BridgeError('HSB_HARBOR_RESPONSE', `source ${source.id}: GET ${url.pathname} did not return a JSON array`, { context: { source: source.id, status: 200 } });
+    items.push(...body);
+    const header = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(', ') : h);
+    const next = nextPage(header(res.headers.link), page);
+    const total = Number(header(res.headers['x-total-count']) ?? NaN);
+    if (next !== undefined) page = next;
+    else if (Number.isFinite(total) && items.length < total && body.length > 0) page += 1;
+    else break;
+  }
+  return items;
+}

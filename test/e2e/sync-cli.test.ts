@@ -1,0 +1,120 @@
+// `sync` end to end on real registries: a push whose webhook never arrived is healed by one pass.
+// The command runs in its own Node process through a tiny runner that loads the config file the
+// way the CLI does and calls syncCommand (so the test does not depend on main.ts's wiring).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startRegistry, type TestRegistry } from '../support/registry.ts';
+import { buildImage, inspectDigest, pushImage, type LocalImage } from '../support/images.ts';
+import { writeConfig } from '../support/bridge-process.ts';
+import { ConfigSchema } from '../../src/config/schema.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { syncCommand } from '../../src/cli/sync.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const mod = (p: string) => JSON.stringify(pathToFileURL(resolve(ROOT, p)).href);
+const RUNNER = `
+import { pino } from 'pino';
+import { loadConfig } from ${mod('src/config/load.ts')};
+import { createLogger } from ${mod('src/observability/logger.ts')};
+import { syncCommand } from ${mod('src/cli/sync.ts')};
+const logger = createLogger(process.env.LOG_LEVEL ?? 'warn', pino.destination(2));
+const code = await syncCommand({ config: loadConfig(process.env.BRIDGE_CONFIG), dryRun: process.env.SYNC_DRY_RUN === '1', logger });
+process.exit(code);
+`;
+
+const user = { username: 'robot$bridge', password: 'src-pass-1' };
+const pusher = { username: 'pusher', password: 'dst-pass-2' };
+
+async function sync(configFile: string, dryRun: boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--no-warnings', '--input-type=module', '-e', RUNNER], {
+    cwd: ROOT,
+    env: { ...process.env, BRIDGE_CONFIG: configFile, SYNC_DRY_RUN: dryRun ? '1' : '0', KAFKA_BROKERS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  return { code, stdout, stderr };
+}
+
+const cleanup: (() => Promise<unknown>)[] = [];
+after(async () => { for (const f of cleanup.reverse()) await f().catch(() => undefined); });
+
+describe('e2e: harbor-swr-bridge sync', () => {
+  let src: TestRegistry;
+  let dst: TestRegistry;
+  let image: LocalImage;
+  let later: LocalImage;
+  let configFile: string;
+
+  before(async () => {
+    [src, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'token', users: [pusher] })]);
+    cleanup.push(() => src.stop(), () => dst.stop());
+    [image, later] = await Promise.all([buildImage({ layers: [1_500_000, 20_000] }), buildImage({ layers: [30_000] })]);
+    cleanup.push(() => image.cleanup(), () => later.cleanup());
+    // Pushed to the source; Harbor's webhook never reached the bridge.
+    await pushImage(image, src, 'library/demo', 'v1', user);
+    configFile = writeConfig({
+      sources: [{ id: 'harbor-a', kind: 'harbor', url: src.url, credentials: user, webhookSecrets: ['Bearer x'] }],
+      targets: [{ id: 'registry-b', kind: 'registry', url: dst.url, credentials: pusher }],
+      policies: [{ id: 'all', src_registry: 'harbor-a', dest_registry: 'registry-b', trigger: { type: 'event_based' } }],
+    });
+  });
+
+  it('--dry-run prints the plan and copies nothing', async () => {
+    const r = await sync(configFile, true);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^plan all push harbor-a\/library\/demo:v1 -> registry-b\/library\/demo:v1 \(missing in target\)$/m);
+    assert.match(r.stdout, /dry run: 1 task\(s\) planned/);
+    await assert.rejects(inspectDigest(dst, 'library/demo', 'v1', pusher), 'the dry run must not copy');
+  });
+
+  it('copies the image whose webhook never arrived, exits 0, and a second pass finds nothing', async () => {
+    const r = await sync(configFile, false);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^done all push harbor-a/library/demo:v1 -> registry-b/library/demo:v1 ${image.digest} `, 'm'));
+    assert.equal(await inspectDigest(dst, 'library/demo', 'v1', pusher), image.digest);
+
+    // Another missed push: a new tag and a moved one.
+    await pushImage(later, src, 'library/demo', 'v2', user);
+    await pushImage(later, src, 'library/demo', 'v1', user);
+    const second = await sync(configFile, false);
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+    assert.match(second.stdout, /2 of 2 task\(s\) succeeded/);
+    assert.equal(await inspectDigest(dst, 'library/demo', 'v1', pusher), later.digest);
+    assert.equal(await inspectDigest(dst, 'library/demo', 'v2', pusher), later.digest);
+
+    const third = await sync(configFile, true);
+    assert.equal(third.code, 0);
+    assert.match(third.stdout, /dry run: 0 task\(s\) planned over 1 policy\(ies\), 2 tag\(s\) already in step/);
+  });
+
+  it('exits non-zero when a task fails (the target refuses pushes)', async () => {
+    // Pull is granted, push is not: the listing works, the copy fails with 401/403 (permanent).
+    const ro = await startRegistry({ auth: 'token', users: [pusher], token: { acl: (_u, a) => a.actions.filter((x) => x === 'pull') } });
+    cleanup.push(() => ro.stop());
+    const config = ConfigSchema.parse({
+      sources: [{ id: 'harbor-a', kind: 'harbor', url: src.url, credentials: user, insecure: true }],
+      targets: [{ id: 'read-only', kind: 'registry', url: ro.url, credentials: pusher }],
+      policies: [{ id: 'ro', src_registry: 'harbor-a', dest_registry: 'read-only' }],
+      worker: { attempts: 2 },
+    });
+    const lines: string[] = [];
+    const code = await syncCommand({ config, dryRun: false, logger: silentLogger, out: (l) => lines.push(l) });
+    assert.equal(code, 1, lines.join('\n'));
+    assert.ok(lines.some((l) => /^failed ro push harbor-a\/library\/demo:v\d -> read-only\/library\/demo:v\d HSB_REGISTRY_(DENIED|UNAUTHORIZED)/.test(l)), lines.join('\n'));
+    assert.match(lines.at(-1)!, /0 of 2 task\(s\) succeeded, 2 failed/);
+  });
+
+  it('exits non-zero with the target registry stopped', async () => {
+    await dst.stop();
+    const r = await sync(configFile, false);
+    assert.notEqual(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^error all: HSB_REGISTRY_UNAVAILABLE/m);
+  });
+});

@@ -1,0 +1,110 @@
+// copyArtifact through faulty networks on both sides: a source whose blobs redirect to another
+// origin and whose responses break mid-stream, a target that throttles and drops connections.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { startFaultProxy, type FaultProxy } from '../../support/fault-proxy.ts';
+import { buildImage, pushImage, inspectDigest, inspectRaw, MT, type LocalImage } from '../../support/images.ts';
+import { RegistryClient } from '../../../src/registry/client.ts';
+import { copyArtifact } from '../../../src/replication/copy.ts';
+import { CopyPool } from '../../../src/replication/copy-pool.ts';
+import type { BridgeError } from '../../../src/errors.ts';
+
+let a: TestRegistry;
+let b: TestRegistry;
+let pa: FaultProxy;
+let pb: FaultProxy;
+let image: LocalImage;
+const clients: RegistryClient[] = [];
+
+before(async () => {
+  [a, b] = await Promise.all([startRegistry({ auth: 'token' }), startRegistry({ auth: 'basic' })]);
+  [pa, pb] = await Promise.all([startFaultProxy(a.url), startFaultProxy(b.url)]);
+  image = await buildImage({ layers: [3 * 1024 * 1024 + 5, 400_000] });
+  await pushImage(image, a, 'src/app', 'v1');
+});
+after(async () => {
+  for (const c of clients) await c.close();
+  await pa.stop(); await pb.stop();
+  await a.stop(); await b.stop();
+  await image.cleanup();
+});
+
+const clientsFor = () => {
+  const opts = { retry: { baseMs: 20, maxMs: 200 }, upload: { monolithicMaxBytes: 512 * 1024, chunkBytes: 1024 * 1024 } };
+  const src = new RegistryClient({ url: pa.url, credentials: a.users[0] }, opts);
+  const dst = new RegistryClient({ url: pb.url, credentials: b.users[0] }, opts);
+  clients.push(src, dst);
+  return { src, dst };
+};
+
+test('copies through redirects, a broken source stream, a throttled manifest PUT and a cut chunk', async () => {
+  // The big layer's first download breaks after 1.5 MB; every other blob GET redirects.
+  pa.addRule({ match: { method: 'GET', path: new RegExp(`/blobs/${image.layers[0]!.digest}$`), authorized: true }, action: 'cutResponse', afterBytes: 1_500_000, times: 1 });
+  pa.addRule({ match: { method: 'GET', path: /\/blobs\/sha256:/, authorized: true }, action: 'redirect' });
+  pb.addRule({ match: { method: 'PUT', path: /\/manifests\/v1$/, authorized: true }, action: 'status', status: 429, headers: { 'retry-after': '0' }, times: 1 });
+  pb.addRule({ match: { method: 'PATCH', nth: 2 }, action: 'cut', afterBytes: 100_000 });
+  const { src, dst } = clientsFor();
+  const r = await copyArtifact(src, 'src/app', 'v1', dst, 'dst/app', 'v1', { pool: new CopyPool() });
+  assert.equal(r.digest, image.digest);
+  assert.equal(await inspectDigest(b, 'dst/app', 'v1'), image.digest);
+  assert.ok(pa.redirectOrigin.requests.length >= 1 && pa.redirectOrigin.requests.every((q) => !q.authorization));
+  assert.ok(pb.requests.some((q) => q.action === 'status' && q.status === 429));
+  assert.ok(pb.requests.some((q) => q.action === 'cut'));
+  assert.ok(pa.requests.some((q) => q.action === 'cutResponse'));
+  // The source was reopened after the break: the big layer was fetched again (via the redirect).
+  assert.ok(pa.redirectOrigin.requests.some((q) => q.path.includes(image.layers[0]!.digest)));
+});
+
+test('a target that keeps refusing surfaces a retryable error and leaves no tag behind', async () => {
+  pa.clearRules(); pb.clearRules();
+  pb.addRule({ match: { method: 'PUT', path: /\/manifests\//, authorized: true }, action: 'status', status: 503 });
+  const { src, dst } = clientsFor();
+  await assert.rejects(copyArtifact(src, 'src/app', 'v1', dst, 'dst/other', 'v1', { pool: new CopyPool() }), (e: BridgeError) => e.code === 'HSB_REGISTRY_UNAVAILABLE' && e.retryable);
+  pb.clearRules();
+  assert.equal(await dst.headManifest('dst/other', 'v1'), null);
+});
+
+test('a 401 on a streamed chunk (expired token) refreshes the token and resumes the upload', async () => {
+  pa.clearRules();
+  const issuer = a.tokenIssuer!;
+  pa.addRule({ match: { method: 'PATCH', nth: 2 }, action: 'status', status: 401, headers: { 'www-authenticate': `Bearer realm="${issuer.url}",service="${issuer.service}",error="invalid_token"` } });
+  const { src } = clientsFor();
+  const blob = randomBytes(3 * 1024 * 1024);
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+  const before = issuer.requests.length;
+  await src.uploadBlob('src/expiry', { digest, size: blob.length }, async (o) => Readable.from([blob.subarray(o)]));
+  assert.ok(issuer.requests.length > before, 'a fresh token was fetched');
+  assert.ok(pa.requests.some((q) => q.method === 'PATCH' && q.status === 401));
+  assert.equal(await src.hasBlob('src/expiry', digest), true);
+  pa.clearRules();
+});
+
+test('referrers from a source with the OCI 1.1 API land in a tag-schema index on a target without it', async () => {
+  pa.clearRules(); pb.clearRules();
+  const sig = await buildImage({ layers: [Buffer.from('sig-bytes')] });
+  try {
+    await pushImage(sig, a, 'src/app', 'sig-1');
+    const desc = { mediaType: MT.ociManifest, digest: sig.digest, size: sig.bytes.length, artifactType: 'application/example.signature' };
+    // The proxy plays a registry that implements GET /v2/<name>/referrers/<digest>.
+    pa.addRule({ match: { method: 'GET', path: new RegExp(`/v2/src/app/referrers/${image.digest}`) }, action: 'status', status: 200,
+      headers: { 'content-type': MT.ociIndex }, body: JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [desc] }) });
+    const { src, dst } = clientsFor();
+    const r = await copyArtifact(src, 'src/app', 'v1', dst, 'dst/refs', 'v1', { referrers: true, pool: new CopyPool() });
+    assert.equal(r.referrers, 1);
+    assert.equal(await inspectDigest(b, 'dst/refs', sig.digest), sig.digest);
+    const index = JSON.parse((await inspectRaw(b, 'dst/refs', image.digest.replace(':', '-'))).toString()) as { manifests: unknown[] };
+    assert.deepEqual(index.manifests, [desc]);
+    // Idempotent: a second run finds everything in place and writes no new index.
+    const puts = () => pb.requests.filter((q) => q.method === 'PUT' && q.path.includes('/manifests/sha256-')).length;
+    const before = puts();
+    const again = await copyArtifact(src, 'src/app', 'v1', dst, 'dst/refs', 'v1', { referrers: true, pool: new CopyPool() });
+    assert.equal(again.skipped, true);
+    assert.equal(puts(), before);
+  } finally {
+    pa.clearRules();
+    await sig.cleanup();
+  }
+});

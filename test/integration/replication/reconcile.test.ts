@@ -1,0 +1,210 @@
+// Reconciler against real distribution registries: the plan is exactly the differences between
+// source and target; executing it converges the target; Harbor sources whose robots may not read
+// the catalog are listed through Harbor's project API.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { buildImage, inspectDigest, pushImage, type LocalImage } from '../../support/images.ts';
+import { ConfigSchema, type Config } from '../../../src/config/schema.ts';
+import { silentLogger } from '../../../src/observability/logger.ts';
+import { Endpoints } from '../../../src/replication/endpoints.ts';
+import { Reconciler } from '../../../src/replication/reconciler.ts';
+import { executeTask } from '../../../src/replication/execute.ts';
+import { ReplicationTaskSchema, type ReplicationTask } from '../../../src/replication/task.ts';
+
+const user = { username: 'robot$bridge', password: 'src-pass-1' };
+const pusher = { username: 'pusher', password: 'dst-pass-2' };
+
+const cleanup: (() => Promise<unknown>)[] = [];
+after(async () => { for (const f of cleanup.reverse()) await f().catch(() => undefined); });
+
+const summary = (tasks: ReplicationTask[]) => tasks.map((t) => `${t.action} ${t.repository}:${t.tag} -> ${t.destRepository}`).sort();
+
+function config(src: { url: string; registryUrl?: string }, dst: TestRegistry, policies: unknown[]): Config {
+  return ConfigSchema.parse({
+    sources: [{ id: 'harbor-a', kind: 'harbor', ...src, credentials: user, insecure: true }],
+    targets: [{ id: 'backup', kind: 'registry', url: dst.url, credentials: pusher }],
+    policies,
+  });
+}
+
+describe('reconciler: plan is the difference between source and target', () => {
+  let src: TestRegistry;
+  let dst: TestRegistry;
+  const img: Record<'A' | 'B' | 'C' | 'D', LocalImage> = {} as never;
+
+  before(async () => {
+    [src, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'basic', users: [pusher] })]);
+    cleanup.push(() => src.stop(), () => dst.stop());
+    for (const k of ['A', 'B', 'C', 'D'] as const) {
+      img[k] = await buildImage({ layers: [2048, 40_000] });
+      cleanup.push(() => img[k].cleanup());
+    }
+    // Source: 3 repositories, 5 tags.
+    await pushImage(img.A, src, 'library/app', 'v1');
+    await pushImage(img.B, src, 'library/app', 'v2');
+    await pushImage(img.C, src, 'library/tool', 'v1');
+    await pushImage(img.A, src, 'library/tool', 'latest');
+    await pushImage(img.B, src, 'other/svc', 'v1');
+    // Target: app:v1 and tool:v1 in step, app:v2 stale, app:old extra; tool:latest and other/svc missing.
+    await pushImage(img.A, dst, 'library/app', 'v1');
+    await pushImage(img.C, dst, 'library/app', 'v2');
+    await pushImage(img.D, dst, 'library/app', 'old');
+    await pushImage(img.C, dst, 'library/tool', 'v1');
+  });
+
+  it('plans exactly the differences, and nothing once they are executed', async () => {
+    const cfg = config({ url: src.url }, dst, [
+      { id: 'all', src_registry: 'harbor-a', dest_registry: 'backup', deletion: true },
+    ]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+
+    const plan = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(plan.skipped, []);
+    assert.deepEqual(summary(plan.tasks), [
+      'delete library/app:old -> library/app',
+      'push library/app:v2 -> library/app',
+      'push library/tool:latest -> library/tool',
+      'push other/svc:v1 -> other/svc',
+    ]);
+    assert.equal(plan.unchanged, 2);
+    for (const t of plan.tasks) {
+      assert.deepEqual(ReplicationTaskSchema.parse(t), t);
+      assert.equal(t.origin, 'reconcile');
+      assert.ok(plan.reasons.get(t.id));
+    }
+    const byTag = new Map(plan.tasks.map((t) => [`${t.repository}:${t.tag}`, t]));
+    assert.equal(byTag.get('library/app:v2')!.digest, img.B.digest);
+    assert.equal(byTag.get('library/app:old')!.digest, undefined, 'extra tags are not headed');
+    assert.match(plan.reasons.get(byTag.get('library/app:v2')!.id)!, /^target has sha256:/);
+
+    // Executing the plan converges the target.
+    for (const t of plan.tasks) {
+      const o = await executeTask(t, endpoints.source(t.sourceId), endpoints.target(t.targetId), { logger: silentLogger });
+      assert.equal(o.status, t.action === 'delete' ? 'deleted' : 'done', `${t.action} ${t.repository}:${t.tag}`);
+    }
+    assert.equal(await inspectDigest(dst, 'library/app', 'v2', pusher), img.B.digest);
+    assert.equal(await inspectDigest(dst, 'library/tool', 'latest', pusher), img.A.digest);
+    assert.equal(await inspectDigest(dst, 'other/svc', 'v1', pusher), img.B.digest);
+    assert.equal(await endpoints.target('backup').client.headManifest('library/app', 'old'), null);
+
+    const again = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(again.tasks, []);
+    assert.equal(again.unchanged, 5);
+  });
+
+  it('applies name and tag filters and the namespace rewrite; deletion off plans no deletes', async () => {
+    const cfg = config({ url: src.url }, dst, [{
+      id: 'lib-v', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'mirror', dest_namespace_replace_count: 1,
+      filters: [{ type: 'name', value: 'library/**' }, { type: 'tag', value: 'v*' }], deletion: false,
+    }]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const plan = await new Reconciler({ config: cfg, endpoints, logger: silentLogger }).plan(cfg.policies[0]!);
+    assert.deepEqual(summary(plan.tasks), [
+      'push library/app:v1 -> mirror/app',
+      'push library/app:v2 -> mirror/app',
+      'push library/tool:v1 -> mirror/tool',
+    ]);
+  });
+
+  it('shares source listings between the policies of a pass and reports a policy that fails', async () => {
+    const cfg = ConfigSchema.parse({
+      sources: [{ id: 'harbor-a', kind: 'harbor', url: src.url, credentials: user, insecure: true }],
+      targets: [
+        { id: 'backup', kind: 'registry', url: dst.url, credentials: pusher },
+        { id: 'down', kind: 'registry', url: 'http://127.0.0.1:9', credentials: pusher },
+      ],
+      policies: [
+        { id: 'to-backup', src_registry: 'harbor-a', dest_registry: 'backup', filters: [{ type: 'name', value: 'other/**' }] },
+        { id: 'to-down', src_registry: 'harbor-a', dest_registry: 'down', filters: [{ type: 'name', value: 'other/**' }] },
+        { id: 'off', src_registry: 'harbor-a', dest_registry: 'backup', enabled: false },
+      ],
+    });
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const catalogReads = () => src.logs().split('\n').filter((l) => /"GET \/v2\/_catalog\S* HTTP\/1.1" 200/.test(l)).length;
+    const tagReads = () => src.logs().split('\n').filter((l) => /"GET \/v2\/other\/svc\/tags\/list\S* HTTP\/1.1" 200/.test(l)).length;
+    const [catalogBefore, tagsBefore] = [catalogReads(), tagReads()];
+    const pass = await new Reconciler({ config: cfg, endpoints, logger: silentLogger }).runPass({ dryRun: true });
+    assert.equal(catalogReads() - catalogBefore, 1, 'one catalog read for two policies of one source');
+    assert.equal(tagReads() - tagsBefore, 1, 'one tag listing per source repository');
+    assert.deepEqual(pass.policies.map((p) => p.policyId), ['to-backup', 'to-down']);
+    assert.equal(pass.failed, 1);
+    assert.equal(pass.policies[1]!.error?.code, 'HSB_REGISTRY_UNAVAILABLE');
+    assert.equal(pass.policies[0]!.error, undefined);
+    assert.equal(pass.published, 0);
+  });
+});
+
+describe('reconciler: Harbor source whose robot may not read the catalog', () => {
+  let reg: TestRegistry;
+  let dst: TestRegistry;
+  let harbor: Server;
+  let harborUrl: string;
+  const seen: { path: string; auth: string | undefined }[] = [];
+
+  before(async () => {
+    [reg, dst] = await Promise.all([
+      // The token service grants repository access but never `registry:catalog:*`, as Harbor does for robots.
+      startRegistry({ auth: 'token', users: [user], token: { acl: (_u, a) => (a.type === 'registry' ? [] : a.actions) } }),
+      startRegistry({ auth: 'basic', users: [pusher] }),
+    ]);
+    cleanup.push(() => reg.stop(), () => dst.stop());
+    const image = await buildImage({ layers: [1024] });
+    cleanup.push(() => image.cleanup());
+    await pushImage(image, reg, 'library/app', 'v1', user);
+    await pushImage(image, reg, 'other/svc', 'v1', user);
+
+    // A two-page project list (Harbor's Link header), then each project's repositories.
+    const expected = `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}`;
+    harbor = createServer((req: IncomingMessage, res) => {
+      const u = new URL(req.url ?? '/', 'http://x');
+      seen.push({ path: `${u.pathname}${u.search}`, auth: req.headers.authorization });
+      const json = (body: unknown, headers: Record<string, string> = {}) => res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+      if (req.headers.authorization !== expected) { res.writeHead(401, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized"}]}'); return; }
+      const page = Number(u.searchParams.get('page') ?? '1');
+      if (u.pathname === '/api/v2.0/projects') {
+        if (page === 1) return json([{ project_id: 1, name: 'library' }], { 'x-total-count': '2', link: '</api/v2.0/projects?page=2&page_size=100>; rel="next"' });
+        return json([{ project_id: 2, name: 'other' }], { 'x-total-count': '2', link: '</api/v2.0/projects?page=1&page_size=100>; rel="prev"' });
+      }
+      if (u.pathname === '/api/v2.0/projects/library/repositories') return json([{ id: 1, name: 'library/app' }], { 'x-total-count': '1' });
+      if (u.pathname === '/api/v2.0/projects/other/repositories') return json([{ id: 2, name: 'other/svc' }], { 'x-total-count': '1' });
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => harbor.listen(0, '127.0.0.1', r));
+    harborUrl = `http://127.0.0.1:${(harbor.address() as AddressInfo).port}`;
+    cleanup.push(() => new Promise((r) => { harbor.closeAllConnections(); harbor.close(r); }));
+  });
+
+  it('lists repositories through /api/v2.0/projects when the catalog is refused', async () => {
+    const cfg = config({ url: harborUrl, registryUrl: reg.url }, dst, [{ id: 'all', src_registry: 'harbor-a', dest_registry: 'backup' }]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const plan = await new Reconciler({ config: cfg, endpoints, logger: silentLogger }).plan(cfg.policies[0]!);
+    assert.deepEqual(summary(plan.tasks), ['push library/app:v1 -> library/app', 'push other/svc:v1 -> other/svc']);
+    // The registry was asked for the catalog first and refused it.
+    assert.ok(reg.tokenIssuer!.requests.some((r) => r.scopes.includes('registry:catalog:*') && r.granted.length === 0));
+    assert.deepEqual(seen.map((s) => s.path), [
+      '/api/v2.0/projects?page=1&page_size=100',
+      '/api/v2.0/projects?page=2&page_size=100',
+      '/api/v2.0/projects/library/repositories?page=1&page_size=100',
+      '/api/v2.0/projects/other/repositories?page=1&page_size=100',
+    ]);
+  });
+
+  it('does not fall back for a plain registry source', async () => {
+    const cfg = ConfigSchema.parse({
+      sources: [{ id: 'plain', kind: 'registry', url: reg.url, credentials: user, insecure: true }],
+      targets: [{ id: 'backup', kind: 'registry', url: dst.url, credentials: pusher }],
+      policies: [{ id: 'all', src_registry: 'plain', dest_registry: 'backup' }],
+    });
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    await assert.rejects(new Reconciler({ config: cfg, endpoints, logger: silentLogger }).plan(cfg.policies[0]!), (e: { code?: string }) => e.code === 'HSB_REGISTRY_UNAUTHORIZED' || e.code === 'HSB_REGISTRY_DENIED');
+  });
+});

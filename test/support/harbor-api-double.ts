@@ -1,0 +1,328 @@
+/**
+ * TEST DOUBLE — not Harbor's code and not a complete Harbor. A real HTTP server on 127.0.0.1
+ * that answers the read-only calls the policy importer makes, shaped as Harbor's published API
+ * serves them (api/v2.0/swagger.yaml for 2.x; src/core/api + src/replication/model for v1.10):
+ *
+ * Harbor 2.x (`version: 'v2'`):
+ * - `GET /api/v2.0/systeminfo` (anonymous allowed) → `{ harbor_version, auth_mode, ... }`.
+ * - `GET /api/v2.0/replication/policies`, `GET /api/v2.0/registries`: `page` (default 1) and
+ *   `page_size` (default 10, above 100 → 422); headers `X-Total-Count` and
+ *   `Link: </api/v2.0/...?page=1&page_size=2>; rel="prev" , </api/v2.0/...?page=3&page_size=2>; rel="next"`
+ *   (relative URLs, entries joined by " , " as Harbor's lib.Links does).
+ * - Bodies as go-swagger renders the models: optional fields with zero values are OMITTED
+ *   (a disabled policy has no `enabled`, `deletion: false` is absent, empty `decoration` is
+ *   absent); pointer fields (`speed`, `copy_by_chunk`, `dest_namespace_replace_count`) are
+ *   always present; `deletion` and `replicate_deletion` both carry the deletion flag; a push
+ *   policy's `src_registry` is the local registry (id 0, name "Local", url http://core:8080);
+ *   credentials show `access_secret: "*****"`.
+ * - Errors `{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized"}]}` (401, missing or
+ *   wrong basic credentials, robot names such as `robot$bridge` included) and `FORBIDDEN` (403,
+ *   a user without the replication-policy permission), `NOT_FOUND` for unknown /api/v2.0 paths.
+ *
+ * Harbor 1.10 (`version: 'v1.10'`):
+ * - `GET /api/systeminfo`; `/api/v2.0/*` is 404 (text).
+ * - `GET /api/replication/policies`: `page`/`page_size` (default 500, capped at 500),
+ *   `X-Total-Count`, `Link: </api/replication/policies?page=2&page_size=2>; rel="next"` (", "
+ *   between entries). `GET /api/registries`: the whole list, no paging headers.
+ * - Every field of the Go structs is present (no omitempty): `filters: null` when none,
+ *   `trigger_settings: null` for non-scheduled triggers, no `decoration`, no replace count,
+ *   speed or chunking; the policy's `src_registry` is the local registry for push policies.
+ * - Both endpoints need a system administrator: 401 `{"code":401,"message":"UnAuthorized"}` and
+ *   403 `{"code":403,"message":"<username>"}` as text/plain (beego's http.Error).
+ */
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface HarborDoubleUser {
+  username: string;
+  password: string;
+  /** v1.10: only system administrators may list policies and registries. */
+  sysadmin?: boolean;
+  /** v2: may list replication policies and registries (admins, or robots given the permission). */
+  canReadReplication?: boolean;
+}
+
+export interface HarborDoubleRegistry {
+  id: number;
+  name: string;
+  url: string;
+  type?: string;
+  description?: string;
+  insecure?: boolean;
+  accessKey?: string;
+  /** Kept server-side; answered as "*****" when set. */
+  accessSecret?: string;
+}
+
+/** A policy as Harbor stores it; rendered per API version. */
+export interface HarborDoublePolicy {
+  id: number;
+  name: string;
+  description?: string;
+  /** 0 = the local Harbor (push mode). */
+  srcRegistryId: number;
+  /** 0 = the local Harbor (pull mode). */
+  destRegistryId: number;
+  destNamespace?: string;
+  destNamespaceReplaceCount?: number;
+  filters?: { type: string; value: unknown; decoration?: string }[];
+  trigger?: { type: 'manual' | 'event_based' | 'scheduled'; cron?: string } | null;
+  deletion?: boolean;
+  override?: boolean;
+  enabled?: boolean;
+  speed?: number;
+  copyByChunk?: boolean;
+}
+
+export interface HarborDoubleOptions {
+  version: 'v2' | 'v1.10';
+  harborVersion?: string;
+  users: HarborDoubleUser[];
+  registries: HarborDoubleRegistry[];
+  policies: HarborDoublePolicy[];
+}
+
+export interface HarborDoubleRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  /** The authenticated user, if the credentials were valid. */
+  user: string | undefined;
+  status: number;
+}
+
+export interface HarborDouble {
+  url: string;
+  requests: HarborDoubleRequest[];
+  close(): Promise<void>;
+}
+
+const CREATED = '2024-03-01T10:00:00.000Z';
+const CREATED_GO = '2024-03-01T10:00:00.123456Z';
+const ZERO_SWAGGER_TIME = '0001-01-01T00:00:00.000Z';
+const ZERO_GO_TIME = '0001-01-01T00:00:00Z';
+
+export async function startHarborDouble(opts: HarborDoubleOptions): Promise<HarborDouble> {
+  const requests: HarborDoubleRequest[] = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://double');
+    const query = Object.fromEntries(url.searchParams);
+    const user = authenticate(req, opts.users);
+    const entry: HarborDoubleRequest = { method: req.method ?? 'GET', path: url.pathname, query, user: user?.username, status: 0 };
+    requests.push(entry);
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}, type = 'application/json') => {
+      entry.status = status;
+      res.writeHead(status, { 'content-type': type, ...headers });
+      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+    };
+    try {
+      if (opts.version === 'v2') serveV2(opts, url, user, send);
+      else serveV110(opts, url, user, send);
+    } catch (e) {
+      send(500, { errors: [{ code: 'UNKNOWN', message: (e as Error).message }] });
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+type Send = (status: number, body: unknown, headers?: Record<string, string>, type?: string) => void;
+
+function authenticate(req: IncomingMessage, users: HarborDoubleUser[]): HarborDoubleUser | undefined {
+  const h = req.headers.authorization;
+  if (!h || !/^basic /i.test(h)) return undefined;
+  const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  if (i < 0) return undefined;
+  const [username, password] = [decoded.slice(0, i), decoded.slice(i + 1)];
+  return users.find((u) => u.username === username && u.password === password);
+}
+
+// ---- Harbor 2.x -------------------------------------------------------------------------------
+
+function serveV2(o: HarborDoubleOptions, url: URL, user: HarborDoubleUser | undefined, send: Send): void {
+  const p = url.pathname;
+  if (p === '/api/v2.0/systeminfo') {
+    return send(200, {
+      auth_mode: 'db_auth', banner_message: '', current_time: new Date().toISOString(), external_url: 'https://harbor.example.com',
+      harbor_version: o.harborVersion ?? 'v2.11.1-6b7ecba1', has_ca_root: false, primary_auth_mode: false, project_creation_restriction: 'adminonly',
+      read_only: false, registry_storage_provider_name: 'filesystem', registry_url: 'harbor.example.com', self_registration: false,
+    });
+  }
+  if (p !== '/api/v2.0/replication/policies' && p !== '/api/v2.0/registries') {
+    return send(404, { errors: [{ code: 'NOT_FOUND', message: `path ${p} was not found` }] });
+  }
+  const page = intParam(url, 'page', 1);
+  const size = intParam(url, 'page_size', 10);
+  if (page === undefined || size === undefined || page < 1 || size < 0) {
+    return send(422, { errors: [{ code: 'UNPROCESSABLE_ENTITY', message: 'validation failure list:\npage or page_size is not a valid integer' }] });
+  }
+  if (size > 100) {
+    return send(422, { errors: [{ code: 'UNPROCESSABLE_ENTITY', message: 'validation failure list:\npage_size in query should be less than or equal to 100' }] });
+  }
+  if (!user) return send(401, { errors: [{ code: 'UNAUTHORIZED', message: 'unauthorized' }] });
+  if (!user.canReadReplication) return send(403, { errors: [{ code: 'FORBIDDEN', message: 'forbidden' }] });
+  const all = p === '/api/v2.0/registries'
+    ? o.registries.map(v2Registry)
+    : o.policies.map((x) => v2Policy(x, o.registries));
+  const items = size === 0 ? all : all.slice((page - 1) * size, page * size);
+  const link = v2Links(url, all.length, page, size);
+  send(200, items, { 'x-total-count': String(all.length), ...(link ? { link } : {}) });
+}
+
+/** As Harbor's BaseAPI.Links: prev and next with page and page_size set, joined by " , ". */
+function v2Links(url: URL, total: number, page: number, size: number): string {
+  if (size === 0) return '';
+  const links: string[] = [];
+  const at = (n: number) => {
+    const q = new URLSearchParams(url.searchParams);
+    q.set('page', String(n));
+    q.set('page_size', String(size));
+    return `${url.pathname}?${decodeURIComponent(q.toString())}`;
+  };
+  if (page > 1 && (page - 1) * size < total) links.push(`<${at(page - 1)}>; rel="prev"`);
+  if (size * page < total) links.push(`<${at(page + 1)}>; rel="next"`);
+  return links.join(' , ');
+}
+
+const LOCAL_V2 = {
+  creation_time: ZERO_SWAGGER_TIME,
+  credential: { access_secret: '*****', type: 'secret' },
+  id: 0,
+  insecure: true,
+  name: 'Local',
+  status: 'healthy',
+  type: 'harbor',
+  update_time: ZERO_SWAGGER_TIME,
+  url: 'http://core:8080',
+};
+
+function v2Registry(r: HarborDoubleRegistry): Record<string, unknown> {
+  return omitZero({
+    creation_time: CREATED,
+    credential: omitZero({ access_key: r.accessKey ?? '', access_secret: r.accessSecret ? '*****' : '', type: 'basic' }),
+    description: r.description ?? '',
+    id: r.id,
+    insecure: r.insecure ?? false,
+    name: r.name,
+    status: 'healthy',
+    type: r.type ?? 'docker-registry',
+    update_time: CREATED,
+    url: r.url,
+  }, ['id']);
+}
+
+function v2Policy(p: HarborDoublePolicy, registries: HarborDoubleRegistry[]): Record<string, unknown> {
+  const reg = (id: number) => (id === 0 ? LOCAL_V2 : v2Registry(registries.find((r) => r.id === id)!));
+  const deletion = p.deletion ?? false;
+  return omitZero({
+    copy_by_chunk: p.copyByChunk ?? false,
+    creation_time: CREATED,
+    deletion,
+    description: p.description ?? '',
+    dest_namespace: p.destNamespace ?? '',
+    dest_namespace_replace_count: p.destNamespaceReplaceCount ?? -1,
+    dest_registry: reg(p.destRegistryId),
+    enabled: p.enabled ?? false,
+    filters: p.filters?.length ? p.filters.map((f) => omitZero({ decoration: f.decoration ?? '', type: f.type, value: f.value })) : undefined,
+    id: p.id,
+    name: p.name,
+    override: p.override ?? false,
+    replicate_deletion: deletion,
+    single_active_replication: false,
+    speed: p.speed ?? 0,
+    src_registry: reg(p.srcRegistryId),
+    trigger: p.trigger ? { trigger_settings: omitZero({ cron: p.trigger.cron ?? '' }), type: p.trigger.type } : undefined,
+    update_time: CREATED,
+  }, ['copy_by_chunk', 'dest_namespace_replace_count', 'speed', 'single_active_replication']);
+}
+
+/** go-swagger's `omitempty`: drop false, 0, "" and undefined, except pointer fields (`keep`). */
+function omitZero(o: Record<string, unknown>, keep: string[] = []): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([k, v]) => keep.includes(k) || !(v === undefined || v === false || v === 0 || v === '')));
+}
+
+// ---- Harbor 1.10 ------------------------------------------------------------------------------
+
+function serveV110(o: HarborDoubleOptions, url: URL, user: HarborDoubleUser | undefined, send: Send): void {
+  const p = url.pathname;
+  if (p.startsWith('/api/v2.0/')) return send(404, '404 page not found\n', {}, 'text/plain; charset=utf-8');
+  if (p === '/api/systeminfo') {
+    return send(200, {
+      with_notary: false, with_clair: false, with_admiral: false, admiral_endpoint: 'NA', auth_mode: 'db_auth',
+      registry_url: 'harbor.example.com', external_url: 'https://harbor.example.com', project_creation_restriction: 'everyone',
+      self_registration: false, has_ca_root: false, harbor_version: o.harborVersion ?? 'v1.10.9-7c4dd5a2',
+      registry_storage_provider_name: 'filesystem', read_only: false, with_chartmuseum: false, notification_enable: true,
+    });
+  }
+  if (p !== '/api/replication/policies' && p !== '/api/registries') return send(404, '404 page not found\n', {}, 'text/plain; charset=utf-8');
+  const text = 'text/plain; charset=utf-8';
+  if (!user) return send(401, JSON.stringify({ code: 401, message: 'UnAuthorized' }) + '\n', {}, text);
+  if (!user.sysadmin) return send(403, JSON.stringify({ code: 403, message: user.username }) + '\n', {}, text);
+  if (p === '/api/registries') return send(200, o.registries.map(v110Registry));
+
+  const page = intParam(url, 'page', 1);
+  let size = intParam(url, 'page_size', 500);
+  if (page === undefined || page <= 0) return send(500, JSON.stringify({ code: 500, message: 'invalid page' }) + '\n', {}, text);
+  if (size === undefined || size <= 0) return send(500, JSON.stringify({ code: 500, message: 'invalid page_size' }) + '\n', {}, text);
+  size = Math.min(size, 500);
+  const all = o.policies.map((x) => v110Policy(x, o.registries));
+  const items = all.slice((page - 1) * size, page * size);
+  // As BaseAPI.SetPaginationHeader: only `page` is changed in the request's own URL.
+  const links: string[] = [];
+  const at = (n: number) => {
+    const q = new URLSearchParams(url.searchParams);
+    q.set('page', String(n));
+    q.sort();
+    return `${url.pathname}?${q.toString()}`;
+  };
+  if (page > 1 && (page - 1) * size <= all.length) links.push(`<${at(page - 1)}>; rel="prev"`);
+  if (size * page < all.length) links.push(`<${at(page + 1)}>; rel="next"`);
+  send(200, items, { 'x-total-count': String(all.length), ...(links.length ? { link: links.join(', ') } : {}) });
+}
+
+const LOCAL_V110 = {
+  id: 0, name: 'Local', description: '', type: 'harbor', url: 'http://core:8080', token_service_url: 'http://core:8080/service/token',
+  credential: { type: 'secret', access_key: '', access_secret: '*****' }, insecure: true, status: 'healthy',
+  creation_time: ZERO_GO_TIME, update_time: ZERO_GO_TIME,
+};
+
+function v110Registry(r: HarborDoubleRegistry): Record<string, unknown> {
+  return {
+    id: r.id, name: r.name, description: r.description ?? '', type: r.type ?? 'docker-registry', url: r.url, token_service_url: '',
+    credential: { type: 'basic', access_key: r.accessKey ?? '', access_secret: r.accessSecret ? '*****' : '' },
+    insecure: r.insecure ?? false, status: 'healthy', creation_time: CREATED_GO, update_time: CREATED_GO,
+  };
+}
+
+function v110Policy(p: HarborDoublePolicy, registries: HarborDoubleRegistry[]): Record<string, unknown> {
+  const reg = (id: number) => (id === 0 ? LOCAL_V110 : v110Registry(registries.find((r) => r.id === id)!));
+  return {
+    id: p.id,
+    name: p.name,
+    description: p.description ?? '',
+    creator: 'admin',
+    src_registry: reg(p.srcRegistryId),
+    dest_registry: reg(p.destRegistryId),
+    dest_namespace: p.destNamespace ?? '',
+    filters: p.filters?.length ? p.filters.map((f) => ({ type: f.type, value: f.value })) : null,
+    trigger: p.trigger ? { type: p.trigger.type, trigger_settings: p.trigger.type === 'scheduled' ? { cron: p.trigger.cron ?? '' } : null } : null,
+    deletion: p.deletion ?? false,
+    override: p.override ?? false,
+    enabled: p.enabled ?? false,
+    creation_time: CREATED_GO,
+    update_time: CREATED_GO,
+  };
+}
+
+function intParam(url: URL, name: string, dflt: number): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || v === '') return dflt;
+  return /^-?\d+$/.test(v) ? Number(v) : undefined;
+}
+

@@ -1,0 +1,148 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { PolicySchema, type PolicyInput } from '../../../src/policy/model.ts';
+import { reconcileEventId, type SourceListing } from '../../../src/policy/plan.ts';
+import { diffPolicy, destinationOf, type TargetState } from '../../../src/replication/diff.ts';
+import { ReplicationTaskSchema, taskId } from '../../../src/replication/task.ts';
+
+const NOW = new Date('2024-05-01T10:20:30.456Z');
+const D = (c: string) => `sha256:${c.repeat(64)}`;
+
+const policy = (over: Partial<PolicyInput> = {}) => PolicySchema.parse({
+  id: 'p1', src_registry: 'harbor', dest_registry: 'backup', dest_namespace: '', ...over,
+});
+
+const state = (o: Record<string, Record<string, string>>): TargetState =>
+  new Map(Object.entries(o).map(([repo, tags]) => [repo, new Map(Object.entries(tags))]));
+
+const listing = (o: Record<string, Record<string, string>>): SourceListing[] =>
+  Object.entries(o).map(([repository, tags]) => ({ repository, tags: Object.entries(tags).map(([tag, digest]) => ({ tag, digest })) }));
+
+const summary = (r: ReturnType<typeof diffPolicy>) => r.tasks.map((t) => `${t.action} ${t.repository}:${t.tag} -> ${t.destRepository}`).sort();
+
+describe('diffPolicy', () => {
+  it('plans a copy for a tag missing in the target, with the planner\'s task shape', () => {
+    const r = diffPolicy(policy(), listing({ 'library/app': { v1: D('a') } }), state({}), 'registry', NOW);
+    assert.deepEqual(r.skipped, []);
+    assert.equal(r.tasks.length, 1);
+    const t = r.tasks[0]!;
+    assert.deepEqual(ReplicationTaskSchema.parse(t), t);
+    assert.equal(t.action, 'push');
+    assert.equal(t.origin, 'reconcile');
+    assert.equal(t.eventId, reconcileEventId('p1', NOW));
+    assert.equal(t.id, taskId(reconcileEventId('p1', NOW), 'p1', 'library/app:v1'));
+    assert.equal(t.digest, D('a'));
+    assert.equal(t.destRepository, 'library/app');
+    assert.equal(r.reasons.get(t.id), 'missing in target');
+  });
+
+  it('plans a copy when the target holds another digest, nothing when equal', () => {
+    const r = diffPolicy(policy(), listing({ 'library/app': { v1: D('a'), v2: D('b') } }), state({ 'library/app': { v1: D('c'), v2: D('b') } }), 'registry', NOW);
+    assert.deepEqual(summary(r), ['push library/app:v1 -> library/app']);
+    assert.equal(r.unchanged, 1);
+    assert.match(r.reasons.get(r.tasks[0]!.id)!, /target has sha256:cccc.*source sha256:aaaa/);
+  });
+
+  it('plans nothing when source and target are equal', () => {
+    const src = { 'a/x': { v1: D('a'), v2: D('b') }, 'a/y': { latest: D('c') } };
+    const r = diffPolicy(policy({ deletion: true }), listing(src), state(src), 'registry', NOW);
+    assert.deepEqual(r.tasks, []);
+    assert.equal(r.unchanged, 3);
+  });
+
+  it('plans deletions of tags only the target has, only with deletion: true', () => {
+    const src = listing({ 'library/app': { v1: D('a') } });
+    const dst = state({ 'library/app': { v1: D('a'), old: D('d'), gone: '' } });
+    const off = diffPolicy(policy({ deletion: false }), src, dst, 'registry', NOW);
+    assert.deepEqual(off.tasks, []);
+
+    const on = diffPolicy(policy({ deletion: true }), src, dst, 'registry', NOW);
+    assert.deepEqual(summary(on), ['delete library/app:gone -> library/app', 'delete library/app:old -> library/app']);
+    for (const t of on.tasks) {
+      assert.deepEqual(ReplicationTaskSchema.parse(t), t);
+      assert.equal(t.origin, 'reconcile');
+      assert.equal(t.options.deletion, true);
+    }
+    const old = on.tasks.find((t) => t.tag === 'old')!;
+    assert.equal(old.digest, D('d'));
+    assert.equal(on.tasks.find((t) => t.tag === 'gone')!.digest, undefined);
+    assert.notEqual(old.id, on.tasks.find((t) => t.tag === 'gone')!.id);
+  });
+
+  it('does not delete referrer fallback tags or tags outside the tag filter', () => {
+    const p = policy({ deletion: true, filters: [{ type: 'tag', value: 'v*' }] });
+    const dst = state({ 'library/app': { v1: D('a'), v9: D('e'), dev: D('f'), [`sha256-${'a'.repeat(64)}`]: D('9'), [`sha256-${'a'.repeat(64)}.sig`]: D('8') } });
+    const r = diffPolicy(p, listing({ 'library/app': { v1: D('a'), dev: D('f') } }), dst, 'registry', NOW);
+    assert.deepEqual(summary(r), ['delete library/app:v9 -> library/app']);
+  });
+
+  it('keeps a tag the source has even when a label filter leaves it out', () => {
+    // A registry listing has no labels: such a policy copies nothing but must not delete either.
+    const p = policy({ deletion: true, filters: [{ type: 'label', value: ['prod'] }] });
+    const r = diffPolicy(p, listing({ 'library/app': { v1: D('a') } }), state({ 'library/app': { v1: D('b') } }), 'registry', NOW);
+    assert.deepEqual(r.tasks, []);
+  });
+
+  it('applies name and tag filters', () => {
+    const p = policy({ filters: [{ type: 'name', value: 'library/**' }, { type: 'tag', value: 'v*' }] });
+    const src = listing({ 'library/app': { v1: D('a'), latest: D('b') }, 'library/sub/tool': { v2: D('c') }, 'other/app': { v1: D('d') } });
+    const r = diffPolicy(p, src, state({}), 'registry', NOW);
+    assert.deepEqual(summary(r), ['push library/app:v1 -> library/app', 'push library/sub/tool:v2 -> library/sub/tool']);
+
+    const excl = policy({ filters: [{ type: 'tag', value: 'latest', decoration: 'excludes' }] });
+    assert.deepEqual(summary(diffPolicy(excl, src, state({}), 'registry', NOW)), [
+      'push library/app:v1 -> library/app', 'push library/sub/tool:v2 -> library/sub/tool', 'push other/app:v1 -> other/app',
+    ]);
+  });
+
+  it('rewrites destinations with dest_namespace and compares against the rewritten repository', () => {
+    const p = policy({ dest_namespace: 'mirror', dest_namespace_replace_count: 1 });
+    const src = listing({ 'library/app': { v1: D('a'), v2: D('b') } });
+    const r = diffPolicy(p, src, state({ 'mirror/app': { v1: D('a') }, 'library/app': { v2: D('b') } }), 'registry', NOW);
+    assert.deepEqual(summary(r), ['push library/app:v2 -> mirror/app']);
+    assert.deepEqual(destinationOf(p, 'library/app', 'registry'), { dest: 'mirror/app' });
+  });
+
+  it('skips repositories the rewrite rejects, with the reason, and plans the others', () => {
+    const p = policy({ dest_namespace: 'mirror', dest_namespace_replace_count: 2 });
+    const r = diffPolicy(p, listing({ 'library/app': { v1: D('a') }, 'a/b/app': { v1: D('b') } }), state({}), 'registry', NOW);
+    assert.deepEqual(summary(r), ['push a/b/app:v1 -> mirror/app']);
+    assert.equal(r.skipped.length, 1);
+    assert.equal(r.skipped[0]!.repository, 'library/app');
+    assert.match(r.skipped[0]!.reason, /^rewrite: HSB_POLICY_REWRITE /);
+  });
+
+  it('skips names SWR would refuse', () => {
+    // An SWR organisation starts with a letter; the path is kept as is with no dest_namespace.
+    const r = diffPolicy(policy(), listing({ '1team/app': { v1: D('a') }, 'team/app': { v1: D('b') } }), state({}), { kind: 'swr' }, NOW);
+    assert.deepEqual(summary(r), ['push team/app:v1 -> team/app']);
+    assert.equal(r.skipped.length, 1);
+    assert.equal(r.skipped[0]!.repository, '1team/app');
+    assert.match(r.skipped[0]!.reason, /^rewrite: HSB_SWR_NAME_INVALID /);
+  });
+
+  it('plans a copy with override off, leaving the decision to the replicator', () => {
+    const r = diffPolicy(policy({ override: false }), listing({ 'library/app': { v1: D('a') } }), state({ 'library/app': { v1: D('b') } }), 'registry', NOW);
+    assert.equal(r.tasks.length, 1);
+    assert.equal(r.tasks[0]!.options.override, false);
+    assert.match(r.reasons.get(r.tasks[0]!.id)!, /override off/);
+  });
+
+  it('does not delete a tag another source repository mapping to the same destination has', () => {
+    // replace count -1 flattens team-a/app and team-b/app into mirror/app.
+    const p = policy({ dest_namespace: 'mirror', dest_namespace_replace_count: -1, deletion: true });
+    const src = listing({ 'team-a/app': { v1: D('a') }, 'team-b/app': { v2: D('b') } });
+    const r = diffPolicy(p, src, state({ 'mirror/app': { v1: D('a'), v2: D('b'), v3: D('c') } }), 'registry', NOW);
+    assert.deepEqual(summary(r), ['delete team-a/app:v3 -> mirror/app']);
+  });
+
+  it('deletes every matching target tag of a source repository that has no tags left', () => {
+    const r = diffPolicy(policy({ deletion: true }), [{ repository: 'library/app', tags: [] }], state({ 'library/app': { v1: D('a') } }), 'registry', NOW);
+    assert.deepEqual(summary(r), ['delete library/app:v1 -> library/app']);
+  });
+
+  it('plans nothing for a disabled policy', () => {
+    const r = diffPolicy(policy({ enabled: false }), listing({ 'library/app': { v1: D('a') } }), state({}), 'registry', NOW);
+    assert.deepEqual(r.tasks, []);
+  });
+});
