@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { corpusSpec, ensureCorpus, type Corpus, type Scale } from './corpus.ts';
 import { startBenchRegistry, type BenchRegistry } from './registry.ts';
-import { TOOLS, type Tool } from './tools.ts';
+import { TOOLS, PROTOTYPES, type Tool } from './tools.ts';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -31,7 +31,7 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 interface Timed { ok: boolean; exit: number | null; seconds: number; rssMB?: number; cpuS?: number; regCpuS: number; note?: string }
 interface Row {
   tool: string; version: string; config?: string; missing?: string;
-  full?: Timed; noop?: Timed; verified?: { ok: boolean; detail: string };
+  full?: Timed; noop?: Timed; verified?: { ok: boolean; exact: boolean; detail: string };
 }
 
 function parseTimeV(text: string): { rssMB?: number; cpuS?: number; exit?: number } {
@@ -77,31 +77,54 @@ async function mapLimit<T, R>(items: T[], n: number, fn: (x: T) => Promise<R>): 
   return out;
 }
 
-/** The target's own view: every tag's manifest digest (skopeo) and the blobs its storage holds. */
-async function verify(dst: BenchRegistry, corpus: Corpus): Promise<{ ok: boolean; detail: string }> {
+async function rawManifest(host: string, repo: string, ref: string): Promise<Buffer> {
+  const { stdout } = await execFileP('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/${repo}:${ref}`], { encoding: 'buffer', maxBuffer: 16 << 20 });
+  return stdout;
+}
+
+const childDigests = (raw: Buffer): string[] | undefined => {
+  const doc = JSON.parse(raw.toString('utf8')) as { manifests?: { digest: string }[] };
+  return doc.manifests?.map((m) => m.digest);
+};
+
+/**
+ * The target's own view: every tag's manifest digest (skopeo) and the blobs its storage holds.
+ * `ok`: all content is there (an index re-serialized with the same children still counts, as
+ * not digest-exact); `exact`: every digest equals the source's.
+ */
+async function verify(src: BenchRegistry, dst: BenchRegistry, corpus: Corpus): Promise<{ ok: boolean; exact: boolean; detail: string }> {
   const wrong: string[] = [];
+  const rewritten = new Set<string>();
   await mapLimit(corpus.tags, 4, async (t) => {
+    let raw: Buffer;
     try {
-      const { stdout } = await execFileP('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${dst.host}/${t.repo}:${t.tag}`], { encoding: 'buffer', maxBuffer: 16 << 20 });
-      const d = `sha256:${createHash('sha256').update(stdout).digest('hex')}`;
-      if (d !== t.digest) wrong.push(`${t.repo}:${t.tag} has ${d.slice(0, 19)}`);
+      raw = await rawManifest(dst.host, t.repo, t.tag);
     } catch {
       wrong.push(`${t.repo}:${t.tag} missing`);
+      return;
     }
+    const d = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+    if (d === t.digest) return;
+    const want = t.kind === 'index' ? childDigests(await rawManifest(src.host, t.repo, t.tag)) : undefined;
+    const got = t.kind === 'index' ? childDigests(raw) : undefined;
+    if (want && got && want.length === got.length && want.every((x, i) => x === got[i])) rewritten.add(t.digest);
+    else wrong.push(`${t.repo}:${t.tag} has ${d.slice(0, 19)}`);
   });
   const base = join(dst.root, 'docker/registry/v2/blobs/sha256');
   const stored = new Set<string>();
   for (const pre of await readdir(base).catch(() => [] as string[])) {
     for (const hex of await readdir(join(base, pre))) if (existsSync(join(base, pre, hex, 'data'))) stored.add(`sha256:${hex}`);
   }
-  const expected = [...corpus.blobs, ...corpus.manifests].map((b) => b.digest);
+  const expected = [...corpus.blobs, ...corpus.manifests].map((b) => b.digest).filter((d) => !rewritten.has(d));
   const missing = expected.filter((d) => !stored.has(d));
-  const extra = stored.size - (expected.length - missing.length);
   const ok = wrong.length === 0 && missing.length === 0;
-  const detail = ok
-    ? `${corpus.tags.length} tags digest-equal, ${expected.length} blobs+manifests stored${extra ? `, ${extra} extra` : ''}`
-    : `${wrong.length} tags wrong (${wrong.slice(0, 3).join('; ')}), ${missing.length} blobs missing`;
-  return { ok, detail };
+  const exact = ok && rewritten.size === 0;
+  const detail = !ok
+    ? `${wrong.length} tags wrong (${wrong.slice(0, 3).join('; ')}), ${missing.length} blobs missing`
+    : exact
+      ? `${corpus.tags.length} tags digest-equal, ${expected.length} blobs+manifests stored`
+      : `all content stored, but ${rewritten.size} OCI index re-serialized (same children, new digest: not digest-exact)`;
+  return { ok, exact, detail };
 }
 
 const slug = (s: string) => s.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
@@ -121,7 +144,7 @@ async function benchTool(tool: Tool, src: BenchRegistry, corpus: Corpus): Promis
     log(`${tool.name} ${probe.version}: full copy (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
     const full = await timed(cmd.argv, cmd.env ?? {}, join(dir, 'full.log'), [src, dst]);
     log(`  ${f1(full.seconds)}s exit ${full.exit}, rss ${f1(full.rssMB)} MB, cpu ${f1(full.cpuS)}s, registries ${f1(full.regCpuS)}s`);
-    const verified = await verify(dst, corpus);
+    const verified = await verify(src, dst, corpus);
     log(`  verify: ${verified.ok ? 'ok' : 'FAILED'} (${verified.detail})`);
     const noop = await timed(cmd.argv, cmd.env ?? {}, join(dir, 'noop.log'), [src, dst]);
     log(`  no-op ${f2(noop.seconds)}s exit ${noop.exit}`);
@@ -136,18 +159,18 @@ async function benchTool(tool: Tool, src: BenchRegistry, corpus: Corpus): Promis
 
 function table(rows: Row[], corpus: Corpus): string {
   const lines = [
-    '| tool | version | full copy (s) | MB/s | peak RSS (MB) | tool CPU (s) | registries CPU (s) | no-op (s) | no-op / full | verified |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| tool | version | full copy (s) | MB/s | peak RSS (MB) | tool CPU (s) | registries CPU (s) | tool + registries CPU (s) | no-op (s) | no-op / full | verified |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
-    if (r.missing) { lines.push(`| ${r.tool} | - | not run: ${r.missing} | | | | | | | |`); continue; }
+    if (r.missing) { lines.push(`| ${r.tool} | - | not run: ${r.missing} | | | | | | | | |`); continue; }
     const full = r.full!;
     const good = full.ok && r.verified?.ok;
     const secs = good ? f1(full.seconds) : `failed (${full.note ?? r.verified?.detail})`;
     const mbs = good ? f1(corpus.blobBytes / 1e6 / full.seconds) : '-';
     const noop = r.noop!.ok ? f2(r.noop!.seconds) : `failed (${r.noop!.note})`;
     const ratio = good && r.noop!.ok ? `${((r.noop!.seconds / full.seconds) * 100).toFixed(1)}%` : '-';
-    lines.push(`| ${r.tool} | ${r.version} | ${secs} | ${mbs} | ${f1(full.rssMB)} | ${f1(full.cpuS)} | ${f1(full.regCpuS)} | ${noop} | ${ratio} | ${r.verified?.ok ? 'yes' : `NO: ${r.verified?.detail}`} |`);
+    lines.push(`| ${r.tool} | ${r.version} | ${secs} | ${mbs} | ${f1(full.rssMB)} | ${f1(full.cpuS)} | ${f1(full.regCpuS)} | ${f1(full.cpuS === undefined ? undefined : full.cpuS + full.regCpuS)} | ${noop} | ${ratio} | ${r.verified?.exact ? 'yes' : r.verified?.ok ? `content yes, ${r.verified.detail.replace(/^all content stored, but /, '')}` : `NO: ${r.verified?.detail}`} |`);
   }
   return lines.join('\n');
 }
@@ -156,7 +179,7 @@ function verdict(rows: Row[]): string[] {
   const good = rows.filter((r) => !r.missing && r.full?.ok && r.verified?.ok);
   const me = good.find((r) => r.tool === 'harbor-swr-bridge');
   if (!me) return ['- harbor-swr-bridge did not complete a verified copy: no targets met.'];
-  const peers = good.filter((r) => r !== me);
+  const peers = good.filter((r) => r !== me && !PROTOTYPES.some((p) => p.name === r.tool));
   const fastest = peers.sort((a, b) => a.full!.seconds - b.full!.seconds)[0];
   const out: string[] = [];
   if (fastest) {
@@ -194,7 +217,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const started = new Date();
   try {
-    for (const tool of TOOLS) {
+    for (const tool of [...TOOLS, ...(process.env.BENCH_PROTOTYPE === '0' ? [] : PROTOTYPES)]) {
       if (ONLY && !ONLY.some((o) => tool.name.includes(o))) continue;
       rows.push(await benchTool(tool, src, corpus));
     }

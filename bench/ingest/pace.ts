@@ -2,7 +2,8 @@
 // is due at start + i/rate whatever happened to earlier ones, and its latency is measured from
 // that due time (so a stalled server cannot hide behind a stalled generator). autocannon's own
 // fixed-rate mode fires each second's quota in a burst at the start of the second instead.
-// Usage: pace.ts <url> <seconds> <rate> <connections>; prints one JSON line (same shape as drive.ts).
+// Usage: pace.ts <url> <seconds> <rate> <connections>; prints one JSON line (same shape as drive.ts)
+// for the <seconds> measured after one unmeasured second.
 import { Pool } from 'undici';
 import { harborPushPayloads } from './payloads.ts';
 
@@ -14,7 +15,9 @@ const payloads = harborPushPayloads(4096, process.env.BENCH_SEED ?? `pace-${Date
 const pool = new Pool(target.origin, { connections: Number(connections), pipelining: 1, keepAliveTimeout: 60000 });
 
 const perMs = Number(rate) / 1000;
-const total = Math.round(Number(seconds) * Number(rate));
+// One more second first, not measured: connections open and the servers settle into the rate.
+const warmup = Math.round(Number(rate));
+const total = warmup + Math.round(Number(seconds) * Number(rate));
 const latencies: number[] = [];
 let ok = 0;
 let non2xx = 0;
@@ -22,8 +25,10 @@ let errors = 0;
 let sent = 0;
 let done = 0;
 
+let measuredFrom = 0;
 const finished = new Promise<void>((resolve) => {
   const start = performance.now();
+  measuredFrom = start + warmup / perMs;
   const send = (i: number) => {
     const due = start + i / perMs;
     pool.request({
@@ -32,8 +37,8 @@ const finished = new Promise<void>((resolve) => {
     }).then(async (res) => {
       await res.body.dump();
       if (res.statusCode >= 200 && res.statusCode < 300) {
-        ok++;
-        latencies.push(performance.now() - due);
+        if (i >= warmup) ok++;
+        if (i >= warmup) latencies.push(performance.now() - due);
       } else {
         non2xx++;
       }
@@ -48,9 +53,9 @@ const finished = new Promise<void>((resolve) => {
   };
   tick();
 });
-const began = performance.now();
 await finished;
-const elapsed = (performance.now() - began) / 1000;
+// From the due time of the first measured request to the last answer.
+const elapsed = (performance.now() - measuredFrom) / 1000;
 await pool.close();
 latencies.sort((a, b) => a - b);
 const pct = (p: number) => latencies.length ? Number(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!.toFixed(1)) : 0;

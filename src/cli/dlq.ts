@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { isBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { DlqStore, type DlqFilter } from '../replication/dlq-store.ts';
-import { clip, formatTable, type Output } from './status.ts';
+import { clip, formatTable, plural, type Output } from './status.ts';
 
 export interface DlqCommandArgs {
   config: Config;
@@ -80,14 +80,14 @@ export async function dlqCommand(a: DlqCommandArgs): Promise<number> {
           l.id, l.failedAt, String(l.attempts), l.task?.targetId ?? '-', l.task?.destRepository ?? '(unparseable task)',
           l.task ? (l.task.tag ?? l.task.digest ?? '') : '-', clip(`${l.error.code}: ${l.error.message}`, 80),
         ]))}\n`);
-        out.write(`${page.total} dead letters${page.items.length < page.total ? ` (showing ${page.items.length ? `${offset + 1}-${offset + page.items.length}` : 'none'})` : ''}\n`);
+        out.write(`${plural(page.total, 'dead letter')}${page.items.length < page.total ? ` (showing ${page.items.length ? `${offset + 1}-${offset + page.items.length}` : 'none'})` : ''}\n`);
       }
       return 0;
     }
     const r = await store.replay({ ids: v.all ? undefined : ids, all: v.all, filter });
     if (v.json) out.write(`${JSON.stringify(r, null, 2)}\n`);
     else {
-      out.write(r.replayed.length ? `replayed ${r.replayed.length} dead letters onto tasks:\n${r.replayed.map((id) => `  ${id}\n`).join('')}` : 'nothing replayed\n');
+      out.write(r.replayed.length ? `replayed ${plural(r.replayed.length, 'dead letter')} onto tasks:\n${r.replayed.map((id) => `  ${id}\n`).join('')}` : 'nothing replayed\n');
       if (r.missing.length) out.write(`not replayed:\n${r.missing.map((id) => `  ${id}: ${r.reasons[id]}\n`).join('')}`);
     }
     return r.missing.length ? 1 : 0;

@@ -160,7 +160,7 @@ function render(r: StatusReport): string {
   lines.push(`bus: ${r.bus}`);
   lines.push(`recent results (${r.results.read} read from results${r.results.complete ? '' : ', stopped before the end'}): `
     + `done ${c.done}, skipped ${c.skipped}, deleted ${c.deleted}, retry ${c.retry}, dlq ${c.dlq}`);
-  lines.push(`queues: ${r.queues.retryPending} pending retries, ${r.queues.dlq} dead letters`);
+  lines.push(`queues: ${plural(r.queues.retryPending, 'pending retry', 'pending retries')}, ${plural(r.queues.dlq, 'dead letter')}`);
   if (r.results.recentFailures.length) {
     lines.push('', 'recent failures:');
     lines.push(formatTable(['FINISHED', 'STATUS', 'TARGET', 'REPOSITORY', 'REFERENCE', 'ATTEMPT', 'ERROR'],
@@ -190,6 +190,11 @@ function bytes(n: number): string {
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+/** `1 dead letter`, `2 dead letters`. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 export function clip(s: string, max: number): string {

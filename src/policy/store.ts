@@ -110,11 +110,20 @@ export class PolicyStore {
 
   /** Builds the table from the topic, then follows it. Resolves once the table has caught up. */
   start(): Promise<void> {
-    this.#started ??= this.#start();
+    // A failed start (bus down) may be retried by calling start() again.
+    this.#started ??= this.#start().catch(async (e: unknown) => {
+      this.#started = undefined;
+      clearInterval(this.#idleTimer);
+      await this.#handle?.stop().catch(() => undefined);
+      this.#handle = undefined;
+      throw e;
+    });
     return this.#started;
   }
 
   async #start(): Promise<void> {
+    this.#live = false;
+    this.#staging = new Map();
     for (const p of this.#table.list()) this.#applied.set(p.id, canonical(p));
     const snapshot = await this.#snapshot();
     for (const id of this.#table.list().map((p) => p.id)) if (!snapshot.has(id)) this.#apply(id, null);
@@ -239,7 +248,8 @@ export class PolicyStore {
     const records: OutgoingRecord[] = [];
     for (const p of policies) {
       const have = current.get(p.id);
-      if (have && canonical(have.policy) === canonical(p)) {
+      // A different origin is a change too: the config file takes over a policy it now lists.
+      if (have && have.origin === origin && canonical(have.policy) === canonical(p)) {
         summary.unchanged.push(p.id);
         continue;
       }

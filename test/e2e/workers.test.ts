@@ -63,41 +63,38 @@ describe('e2e: replicator group', () => {
     const env = { KAFKA_BROKERS: sharedBrokers(), TOPIC_PREFIX: prefix };
     const configFile = writeConfig(config(src, dst));
     const serve = await startBridgeProcess({ config: null, configFile, command: 'serve', env });
-    await serve.waitReady();
     let worker = await startWorker(configFile, env);
+    // Five kills at random points of the run; the replacement starts while pushes go on.
+    const killAt = new Set<number>();
+    while (killAt.size < 5) killAt.add(10 + Math.floor(Math.random() * 180));
+    let restarting: Promise<void> = Promise.resolve();
     const expected = new Map<string, string>();
-    let pushing = true;
-    let kills = 0;
-    const killer = (async () => {
-      while (pushing) {
-        await sleep(1000 + Math.random() * 2500);
-        if (!pushing) break;
-        await worker.kill();
-        kills++;
-        await sleep(Math.random() * 500);
-        worker = await startWorker(configFile, env);
-      }
-    })();
     try {
+      await serve.waitReady();
       for (let i = 0; i < 200; i++) {
         const repo = `crash/r${i % 10}`;
         const tag = `t${i}`;
         const digest = await pushRandomImage(srcClient, repo, tag);
         expected.set(`${repo}:${tag}`, digest);
         await deliver(serve.url, harborV2Payload('PUSH_ARTIFACT', repo, { tag, digest }));
+        if (killAt.has(i)) {
+          await restarting;
+          await worker.kill();
+          restarting = sleep(Math.random() * 1000).then(async () => { worker = await startWorker(configFile, env); });
+        }
       }
+      await restarting;
+      for (const [ref, digest] of expected) {
+        const [repo, tag] = ref.split(':') as [string, string];
+        await eventually(async () => (await dstClient.headManifest(repo, tag))?.digest === digest, 120000, `${ref} in the target`, 250);
+      }
+      assert.equal(await dlqDepth(prefix), 0, 'nothing may be dead-lettered');
+      assert.equal(await worker.stop(), 0);
     } finally {
-      pushing = false;
-      await killer;
+      await restarting.catch(() => undefined);
+      await worker.kill();
+      await serve.stop();
     }
-    assert.ok(kills >= 3, `the worker was killed ${kills} times; the test needs several`);
-    for (const [ref, digest] of expected) {
-      const [repo, tag] = ref.split(':') as [string, string];
-      await eventually(async () => (await dstClient.headManifest(repo, tag))?.digest === digest, 120000, `${ref} in the target`, 250);
-    }
-    assert.equal(await dlqDepth(prefix), 0, 'nothing may be dead-lettered');
-    assert.equal(await worker.stop(), 0);
-    assert.equal(await serve.stop(), 0);
   });
 
   it('shares the load between two workers and loses nothing when one leaves', async () => {
@@ -108,6 +105,7 @@ describe('e2e: replicator group', () => {
     await serve.waitReady();
     const a = await startWorker(configFile, env);
     const b = await startWorker(configFile, env);
+    try {
     await sleep(3000); // let the group settle with two members
     const expected = new Map<string, string>();
     for (let i = 0; i < 60; i++) {
@@ -124,8 +122,11 @@ describe('e2e: replicator group', () => {
     const finished = (w: BridgeProcess) => (w.logs().match(/"msg":"task finished"/g) ?? []).length;
     assert.ok(finished(a) > 0, 'worker A did some of the work');
     assert.ok(finished(b) > 0, 'worker B did some of the work');
-    await a.stop();
-    await serve.stop();
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\nA:\n${a.logs().slice(-3000)}\nB:\n${b.logs().slice(-3000)}`);
+    } finally {
+      await Promise.all([a.stop(), b.stop(), serve.stop()]);
+    }
   });
 
   it('converges to the source whatever the order of push, delete and push events', async () => {
@@ -149,7 +150,8 @@ describe('e2e: replicator group', () => {
         harborV2Payload('DELETE_ARTIFACT', repo, { tag: 'old', digest: gone }, 1001),
       ];
       for (const e of events) await deliver(bridge.url, e);
-      await eventually(async () => (await dstClient.headManifest(repo, 'stable'))?.digest === second, 60000, 'stable = the source digest');
+      await eventually(async () => (await dstClient.headManifest(repo, 'stable'))?.digest === second, 60000, 'stable = the source digest')
+        .catch((e) => { throw new Error(`${(e as Error).message}\n${bridge.logs().slice(-5000)}`); });
       // Let every event finish, then the end state must still equal the source.
       await eventually(async () => {
         const body = await (await fetch(`${bridge.url}/metrics`)).text();

@@ -212,7 +212,7 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
       assert.equal(await statusCommand({ config: h.config, args: ['--url', url], logger: silentLogger, out, replicatorGroup, env: {} }), 0);
       const text = out.text();
       assert.match(text, /done 20, skipped 4, deleted 4, retry 8, dlq 4/);
-      assert.match(text, /2 pending retries, 1 dead letters/);
+      assert.match(text, /2 pending retries, 1 dead letter\n/);
       assert.match(text, new RegExp(`${replicatorGroup.replace(/\./g, '\\.')}\\s+tasks\\.retry\\s+\\d+\\s+2`));
       assert.match(text, /copying\s+swr\s+org\/big\s+v1\s+1\s+256\.0 MiB \/ 1\.0 GiB \(25%\)/);
 

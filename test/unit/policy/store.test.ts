@@ -117,9 +117,13 @@ describe('PolicyStore', () => {
     assert.deepEqual([...now.keys()].sort(), ['added', 'changed', 'from-api', 'same']);
     assert.equal((now.get('changed') as { policy: Policy }).policy.description, 'new');
     assert.equal((now.get('added') as { origin: string }).origin, 'config');
+    // A config policy identical to one created through the API is taken over by the config.
+    const takeover = await store.seed([pol('same', { description: 'x' }), pol('changed', { description: 'new' }), pol('added'), pol('from-api')], { prune: false });
+    assert.deepEqual(takeover.updated, ['from-api']);
+    assert.equal(((await bus.readCompacted()).get('from-api') as { origin: string }).origin, 'config');
     // Seeding the same config again publishes nothing.
     const before = bus.parts.flat().length;
-    await store.seed([pol('same', { description: 'x' }), pol('changed', { description: 'new' }), pol('added')]);
+    await store.seed([pol('same', { description: 'x' }), pol('changed', { description: 'new' }), pol('added'), pol('from-api')]);
     assert.equal(bus.parts.flat().length, before);
   });
 
@@ -207,6 +211,20 @@ describe('PolicyStore', () => {
     bus.publishFails = true;
     await assert.rejects(store.put(pol('x')), /down/);
     assert.equal(table.get('x'), undefined);
+    await store.stop();
+  });
+
+  it('start() can be retried after the bus failed it', async () => {
+    const bus = new MemoryBus();
+    await bus.publish('policies', [rec(pol('a'))]);
+    const table = new PolicyTable();
+    const store = new PolicyStore({ bus, table, logger: silentLogger });
+    const real = bus.readCompacted.bind(bus);
+    bus.readCompacted = async () => { throw new Error('bus down'); };
+    await assert.rejects(store.start(), /bus down/);
+    bus.readCompacted = real;
+    await store.start();
+    assert.deepEqual(table.list().map((p) => p.id), ['a']);
     await store.stop();
   });
 
