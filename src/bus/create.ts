@@ -9,5 +9,6 @@ export function createBus(config: Config, logger: Logger): Bus {
   if (b.kind === 'kafka') {
     return new KafkaBus({ brokers: b.brokers, clientId: b.clientId, topicPrefix: b.topicPrefix, partitions: b.partitions, logger, requestTimeoutMs: Math.min(1500, config.server.publishTimeoutMs) });
   }
-  return new EmbeddedBus({ dataDir: b.dataDir, partitions: b.partitions, logger });
+  // `dlq` is compacted too: no group consumes it, so age-based pruning would drop dead letters.
+  return new EmbeddedBus({ dataDir: b.dataDir, partitions: b.partitions, logger, compactedTopics: ['policies', 'dlq'] });
 }

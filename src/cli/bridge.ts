@@ -57,6 +57,8 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   }
 
   const stopping = new AbortController();
+  // A `work` process on the embedded bus may hold no socket and no partition at all: keep it alive.
+  const keepAlive = setInterval(() => undefined, 60_000);
   const started = (async () => {
     for (let attempt = 0; !stopping.signal.aborted; attempt++) {
       try {
@@ -83,6 +85,7 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
     metrics,
     stop: async () => {
       stopping.abort();
+      clearInterval(keepAlive);
       if (server) await new Promise<void>((r) => { server!.close(() => r()); server!.closeIdleConnections(); });
       await started.catch(() => undefined);
       if (roles.workers) {

@@ -10,6 +10,11 @@ import { harborV2Payload, postWebhook } from '../support/harbor-payloads.ts';
 import { pushRandomImage } from '../support/random-images.ts';
 import { RegistryClient } from '../../src/registry/client.ts';
 import { KafkaBus } from '../../src/bus/kafka/kafka-bus.ts';
+import { EmbeddedBus } from '../../src/bus/embedded/sqlite-bus.ts';
+import type { Bus } from '../../src/bus/port.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const SECRET = 'Bearer workers-secret';
 
@@ -26,8 +31,20 @@ async function deliver(url: string, body: unknown): Promise<void> {
   await eventually(async () => (await postWebhook(url, 'h', body, SECRET)).status === 200, 20000, 'webhook accepted', 250);
 }
 
-async function dlqDepth(prefix: string): Promise<number> {
-  const bus = new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: prefix });
+/** Environment for bridge processes on one bus, and a way to open that bus from the test. */
+interface BusUnderTest { env: Record<string, string | undefined>; open(): Bus }
+
+function busUnderTest(kind: 'kafka' | 'embedded', name: string): BusUnderTest {
+  if (kind === 'kafka') {
+    const prefix = uniquePrefix(name);
+    return { env: { KAFKA_BROKERS: sharedBrokers(), TOPIC_PREFIX: prefix }, open: () => new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: prefix }) };
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), `hsb-${name}-`));
+  return { env: { KAFKA_BROKERS: undefined, DATA_DIR: dataDir }, open: () => new EmbeddedBus({ dataDir }) };
+}
+
+async function dlqDepth(b: BusUnderTest): Promise<number> {
+  const bus = b.open();
   await bus.connect();
   try {
     return (await bus.readCompacted('dlq')).size;
@@ -36,13 +53,13 @@ async function dlqDepth(prefix: string): Promise<number> {
   }
 }
 
-async function startWorker(configFile: string, env: Record<string, string>): Promise<BridgeProcess> {
+async function startWorker(configFile: string, env: Record<string, string | undefined>): Promise<BridgeProcess> {
   const w = await startBridgeProcess({ config: null, configFile, command: 'work', env });
   await w.waitForLog(/workers started/);
   return w;
 }
 
-describe('e2e: replicator group', () => {
+for (const kind of ['kafka', 'embedded'] as const) describe(`e2e: replicator group on the ${kind} bus`, () => {
   let src: TestRegistry;
   let dst: TestRegistry;
   let srcClient: RegistryClient;
@@ -59,8 +76,8 @@ describe('e2e: replicator group', () => {
   });
 
   it('loses nothing when workers are SIGKILLed at random moments during 200 pushes', async () => {
-    const prefix = uniquePrefix('crash');
-    const env = { KAFKA_BROKERS: sharedBrokers(), TOPIC_PREFIX: prefix };
+    const b = busUnderTest(kind, 'crash');
+    const env = b.env;
     const configFile = writeConfig(config(src, dst));
     const serve = await startBridgeProcess({ config: null, configFile, command: 'serve', env });
     let worker = await startWorker(configFile, env);
@@ -88,7 +105,7 @@ describe('e2e: replicator group', () => {
         const [repo, tag] = ref.split(':') as [string, string];
         await eventually(async () => (await dstClient.headManifest(repo, tag))?.digest === digest, 120000, `${ref} in the target`, 250);
       }
-      assert.equal(await dlqDepth(prefix), 0, 'nothing may be dead-lettered');
+      assert.equal(await dlqDepth(b), 0, 'nothing may be dead-lettered');
       assert.equal(await worker.stop(), 0);
     } finally {
       await restarting.catch(() => undefined);
@@ -98,8 +115,7 @@ describe('e2e: replicator group', () => {
   });
 
   it('shares the load between two workers and loses nothing when one leaves', async () => {
-    const prefix = uniquePrefix('pair');
-    const env = { KAFKA_BROKERS: sharedBrokers(), TOPIC_PREFIX: prefix };
+    const env = busUnderTest(kind, 'pair').env;
     const configFile = writeConfig(config(src, dst));
     const serve = await startBridgeProcess({ config: null, configFile, command: 'serve', env });
     await serve.waitReady();
@@ -123,15 +139,17 @@ describe('e2e: replicator group', () => {
     assert.ok(finished(a) > 0, 'worker A did some of the work');
     assert.ok(finished(b) > 0, 'worker B did some of the work');
     } catch (e) {
-      throw new Error(`${(e as Error).message}\nA:\n${a.logs().slice(-3000)}\nB:\n${b.logs().slice(-3000)}`);
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(join(tmpdir(), 'worker-a.log'), a.logs());
+      writeFileSync(join(tmpdir(), 'worker-b.log'), b.logs());
+      throw new Error(`${(e as Error).message} (worker logs in ${tmpdir()}/worker-{a,b}.log)`);
     } finally {
       await Promise.all([a.stop(), b.stop(), serve.stop()]);
     }
   });
 
   it('converges to the source whatever the order of push, delete and push events', async () => {
-    const prefix = uniquePrefix('order');
-    const env = { KAFKA_BROKERS: sharedBrokers(), TOPIC_PREFIX: prefix };
+    const env = busUnderTest(kind, 'order').env;
     const bridge = await startBridgeProcess({ config: config(src, dst), env });
     await bridge.waitReady();
     try {

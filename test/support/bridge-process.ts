@@ -33,8 +33,11 @@ export async function startBridgeProcess(opts: { config: unknown; command?: stri
   const port = await freePort();
   const configFile = opts.configFile ?? writeConfig(opts.config);
   let out = '';
+  // A key set to undefined in opts.env removes it from the child's environment.
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info', ...opts.env };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   const proc = spawn(NODE, [join(ROOT, 'src/cli/main.ts'), opts.command ?? 'run', '--config', configFile], {
-    env: { ...process.env, PORT: String(port), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info', ...opts.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });

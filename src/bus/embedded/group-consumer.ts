@@ -230,6 +230,7 @@ export class GroupConsumer implements ConsumerHandle {
       const timer = setTimeout(done, 5000);
       this.#o.hub.on('append', onAppend);
       signal.addEventListener('abort', done);
+      if (signal.aborted) done();
     });
   }
 }

@@ -196,7 +196,9 @@ export class KafkaBus implements Bus {
           }
         },
       });
-      await Promise.race([finished, sleep(30000).then(() => { throw new BridgeError('HSB_BUS_TIMEOUT', `reading ${name} did not finish in 30 s`, { retryable: true }); })]);
+      const timeout = new AbortController();
+      await Promise.race([finished, sleep(30000, undefined, { signal: timeout.signal }).then(() => { throw new BridgeError('HSB_BUS_TIMEOUT', `reading ${name} did not finish in 30 s`, { retryable: true }); }, () => undefined)])
+        .finally(() => timeout.abort());
     } finally {
       await consumer.disconnect();
       await admin.deleteGroups([group]).catch(() => undefined);
