@@ -3,13 +3,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createMetrics, type Metrics } from '../observability/metrics.ts';
+import { startQueueMetrics } from '../observability/queue-metrics.ts';
 import type { Bus } from '../bus/port.ts';
 import { createBus } from '../bus/create.ts';
 import { createApp } from '../http/app.ts';
 import { PolicyTable } from '../policy/table.ts';
-import { Planner } from '../policy/planner.ts';
-import { Replicator } from '../replication/replicator.ts';
+import { PolicyStore } from '../policy/store.ts';
+import { policyRouter } from '../policy/routes.ts';
+import { PolicyScheduler } from '../policy/scheduler.ts';
+import { Planner, PLANNER_GROUP } from '../policy/planner.ts';
+import { Replicator, REPLICATOR_GROUP } from '../replication/replicator.ts';
 import { Endpoints } from '../replication/endpoints.ts';
+import { ResultsStore } from '../replication/results-store.ts';
+import { DlqStore } from '../replication/dlq-store.ts';
+import { replicationRouter } from '../replication/routes.ts';
+import { Reconciler } from '../replication/reconciler.ts';
 
 export interface BridgeRoles {
   http: boolean;
@@ -23,9 +31,22 @@ export interface RunningBridge {
   stop(): Promise<void>;
 }
 
+/** Retries `fn` with capped backoff until it succeeds or `signal` aborts. */
+async function untilDone(what: string, fn: () => Promise<void>, signal: AbortSignal, logger: Logger): Promise<void> {
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      await fn();
+      return;
+    } catch (e) {
+      logger.error({ err: (e as Error).message, attempt }, `${what} failed; retrying`);
+      await sleep(Math.min(10000, 500 * 2 ** attempt), undefined, { signal }).catch(() => undefined);
+    }
+  }
+}
+
 /**
- * Start order: HTTP (so /livez answers and /readyz says 503 while the bus connects), bus, then
- * consumers. Stop in reverse: stop taking webhooks, drain consumers, close the bus.
+ * Start order: HTTP (so /livez answers and /readyz says 503 while the bus connects), bus,
+ * policies, then consumers. Stop in reverse: stop taking webhooks, drain consumers, close the bus.
  */
 export async function startBridge(config: Config, logger: Logger, roles: BridgeRoles): Promise<RunningBridge> {
   const metrics = createMetrics(undefined, { defaults: true });
@@ -37,15 +58,27 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   for (const x of [...config.sources, ...config.targets]) {
     if (x.tls.insecure) logger.warn({ registry: x.id }, 'TLS certificate verification is OFF for this registry');
   }
-  const policies = new PolicyTable(config.policies);
+  // The policy table is built from the compacted `policies` topic (config policies are seeded into it).
+  const policies = new PolicyTable();
+  const policyStore = new PolicyStore({ bus, table: policies, logger });
   const endpoints = new Endpoints(config, logger);
   const planner = new Planner({ config, bus, policies, metrics, logger });
   const replicator = new Replicator({ config, bus, endpoints, metrics, logger });
+  const reconciler = new Reconciler({ config, endpoints, logger, metrics });
+  const scheduler = new PolicyScheduler({ table: policies, logger, onFire: async (policy) => { await reconciler.reconcileAndPublish(policy, bus); } });
+  const results = new ResultsStore({ bus, logger });
+  const dlq = new DlqStore({ bus, logger });
 
   let server: Server | undefined;
   let port = 0;
   if (roles.http) {
-    const app = createApp({ config, bus, metrics, logger });
+    const app = createApp({
+      config, bus, metrics, logger,
+      api: [
+        policyRouter({ store: policyStore, table: policies, config }),
+        replicationRouter({ results, dlq, progress: () => replicator.progress.list(), bus, replicatorGroup: REPLICATOR_GROUP }),
+      ],
+    });
     server = createServer(app);
     server.keepAliveTimeout = 65000;
     await new Promise<void>((res, rej) => {
@@ -59,22 +92,31 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   const stopping = new AbortController();
   // A `work` process on the embedded bus may hold no socket and no partition at all: keep it alive.
   const keepAlive = setInterval(() => undefined, 60_000);
+  let stopQueueMetrics = () => undefined as void;
   const started = (async () => {
-    for (let attempt = 0; !stopping.signal.aborted; attempt++) {
-      try {
-        await bus.connect();
-        metrics.busUp.set({ kind: bus.kind }, 1);
-        logger.info({ bus: bus.kind }, 'bus connected');
-        break;
-      } catch (e) {
-        logger.error({ err: (e as Error).message, attempt }, 'bus connection failed; retrying');
-        await sleep(Math.min(10000, 500 * 2 ** attempt));
-      }
-    }
+    await untilDone('bus connection', async () => {
+      await bus.connect();
+      metrics.busUp.set({ kind: bus.kind }, 1);
+      logger.info({ bus: bus.kind }, 'bus connected');
+    }, stopping.signal, logger);
+    await untilDone('loading policies', async () => {
+      await policyStore.seed(config.policies);
+      await policyStore.start();
+    }, stopping.signal, logger);
+    if (roles.http && !stopping.signal.aborted) await untilDone('results view', () => results.start(), stopping.signal, logger);
     if (roles.workers && !stopping.signal.aborted) {
       await planner.start();
       await replicator.start();
-      logger.info({ concurrency: config.worker.concurrency }, 'workers started');
+      scheduler.start();
+      stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP]);
+      // On start, one reconcile pass heals whatever was missed while nothing was running.
+      void (async () => {
+        for (const policy of policies.list()) {
+          if (stopping.signal.aborted || !policy.enabled) continue;
+          await reconciler.reconcileAndPublish(policy, bus).catch((e) => logger.warn({ policy: policy.id, err: (e as Error).message }, 'start-up reconcile failed'));
+        }
+      })();
+      logger.info({ concurrency: config.worker.concurrency, policies: policies.list().length }, 'workers started');
     }
   })();
   started.catch((e) => logger.error({ err: (e as Error).message }, 'start-up failed'));
@@ -86,12 +128,16 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
     stop: async () => {
       stopping.abort();
       clearInterval(keepAlive);
+      stopQueueMetrics();
       if (server) await new Promise<void>((r) => { server!.close(() => r()); server!.closeIdleConnections(); });
       await started.catch(() => undefined);
       if (roles.workers) {
+        await scheduler.stop();
         await replicator.stop();
         await planner.stop();
       }
+      await results.stop();
+      await policyStore.stop();
       await bus.close();
       await endpoints.close();
       logger.info('stopped');

@@ -1,25 +1,43 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { isBridgeError } from '../errors.ts';
 import { startBridge } from './bridge.ts';
+import { syncCommand } from './sync.ts';
+import { policiesImport } from './policies.ts';
+import { dlqCommand } from './dlq.ts';
+import { statusCommand } from './status.ts';
+import { copyCommand } from './copy.ts';
+import { busCommand } from './bus.ts';
 
-const USAGE = `usage: harbor-swr-bridge <command> [--config FILE]
+const USAGE = `usage: harbor-swr-bridge <command> [--config FILE] [options]
 
-commands:
-  run        ingest + API + workers in one process (default)
-  serve      ingest + API only
-  work       consumers only (planner and replicator)
+daemons:
+  run                      ingest + API + workers in one process (default)
+  serve                    ingest + API only
+  work                     consumers only (planner, replicator, scheduled reconcile)
+one-shot:
+  sync [--dry-run]         one reconcile pass over every policy, copying what differs; exit 1 if anything failed
+  policies import --harbor <sourceId> [--dry-run]
+                           read Harbor's replication policies into the bridge
+  dlq list [--json]        dead letters
+  dlq replay --all | --id ID [--id ID ...]
+                           re-publish dead letters as tasks
+  status [--url URL] [--json]
+                           recent outcomes, retries, DLQ, consumer lag (and in-flight tasks of a running bridge)
+  bus inspect [--json]     topics, depths and group offsets of the configured bus
+  copy <src-ref> <dst-ref> | copy --from-file LIST
+                           copy images directly (no config needed); copy --help for options
 
-options:
-  --config FILE   YAML config (or BRIDGE_CONFIG); env overrides: KAFKA_BROKERS, PORT, LOG_LEVEL, DATA_DIR, TOPIC_PREFIX
+--config FILE (or BRIDGE_CONFIG). Environment overrides: KAFKA_BROKERS (set = Kafka, unset = embedded bus),
+PORT, LOG_LEVEL, DATA_DIR, TOPIC_PREFIX.
 `;
 
-type Command = (args: { config: string; rest: string[]; flags: Record<string, string | boolean | undefined>; logger: Logger }) => Promise<number | 'running'>;
+interface CommandArgs { argv: string[]; config: () => Config; logger: Logger }
+type Command = (a: CommandArgs) => Promise<number | 'running'>;
 
 const daemon = (roles: { http: boolean; workers: boolean }): Command => async ({ config, logger }) => {
-  const cfg = loadConfig(config);
-  const bridge = await startBridge(cfg, logger, roles);
+  const bridge = await startBridge(config(), logger, roles);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -32,42 +50,68 @@ const daemon = (roles: { http: boolean; workers: boolean }): Command => async ({
   return 'running';
 };
 
+const flag = (argv: string[], name: string) => argv.includes(name);
+const option = (argv: string[], name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+
 const COMMANDS: Record<string, Command> = {
   run: daemon({ http: true, workers: true }),
   serve: daemon({ http: true, workers: false }),
   work: daemon({ http: false, workers: true }),
+  sync: async ({ argv, config, logger }) => syncCommand({ config: config(), dryRun: flag(argv, '--dry-run'), logger }),
+  policies: async ({ argv, config, logger }) => {
+    const sourceId = option(argv, '--harbor');
+    if (argv[0] !== 'import' || !sourceId) {
+      process.stderr.write('usage: harbor-swr-bridge policies import --harbor <sourceId> [--dry-run]\n');
+      return 2;
+    }
+    return policiesImport({ config: config(), sourceId, dryRun: flag(argv, '--dry-run'), logger });
+  },
+  dlq: async ({ argv, config, logger }) => dlqCommand({ config: config(), args: argv, logger }),
+  status: async ({ argv, config, logger }) => statusCommand({ config: config(), args: argv, logger }),
+  bus: async ({ argv, config, logger }) => busCommand({ config: config(), args: argv, logger }),
+  copy: async ({ argv, logger }) => copyCommand({ rest: argv, flags: {}, logger }),
 };
 
+const DAEMONS = new Set(['run', 'serve', 'work']);
+
 export async function main(argv: string[]): Promise<number | 'running'> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: false,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-  });
-  if (values.help) {
+  const args = [...argv];
+  let configFile = process.env.BRIDGE_CONFIG;
+  for (const name of ['--config', '-c']) {
+    const i = args.indexOf(name);
+    if (i >= 0) {
+      configFile = args[i + 1];
+      args.splice(i, 2);
+    }
+  }
+  const eq = args.findIndex((a) => a.startsWith('--config='));
+  if (eq >= 0) configFile = args.splice(eq, 1)[0]!.slice('--config='.length);
+  if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
     process.stdout.write(USAGE);
     return 0;
   }
-  const [name = 'run', ...rest] = positionals;
+  const name = args[0] && !args[0].startsWith('-') ? args.shift()! : 'run';
   const cmd = COMMANDS[name];
   if (!cmd) {
     process.stderr.write(`unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
-  const config = (values.config as string | undefined) ?? process.env.BRIDGE_CONFIG;
-  if (!config) {
-    process.stderr.write(`no config file: pass --config FILE or set BRIDGE_CONFIG\n\n${USAGE}`);
-    return 2;
-  }
-  const logger = createLogger();
-  return cmd({ config, rest, flags: values, logger });
+  // Daemons log to stdout; one-shot commands keep stdout for their output and log to stderr.
+  const logger = DAEMONS.has(name) ? createLogger() : createLogger(process.env.LOG_LEVEL ?? 'warn', process.stderr);
+  const config = () => {
+    if (!configFile) throw Object.assign(new Error(`no config file: pass --config FILE or set BRIDGE_CONFIG\n\n${USAGE}`), { usage: true });
+    return loadConfig(configFile);
+  };
+  return cmd({ argv: args, config, logger });
 }
 
 main(process.argv.slice(2)).then(
   (code) => { if (code !== 'running') process.exit(code); },
   (e) => {
-    process.stderr.write(`harbor-swr-bridge: ${isBridgeError(e) ? `${e.message}` : (e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
+    process.stderr.write(`harbor-swr-bridge: ${isBridgeError(e) || (e as { usage?: boolean }).usage ? (e as Error).message : (e as Error).stack ?? String(e)}\n`);
+    process.exit((e as { usage?: boolean }).usage ? 2 : 1);
   },
 );

@@ -48,6 +48,8 @@ export function createMetrics(registry = new Registry(), opts: { defaults?: bool
       name: 'hsb_consumer_lag', help: 'Records not yet consumed, per topic and partition',
       labelNames: ['group', 'topic', 'partition'] as const, registers: r,
     }),
+    retryPending: new Gauge({ name: 'hsb_retry_pending', help: 'Tasks waiting on the retry topic', registers: r }),
+    dlqRecords: new Gauge({ name: 'hsb_dlq_records', help: 'Records on the dead-letter topic (replays leave tombstones until compaction)', registers: r }),
     busUp: new Gauge({ name: 'hsb_bus_up', help: '1 when the bus producer is connected', labelNames: ['kind'] as const, registers: r }),
   };
 }

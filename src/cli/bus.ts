@@ -1,0 +1,36 @@
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { createBus } from '../bus/create.ts';
+import type { Bus, BusInspection } from '../bus/port.ts';
+import { formatTable } from './status.ts';
+
+/** Renders `bus inspect`: per topic its partitions' low/high offsets and depth; per group its lag. */
+export function renderInspection(ins: BusInspection): string {
+  const topics = formatTable(['topic', 'partitions', 'records', 'offsets (low..high per partition)'], ins.topics.map((t) => [
+    t.topic,
+    String(t.partitions.length),
+    String(t.partitions.reduce((n, p) => n + Number(BigInt(p.high) - BigInt(p.low)), 0)),
+    t.partitions.map((p) => `${p.partition}:${p.low}..${p.high}`).join(' '),
+  ]));
+  const groups = formatTable(['group', 'topic', 'partition', 'committed', 'lag'], ins.groups.flatMap((g) => g.offsets.map((o) => [
+    g.group, o.topic, String(o.partition), o.committed, String(o.lag),
+  ])));
+  return `bus: ${ins.kind}\n\n${topics}\n\n${groups}\n`;
+}
+
+export async function busCommand(a: { config: Config; args: string[]; logger: Logger; out?: (s: string) => void; bus?: Bus }): Promise<number> {
+  const out = a.out ?? ((s: string) => process.stdout.write(s));
+  if (a.args[0] !== 'inspect') {
+    process.stderr.write('usage: harbor-swr-bridge bus inspect [--json]\n');
+    return 2;
+  }
+  const bus = a.bus ?? createBus(a.config, a.logger);
+  try {
+    if (!a.bus) await bus.connect();
+    const ins = await bus.inspect();
+    out(a.args.includes('--json') ? `${JSON.stringify(ins, null, 2)}\n` : renderInspection(ins));
+    return 0;
+  } finally {
+    if (!a.bus) await bus.close();
+  }
+}
