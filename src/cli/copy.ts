@@ -55,8 +55,10 @@ export type CopyCommandArgs = {
   rest: string[];
   flags: Record<string, string | boolean | undefined>;
   logger: Logger;
-  /** Extra RegistryClient options (upload tuning, a dispatcher) for embedding and benchmarks. */
+  /** Extra RegistryClient options (upload tuning, retries) for embedding and benchmarks. */
   client?: Pick<RegistryClientOptions, 'upload' | 'retry'>;
+  /** Where result lines (`out`) and failures and usage (`err`) go; default stdout and stderr. */
+  print?: (line: string, stream: 'out' | 'err') => void;
 };
 
 const usageError = (message: string) => new BridgeError('HSB_CLI_USAGE', message);
@@ -260,12 +262,14 @@ function describe(r: CopyResult): string {
 
 export async function copyCommand(args: CopyCommandArgs): Promise<number> {
   const { logger } = args;
-  const out = (s: string) => process.stdout.write(`${s}\n`);
+  const print = args.print ?? ((line, stream) => (stream === 'out' ? process.stdout : process.stderr).write(`${line}\n`));
+  const out = (s: string) => print(s, 'out');
+  const err = (s: string) => print(s, 'err');
   let parsed: ReturnType<typeof parseCopyArgv>;
   let pairs: CopyCliOptions['pairs'];
   try {
     parsed = parseCopyArgv(args.rest, args.flags, process.env);
-    if (parsed.help) { out(COPY_USAGE); return 0; }
+    if (parsed.help) { out(COPY_USAGE.trimEnd()); return 0; }
     let textual: { src: string; dst: string }[];
     if (parsed.fromFile) {
       if (parsed.positionals.length > 0) throw usageError('give either --from-file or <src-ref> <dst-ref>, not both');
@@ -278,7 +282,7 @@ export async function copyCommand(args: CopyCommandArgs): Promise<number> {
     pairs = textual.map((p) => ({ src: parseImageRef(p.src, { plainHttp: parsed.plain.src }), dst: parseImageRef(p.dst, { plainHttp: parsed.plain.dst }) }));
     for (const p of pairs) resolvePair(p.src, p.dst);
   } catch (e) {
-    process.stderr.write(`harbor-swr-bridge copy: ${(e as Error).message}\n\n${COPY_USAGE}`);
+    err(`harbor-swr-bridge copy: ${(e as Error).message}\n\n${COPY_USAGE}`);
     return 2;
   }
   const o = parsed.opts;
@@ -337,7 +341,7 @@ export async function copyCommand(args: CopyCommandArgs): Promise<number> {
         return { ok: true, result, ms };
       } catch (e) {
         const error = isBridgeError(e) ? e : toBridgeError(e);
-        process.stderr.write(`${name} FAILED ${error.code}: ${error.message}\n`);
+        err(`${name} FAILED ${error.code}: ${error.message}`);
         return { ok: false, error, ms: performance.now() - t0 };
       }
     });

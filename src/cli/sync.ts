@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { backoffMs } from '../replication/backoff.ts';
+import { backoffMs, retryPolicy } from '../registry/retry-policy.ts';
 import { Endpoints } from '../replication/endpoints.ts';
 import { executeTask, type Outcome } from '../replication/execute.ts';
 import { Limiter } from '../replication/limiter.ts';
@@ -102,7 +102,7 @@ async function attempts(task: ReplicationTask, args: SyncArgs, endpoints: Endpoi
     } catch (e) {
       const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
       if (!err.retryable || i + 1 >= max || args.signal?.aborted) throw err;
-      const wait = Number(err.context.retryAfterMs) || backoffMs(i, 500, 10_000);
+      const wait = Number(err.context.retryAfterMs) || backoffMs(i, { ...retryPolicy, baseMs: 500, maxMs: 10_000 });
       tlog.warn({ code: err.code, err: err.message, attempt: i + 1, wait }, 'transient failure, retrying');
       await sleep(wait, undefined, args.signal ? { signal: args.signal } : undefined).catch(() => undefined);
     } finally {

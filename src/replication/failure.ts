@@ -1,5 +1,5 @@
 import type { BridgeError } from '../errors.ts';
-import { backoffMs } from './backoff.ts';
+import { backoffMs, retryPolicy } from '../registry/retry-policy.ts';
 import type { ReplicationTask } from './task.ts';
 
 export interface RetryPolicy {
@@ -16,7 +16,7 @@ export type FailureDecision =
 export function decideFailure(task: ReplicationTask, err: BridgeError, policy: RetryPolicy, now: Date, random?: () => number): FailureDecision {
   if (!err.retryable) return { kind: 'dlq', reason: 'permanent' };
   if (task.attempt >= policy.maxRetries) return { kind: 'dlq', reason: 'exhausted' };
-  const dueAt = new Date(now.getTime() + backoffMs(task.attempt, policy.retryBaseMs, policy.retryMaxMs, random));
+  const dueAt = new Date(now.getTime() + backoffMs(task.attempt, { ...retryPolicy, baseMs: policy.retryBaseMs, maxMs: policy.retryMaxMs }, undefined, random));
   return {
     kind: 'retry',
     dueAt,

@@ -24,6 +24,8 @@ export interface ReconcilerDeps {
   endpoints: Endpoints;
   logger: Logger;
   metrics?: Metrics;
+  /** Default bus for publish() when none is passed. */
+  bus?: Bus;
   /** Policies for passes that are not given a table (default: the config's). */
   table?: PolicyTable;
   /** Registry requests in flight per policy plan (listings and manifest HEADs). */
@@ -149,8 +151,9 @@ export class Reconciler {
   }
 
   /** Puts tasks on the `tasks` topic, keyed per destination repository like event tasks. */
-  async publish(bus: Bus, tasks: readonly ReplicationTask[]): Promise<void> {
+  async publish(tasks: readonly ReplicationTask[], bus: Bus | undefined = this.#d.bus): Promise<void> {
     if (tasks.length === 0) return;
+    if (!bus) throw new BridgeError('HSB_INTERNAL', 'reconciler: no bus to publish to');
     await bus.publish('tasks', tasks.map((t) => ({ key: taskKey(t), value: t })));
     const byPolicy = new Map<string, number>();
     for (const t of tasks) byPolicy.set(t.policyId, (byPolicy.get(t.policyId) ?? 0) + 1);
@@ -160,7 +163,7 @@ export class Reconciler {
   /** One policy: plan and publish. The hook for the policy scheduler's `onFire`. */
   async reconcileAndPublish(policy: Policy, bus: Bus, opts: PlanOptions = {}): Promise<ReconcilePlan> {
     const plan = await this.plan(policy, opts);
-    await this.publish(bus, plan.tasks);
+    await this.publish(plan.tasks, bus);
     if (plan.tasks.length) this.#log.info({ policy: policy.id, tasks: plan.tasks.length }, 'reconcile tasks published');
     return plan;
   }
@@ -180,7 +183,7 @@ export class Reconciler {
       try {
         const plan = await this.plan(policy, { signal: opts.signal, cache });
         if (!opts.dryRun && opts.bus) {
-          await this.publish(opts.bus, plan.tasks);
+          await this.publish(plan.tasks, opts.bus);
           summary.published += plan.tasks.length;
         }
         summary.policies.push(plan);

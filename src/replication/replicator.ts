@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
-import { backoffMs } from './backoff.ts';
+import { backoffMs, retryPolicy } from '../registry/retry-policy.ts';
 import { decideFailure } from './failure.ts';
 import { executeTask, type Outcome } from './execute.ts';
 import type { Endpoints } from './endpoints.ts';
@@ -153,7 +153,7 @@ export class Replicator {
       } catch (e) {
         const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
         if (!err.retryable || i + 1 >= attempts || ctx.signal.aborted || this.#stopping.signal.aborted) throw err;
-        const wait = Number(err.context.retryAfterMs) || backoffMs(i, 500, 10000);
+        const wait = Number(err.context.retryAfterMs) || backoffMs(i, { ...retryPolicy, baseMs: 500, maxMs: 10000 });
         log.debug({ code: err.code, err: err.message, wait }, 'transient failure, retrying in process');
         await sleep(wait, undefined, { signal }).catch(() => undefined);
       } finally {

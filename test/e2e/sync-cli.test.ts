@@ -54,6 +54,10 @@ describe('e2e: harbor-swr-bridge sync', () => {
 
   before(async () => {
     [src, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'token', users: [pusher] })]);
+    // stop() waits for an exit that already happened when called twice: the last test stops dst.
+    let dstStopped = false;
+    const stopDst = dst.stop.bind(dst);
+    dst.stop = async () => { if (!dstStopped) { dstStopped = true; await stopDst(); } };
     cleanup.push(() => src.stop(), () => dst.stop());
     [image, later] = await Promise.all([buildImage({ layers: [1_500_000, 20_000] }), buildImage({ layers: [30_000] })]);
     cleanup.push(() => image.cleanup(), () => later.cleanup());

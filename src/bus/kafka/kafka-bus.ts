@@ -72,7 +72,7 @@ export class KafkaBus implements Bus {
       idempotent: true,
       maxInFlightRequests: 5,
       createPartitioner: Partitioners.DefaultPartitioner,
-      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 500 },
     });
     this.#producer.on('producer.connect', () => { this.#ready = true; });
     this.#producer.on('producer.disconnect', () => { this.#ready = false; });
@@ -98,6 +98,13 @@ export class KafkaBus implements Bus {
       // Another process may have created them at the same moment.
       if (e.type !== 'TOPIC_ALREADY_EXISTS' && !/already exists/i.test(e.message)) throw e;
     });
+    // A new topic's leaders take a moment to be known everywhere; the first publish must not
+    // spend its short retry budget on "not the leader".
+    const names = missing.map((t) => this.topicName(t));
+    for (const deadline = Date.now() + 15000; Date.now() < deadline; await sleep(100)) {
+      const meta = await admin.fetchTopicMetadata({ topics: names }).catch(() => undefined);
+      if (meta && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    }
   }
 
   isReady(): boolean {
