@@ -64,7 +64,7 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   const endpoints = new Endpoints(config, logger);
   const planner = new Planner({ config, bus, policies, metrics, logger });
   const replicator = new Replicator({ config, bus, endpoints, metrics, logger });
-  const reconciler = new Reconciler({ config, endpoints, logger, metrics });
+  const reconciler = new Reconciler({ config, endpoints, logger, metrics, table: policies });
   const scheduler = new PolicyScheduler({ table: policies, logger, onFire: async (policy) => { await reconciler.reconcileAndPublish(policy, bus); } });
   const results = new ResultsStore({ bus, logger });
   const dlq = new DlqStore({ bus, logger });
@@ -110,12 +110,7 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
       scheduler.start();
       stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP]);
       // On start, one reconcile pass heals whatever was missed while nothing was running.
-      void (async () => {
-        for (const policy of policies.list()) {
-          if (stopping.signal.aborted || !policy.enabled) continue;
-          await reconciler.reconcileAndPublish(policy, bus).catch((e) => logger.warn({ policy: policy.id, err: (e as Error).message }, 'start-up reconcile failed'));
-        }
-      })();
+      void reconciler.startupPass(policies, bus, stopping.signal).catch((e) => logger.warn({ err: (e as Error).message }, 'start-up reconcile failed'));
       logger.info({ concurrency: config.worker.concurrency, policies: policies.list().length }, 'workers started');
     }
   })();

@@ -179,7 +179,7 @@ ${tlsYaml}${authYaml}`;
         return await stat(join(repoRoot, 'repositories', repo, '_layers', 'sha256', hex, 'link')).then(() => true, () => false);
       },
       async stop() {
-        if (child.exitCode === null) {
+        if (child.exitCode === null && child.signalCode === null) {
           const exited = new Promise<void>((r) => child.once('exit', () => r()));
           child.kill('SIGTERM');
           const t = setTimeout(() => child.kill('SIGKILL'), 3000);
