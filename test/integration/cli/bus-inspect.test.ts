@@ -1,0 +1,57 @@
+// `harbor-swr-bridge bus inspect` against both buses: topics, depths and group offsets.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { writeConfig } from '../../support/bridge-process.ts';
+import { sharedBrokers, uniquePrefix } from '../../support/kafka.ts';
+import { EmbeddedBus } from '../../../src/bus/embedded/sqlite-bus.ts';
+import { KafkaBus } from '../../../src/bus/kafka/kafka-bus.ts';
+import type { Bus, BusInspection } from '../../../src/bus/port.ts';
+
+const run = promisify(execFile);
+const MAIN = resolve(import.meta.dirname, '../../../src/cli/main.ts');
+const configFile = writeConfig({
+  sources: [{ id: 'h', url: 'http://127.0.0.1:1', webhookSecrets: ['s'] }],
+  targets: [{ id: 't', kind: 'registry', url: 'http://127.0.0.1:2' }],
+});
+
+async function seed(bus: Bus): Promise<void> {
+  await bus.connect();
+  await bus.publish('events', [1, 2, 3].map((i) => ({ key: `k${i}`, value: { i } })));
+  let seen = 0;
+  const done = new Promise<void>((r) => {
+    void bus.subscribe({ group: 'inspect-test', topics: ['events'] }, async (batch) => { seen += batch.length; if (seen >= 3) r(); }).then((h) => done.then(() => h.stop()));
+  });
+  await done;
+  await bus.close();
+}
+
+for (const kind of ['embedded', 'kafka'] as const) {
+  describe(`bus inspect on the ${kind} bus`, () => {
+    it('prints every topic with its depth and the groups with their committed offsets', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'hsb-inspect-'));
+      const prefix = uniquePrefix('inspect');
+      const env = kind === 'kafka'
+        ? { ...process.env, KAFKA_BROKERS: sharedBrokers(), TOPIC_PREFIX: prefix }
+        : { ...process.env, KAFKA_BROKERS: '', DATA_DIR: dataDir };
+      await seed(kind === 'kafka' ? new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: prefix }) : new EmbeddedBus({ dataDir }));
+      const json = await run(process.execPath, [MAIN, 'bus', 'inspect', '--json', '--config', configFile], { env });
+      const ins = JSON.parse(json.stdout) as BusInspection;
+      assert.equal(ins.kind, kind);
+      assert.deepEqual(ins.topics.map((t) => t.topic), ['events', 'policies', 'tasks', 'tasks.retry', 'results', 'dlq']);
+      const events = ins.topics.find((t) => t.topic === 'events')!;
+      assert.equal(events.partitions.reduce((n, p) => n + Number(p.high) - Number(p.low), 0), 3);
+      const group = ins.groups.find((g) => g.group === 'inspect-test');
+      assert.ok(group, 'the consumer group is listed');
+      assert.equal(group.offsets.filter((o) => o.topic === 'events').reduce((n, o) => n + o.lag, 0), 0, 'the group has consumed everything');
+      const text = await run(process.execPath, [MAIN, 'bus', 'inspect', '--config', configFile], { env });
+      assert.match(text.stdout, new RegExp(`^bus: ${kind}`));
+      assert.match(text.stdout, /^\s+events\s+\d+\s+3\s/m);
+      assert.match(text.stdout, /inspect-test\s+events/);
+    });
+  });
+}
