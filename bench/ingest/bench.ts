@@ -3,7 +3,7 @@
 // process with Harbor v2 PUSH_ARTIFACT webhooks, at full speed and at a fixed 1,000 webhooks/s.
 // Prints a table and writes bench/ingest/RESULTS.md.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,7 +23,20 @@ const RUN = resolve(process.env.BENCH_RUN_DIR ?? join(ROOT, 'bench/ingest/out'))
 const RESULTS = process.env.BENCH_RESULTS ?? join(ROOT, 'bench/ingest/RESULTS.md');
 
 interface Drive { ok: number; non2xx: number; errors: number; timeouts: number; seconds: number; perSecond: number; p50: number; p99: number; max: number }
-interface Row { target: string; mode: string; d: Drive }
+interface Row { target: string; mode: string; d: Drive; cpuUs: number; brokerCpuUs: number }
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    // After the command: state is field 3, utime 14 and stime 15 (1-based, in clock ticks).
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = Number(process.env.CLK_TCK ?? 100);
 
 const children: ChildProcess[] = [];
 
@@ -80,10 +93,10 @@ async function publishLatency(metricsUrl: string): Promise<{ count: number; mean
   return { count, meanMs: count ? (sum / count) * 1000 : 0 };
 }
 
-interface Target { name: string; url: string }
+interface Target { name: string; url: string; pid: number | undefined }
 
 /** Warm every target up, then each mode in turn across all targets, so they share the machine's conditions. */
-async function measureAll(targets: Target[], rows: Row[]): Promise<Map<string, number>> {
+async function measureAll(targets: Target[], brokerPid: number | undefined, rows: Row[]): Promise<Map<string, number>> {
   const okPerTarget = new Map<string, number>();
   const add = (name: string, d: Drive) => okPerTarget.set(name, (okPerTarget.get(name) ?? 0) + d.ok);
   for (const t of targets) {
@@ -98,9 +111,13 @@ async function measureAll(targets: Target[], rows: Row[]): Promise<Map<string, n
   ] as const;
   for (const { mode, rate, connections, script } of modes) {
     for (const t of targets) {
+      const cpu0 = cpuSeconds(t.pid);
+      const broker0 = cpuSeconds(brokerPid);
       const d = await drive(t.url, SECONDS, rate, connections, script);
+      const total = d.ok + d.non2xx;
+      const perRequest = (seconds: number) => (total > 0 ? (seconds * 1e6) / total : 0);
       add(t.name, d);
-      rows.push({ target: t.name, mode, d });
+      rows.push({ target: t.name, mode, d, cpuUs: perRequest(cpuSeconds(t.pid) - cpu0), brokerCpuUs: perRequest(cpuSeconds(brokerPid) - broker0) });
       process.stderr.write(`${t.name} ${mode}: ${Math.round(d.perSecond)}/s p50 ${d.p50} ms p99 ${d.p99} ms (non-2xx ${d.non2xx}, errors ${d.errors})\n`);
     }
   }
@@ -118,11 +135,11 @@ const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFracti
 
 function table(rows: Row[]): string {
   const lines = [
-    '| mode | target | accepted webhooks/s | p50 ms | p99 ms | max ms | non-2xx / errors |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| mode | target | accepted webhooks/s | p50 ms | p99 ms | max ms | non-2xx / errors | server CPU µs/webhook | broker CPU µs/webhook |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
-    lines.push(`| ${r.mode} | ${r.target} | ${fmt(r.d.perSecond)} | ${fmt(r.d.p50, 1)} | ${fmt(r.d.p99, 1)} | ${fmt(r.d.max, 1)} | ${r.d.non2xx} / ${r.d.errors + r.d.timeouts} |`);
+    lines.push(`| ${r.mode} | ${r.target} | ${fmt(r.d.perSecond)} | ${fmt(r.d.p50, 1)} | ${fmt(r.d.p99, 1)} | ${fmt(r.d.max, 1)} | ${r.d.non2xx} / ${r.d.errors + r.d.timeouts} | ${fmt(r.cpuUs)} | ${r.target === 'bridge' ? fmt(r.brokerCpuUs) : '–'} |`);
   }
   return lines.join('\n');
 }
@@ -134,6 +151,13 @@ function ratios(rows: Row[]): string {
     const b = get(bare, 'max (autocannon)');
     const x = get('bridge', 'max (autocannon)');
     if (b && x) out.push(`- bridge / ${bare} throughput (max): ${fmt(x.perSecond / b.perSecond, 2)} (target ≥ 0.5)`);
+  }
+  const rowOf = (target: string) => rows.find((r) => r.target === target && r.mode === 'max (autocannon)');
+  const bridgeRow = rowOf('bridge');
+  const bareRows = ['bare', 'bare + JSON parse'].map(rowOf);
+  if (bridgeRow && bareRows.every(Boolean)) {
+    out.push(`- CPU per webhook at full speed, independent of what else the machine runs: bridge ${fmt(bridgeRow.cpuUs)} µs + broker ${fmt(bridgeRow.brokerCpuUs)} µs`
+      + ` = ${fmt(bridgeRow.cpuUs + bridgeRow.brokerCpuUs)} µs; bare ${fmt(bareRows[0]!.cpuUs)} µs, bare + JSON parse ${fmt(bareRows[1]!.cpuUs)} µs`);
   }
   const fixed = get('bridge', `${fmt(RATE)}/s paced`);
   if (fixed) out.push(`- bridge p99 at ${fmt(RATE)} webhooks/s, evenly paced: ${fmt(fixed.p99, 1)} ms (target < 50 ms)`);
@@ -176,11 +200,12 @@ async function main(): Promise<void> {
     await waitReady(`http://127.0.0.1:${parsePort}/`, bareParse, 'bare-parse');
 
     const loadBefore = loadavg();
+    const brokerPid = Number(readFileSync(join(broker.dir, 'pid'), 'utf8'));
     const ok = await measureAll([
-      { name: 'bridge', url: `${bridgeBase}/webhooks/harbor/harbor-bench` },
-      { name: 'bare', url: `http://127.0.0.1:${barePort}/webhooks/harbor/harbor-bench` },
-      { name: 'bare + JSON parse', url: `http://127.0.0.1:${parsePort}/webhooks/harbor/harbor-bench` },
-    ], rows);
+      { name: 'bridge', url: `${bridgeBase}/webhooks/harbor/harbor-bench`, pid: bridge.pid },
+      { name: 'bare', url: `http://127.0.0.1:${barePort}/webhooks/harbor/harbor-bench`, pid: bare.pid },
+      { name: 'bare + JSON parse', url: `http://127.0.0.1:${parsePort}/webhooks/harbor/harbor-bench`, pid: bareParse.pid },
+    ], brokerPid, rows);
     const loadAfter = loadavg();
     await sleep(500); // let answers the load generator stopped waiting for reach the bridge's counters
     const bridgeOk = ok.get('bridge') ?? 0;

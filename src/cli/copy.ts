@@ -27,6 +27,7 @@ options:
   --platform OS/ARCH[/VAR]   keep only these index children (repeatable)
   --referrers                also copy signatures, SBOMs and other referrers
   --jobs N                   blob transfers (and images) in flight at once (default 8)
+  --retries N                another pass over a copy that failed transiently (default 2)
 `;
 
 export interface ImageRef {
@@ -49,6 +50,8 @@ export interface CopyCliOptions {
   platforms: string[];
   referrers: boolean;
   jobs: number;
+  /** Further attempts of a copy that failed with a retryable error. */
+  retries: number;
 }
 
 export type CopyCommandArgs = {
@@ -158,6 +161,7 @@ const OPTIONS = {
   platform: { type: 'string', multiple: true },
   referrers: { type: 'boolean' },
   jobs: { type: 'string' },
+  retries: { type: 'string' },
   'from-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -182,6 +186,8 @@ export function parseCopyArgv(argv: string[], preset: Flags = {}, env: NodeJS.Pr
   if (format !== 'preserve' && format !== 'docker') throw usageError(`--format must be preserve or docker, not "${format}"`);
   const jobs = Number(str('jobs') ?? 8);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw usageError('--jobs must be an integer from 1 to 64');
+  const retries = Number(str('retries') ?? 2);
+  if (!Number.isInteger(retries) || retries < 0 || retries > 10) throw usageError('--retries must be an integer from 0 to 10');
   const platformsRaw = v.platform;
   const platforms = (Array.isArray(platformsRaw) ? platformsRaw : typeof platformsRaw === 'string' ? [platformsRaw] : []).flatMap((p) => p.split(','));
   for (const p of platforms) if (!/^[a-z0-9_]+\/[a-z0-9_]+(?:\/[a-z0-9_]+)?$/.test(p)) throw usageError(`--platform expects os/arch[/variant], not "${p}"`);
@@ -202,6 +208,7 @@ export function parseCopyArgv(argv: string[], preset: Flags = {}, env: NodeJS.Pr
       platforms,
       referrers: bool('referrers'),
       jobs,
+      retries,
     },
   };
 }
@@ -235,21 +242,40 @@ export function largestFirst<T>(items: T[], sizes: number[]): T[] {
   return items.map((item, i) => ({ item, i, size: sizes[i] ?? 0 })).sort((a, b) => b.size - a.size || a.i - b.i).map((x) => x.item);
 }
 
-async function estimateBytes(client: RegistryClient, repo: string, ref: string, signal: AbortSignal): Promise<number> {
+/** What the source holds for a reference (digest) and the blob bytes behind it (for ordering). */
+async function probeSource(client: RegistryClient, repo: string, ref: string, signal: AbortSignal): Promise<{ digest?: string; bytes: number }> {
   try {
     const m = await client.getManifest(repo, ref, undefined, signal);
     const doc = JSON.parse(m.bytes.toString('utf8')) as { manifests?: { digest?: string }[] };
-    if (!Array.isArray(doc.manifests)) return manifestBytes(doc);
-    let total = 0;
+    if (!Array.isArray(doc.manifests)) return { digest: m.digest, bytes: manifestBytes(doc) };
+    let bytes = 0;
     for (const c of doc.manifests) {
       if (typeof c?.digest !== 'string' || !isDigest(c.digest)) continue;
       const child = await client.getManifest(repo, c.digest, undefined, signal);
-      total += manifestBytes(JSON.parse(child.bytes.toString('utf8')));
+      bytes += manifestBytes(JSON.parse(child.bytes.toString('utf8')));
     }
-    return total;
+    return { digest: m.digest, bytes };
   } catch {
-    return 0; // the copy itself reports whatever is wrong
+    return { bytes: 0 }; // the copy itself reports whatever is wrong
   }
+}
+
+/**
+ * Jobs for a list: pairs that put the same source artifact into the same target repository (tags
+ * of one image) form one job and run one after another; the first moves the content, the rest
+ * only add their tag. distribution answers 400 DIGEST_INVALID to an index PUT while another
+ * request rewrites a child manifest's link in that repository, so such copies must not overlap.
+ * Jobs come largest first.
+ */
+export function planJobs<T extends { dstKey: string; digest?: string; bytes: number }>(items: T[]): T[][] {
+  const groups = new Map<string, T[]>();
+  items.forEach((it, i) => {
+    const key = it.digest ? `${it.dstKey}\0${it.digest}` : `\0${i}`;
+    const g = groups.get(key);
+    if (g) g.push(it); else groups.set(key, [it]);
+  });
+  const jobs = [...groups.values()];
+  return largestFirst(jobs, jobs.map((g) => Math.max(...g.map((x) => x.bytes))));
 }
 
 type Outcome = { ok: true; result: CopyResult; ms: number } | { ok: false; error: BridgeError; ms: number };
@@ -322,29 +348,48 @@ export async function copyCommand(args: CopyCommandArgs): Promise<number> {
   const started = performance.now();
   let outcomes: Outcome[];
   try {
-    // A list is started biggest image first (one cheap manifest read each) so the largest blobs
-    // overlap with everything else instead of finishing alone.
-    const order = pairs.length > 1
-      ? largestFirst(pairs, await mapLimit(pairs, o.jobs, (p) => estimateBytes(clientFor(p.src, 'src'), p.src.repo, resolvePair(p.src, p.dst).srcRef, abort.signal)))
-      : pairs;
-    outcomes = await mapLimit(order, o.jobs, async ({ src, dst }): Promise<Outcome> => {
+    const copyOne = async ({ src, dst }: CopyCliOptions['pairs'][number]): Promise<Outcome> => {
       const t0 = performance.now();
       const { srcRef, dstTag, expectDigest } = resolvePair(src, dst);
       const name = `${formatRef(src)} -> ${formatRef(dst)}`;
-      try {
-        const result = await copyArtifact(clientFor(src, 'src'), src.repo, srcRef, clientFor(dst, 'dst'), dst.repo, dstTag, copyOpts);
-        if (expectDigest && result.digest !== expectDigest) {
-          throw new BridgeError('HSB_COPY_DIGEST_CHANGED', `copied digest ${result.digest} differs from the requested destination digest ${expectDigest}`, { context: { digest: result.digest } });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const result = await copyArtifact(clientFor(src, 'src'), src.repo, srcRef, clientFor(dst, 'dst'), dst.repo, dstTag, copyOpts);
+          if (expectDigest && result.digest !== expectDigest) {
+            throw new BridgeError('HSB_COPY_DIGEST_CHANGED', `copied digest ${result.digest} differs from the requested destination digest ${expectDigest}`, { context: { digest: result.digest } });
+          }
+          const ms = performance.now() - t0;
+          out(`${name} ${result.digest} ${result.bytes} bytes (${describe(result)}) ${(ms / 1000).toFixed(2)}s`);
+          return { ok: true, result, ms };
+        } catch (e) {
+          const error = isBridgeError(e) ? e : toBridgeError(e);
+          // Copies converge: another pass after a transient failure only moves what is missing.
+          if (error.retryable && attempt < o.retries && !abort.signal.aborted) {
+            logger.warn({ src: formatRef(src), dst: formatRef(dst), err: error.code, attempt: attempt + 1 }, 'copy failed; trying again');
+            await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+            continue;
+          }
+          err(`${name} FAILED ${error.code}: ${error.message}`);
+          return { ok: false, error, ms: performance.now() - t0 };
         }
-        const ms = performance.now() - t0;
-        out(`${name} ${result.digest} ${result.bytes} bytes (${describe(result)}) ${(ms / 1000).toFixed(2)}s`);
-        return { ok: true, result, ms };
-      } catch (e) {
-        const error = isBridgeError(e) ? e : toBridgeError(e);
-        err(`${name} FAILED ${error.code}: ${error.message}`);
-        return { ok: false, error, ms: performance.now() - t0 };
       }
-    });
+    };
+    if (pairs.length === 1) {
+      outcomes = [await copyOne(pairs[0]!)];
+    } else {
+      // One cheap manifest read per pair decides the jobs and their order (biggest first, so the
+      // largest blobs overlap with everything else instead of finishing alone).
+      const probed = await mapLimit(pairs, o.jobs, async (p) => ({
+        pair: p, dstKey: `${p.dst.url}/${p.dst.repo}`,
+        ...await probeSource(clientFor(p.src, 'src'), p.src.repo, resolvePair(p.src, p.dst).srcRef, abort.signal),
+      }));
+      const jobs = planJobs(probed);
+      outcomes = (await mapLimit(jobs, o.jobs, async (job) => {
+        const done: Outcome[] = [];
+        for (const x of job) done.push(await copyOne(x.pair));
+        return done;
+      })).flat();
+    }
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);

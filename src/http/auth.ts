@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
-const digestOf = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+const digestOf = (s: string): Buffer => hash('sha256', s, 'buffer');
 
 /**
  * A constant-time check of a presented header against any of the accepted secrets (several during

@@ -1,6 +1,6 @@
 import { BridgeError } from '../errors.ts';
 import type { Policy } from './model.ts';
-import { checkSwrRepository } from './swr-names.ts';
+import { validateSwrPath } from '../swr/names.ts';
 
 /**
  * The destination repository for `srcRepo`, as Harbor's replaceNamespace
@@ -42,6 +42,6 @@ export function resolveDestination(
   target: { kind: TargetKind },
 ): string {
   const dest = destRepository(srcRepo, policy.dest_namespace, policy.dest_namespace_replace_count);
-  if (target.kind === 'swr') checkSwrRepository(dest);
+  if (target.kind === 'swr') validateSwrPath(dest);
   return dest;
 }

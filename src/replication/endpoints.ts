@@ -19,6 +19,7 @@ export interface TargetHandle {
   prepare(destRepository: string): Promise<void>;
   /** Removes one tag from the target; true when something was deleted. */
   deleteTag(repository: string, tag: string): Promise<boolean>;
+  close(): Promise<void>;
 }
 
 /** Registry clients for every configured source and target, built once per process. */
@@ -56,7 +57,10 @@ export class Endpoints {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#sources.values(), ...this.#targets.values()].map((h) => h.client.close().catch(() => undefined)));
+    await Promise.all([
+      ...[...this.#sources.values()].map((h) => h.client.close().catch(() => undefined)),
+      ...[...this.#targets.values()].map((h) => h.close().catch(() => undefined)),
+    ]);
   }
 }
 
@@ -74,6 +78,7 @@ function registryTarget(t: TargetConfig, logger: Logger): TargetHandle {
     manifestFormat: t.manifestFormat ?? 'preserve',
     prepare: async () => undefined,
     deleteTag: (repo, tag) => deleteTagByManifest(client, repo, tag),
+    close: () => client.close(),
   };
 }
 
@@ -91,6 +96,7 @@ function swrTarget(t: TargetConfig, logger: Logger): TargetHandle {
       const p = validateSwrPath(repo);
       return swr.api.deleteTag(p.namespace, p.repository, tag);
     },
+    close: async () => { await Promise.all([client.close(), swr.api.close()]); },
   };
 }
 

@@ -68,7 +68,7 @@ export function validateSwrPath(destRepository: string): SwrPath {
   const split = splitSwrPath(destRepository);
   if (!split) throw nameInvalid(destRepository, 'SWR needs "<organisation>/<repository>"');
   const orgProblem = orgNameProblem(split.namespace);
-  if (orgProblem) throw nameInvalid(destRepository, orgProblem);
+  if (orgProblem) throw nameInvalid(destRepository, `organisation "${split.namespace}": ${orgProblem}`);
   const repoProblem = repoNameProblem(split.repository);
   if (repoProblem) throw nameInvalid(destRepository, repoProblem);
   return split;

@@ -64,6 +64,10 @@ export class KafkaBus implements Bus {
     return this.#opts.topicPrefix + topic;
   }
 
+  groupName(group: string): string {
+    return this.#opts.topicPrefix + group;
+  }
+
   async connect(): Promise<void> {
     this.#admin = this.#kafka.admin();
     await this.#admin.connect();
@@ -134,7 +138,8 @@ export class KafkaBus implements Bus {
 
   async subscribe(sub: Subscription, onBatch: BatchHandler): Promise<ConsumerHandle> {
     const consumer = this.#kafka.consumer({
-      groupId: sub.group,
+      // Groups live under the topic prefix too: two bridges sharing a cluster must not share work.
+      groupId: this.groupName(sub.group),
       sessionTimeout: this.#opts.sessionTimeoutMs,
       rebalanceTimeout: 60000,
       heartbeatInterval: Math.min(3000, Math.floor(this.#opts.sessionTimeoutMs / 3)),
@@ -184,7 +189,7 @@ export class KafkaBus implements Bus {
     const out = new Map<string, unknown>();
     const pendingParts = new Set(ends.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => p.partition));
     if (pendingParts.size === 0) return out;
-    const group = `${this.#opts.clientId}.compacted.${process.pid}.${Date.now()}`;
+    const group = this.groupName(`compacted.${process.pid}.${Date.now()}`);
     const consumer = this.#kafka.consumer({ groupId: group, maxWaitTimeInMs: 100 });
     await consumer.connect();
     try {
@@ -222,8 +227,9 @@ export class KafkaBus implements Bus {
     }
     const { groups: list } = await admin.listGroups();
     const groups: BusInspection['groups'] = [];
+    const prefix = this.#opts.topicPrefix;
     for (const g of list) {
-      if (g.groupId.includes('.compacted.')) continue;
+      if (!g.groupId.startsWith(prefix) || g.groupId.startsWith(`${prefix}compacted.`)) continue;
       const offsets: BusInspection['groups'][number]['offsets'] = [];
       for (const t of topics) {
         const fetched = await admin.fetchOffsets({ groupId: g.groupId, topics: [this.topicName(t.topic)] }).catch(() => []);
@@ -233,7 +239,7 @@ export class KafkaBus implements Bus {
           offsets.push({ topic: t.topic, partition: p.partition, committed: p.offset, lag: Number(BigInt(high) - BigInt(p.offset)) });
         }
       }
-      if (offsets.length) groups.push({ group: g.groupId, offsets });
+      if (offsets.length) groups.push({ group: g.groupId.slice(prefix.length), offsets });
     }
     return { kind: 'kafka', topics, groups };
   }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
 import { buildImage, buildIndex, pushImage, inspectDigest, type LocalImage } from '../../support/images.ts';
+import { startFaultProxy } from '../../support/fault-proxy.ts';
 import { copyCommand } from '../../../src/cli/copy.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 
@@ -81,6 +82,7 @@ test('--from-file copies a list through one pool: tags, an OCI index, by digest;
     `${src.host}/team/base:v1 ${dst.host}/mirror/base:v1`,
     `${src.host}/team/app:v2 ${dst.host}/mirror/app`,
     `${src.host}/team/multi:v1 ${dst.host}/mirror/multi:stable`,
+    `${src.host}/team/multi:v1 ${dst.host}/mirror/multi:latest`,
     `${src.host}/team/app@${app.digest} ${dst.host}/pinned/app`,
     `${src.host}/team/missing:v9 ${dst.host}/mirror/missing:v9`,
     '',
@@ -89,11 +91,16 @@ test('--from-file copies a list through one pool: tags, an OCI index, by digest;
   assert.equal(r.code, 1, 'one line fails, so the command fails');
   assert.equal(r.err.length, 1);
   assert.match(r.err[0]!, /team\/missing:v9 .* FAILED HSB_REGISTRY_NOT_FOUND/);
-  assert.match(r.out.at(-1)!, /^copied 4\/5 images, \d+ bytes uploaded in [\d.]+s; 1 failed$/);
+  assert.match(r.out.at(-1)!, /^copied 5\/6 images, \d+ bytes uploaded in [\d.]+s; 1 failed$/);
 
   assert.equal(await inspectDigest(dst, 'mirror/base', 'v1'), base.digest);
   assert.equal(await inspectDigest(dst, 'mirror/app', 'v2'), app.digest, 'destination without a tag takes the source tag');
   assert.equal(await inspectDigest(dst, 'mirror/multi', 'stable'), multi.digest, 'index copied digest-exact');
+  assert.equal(await inspectDigest(dst, 'mirror/multi', 'latest'), multi.digest);
+  // Two tags of one index into one repository run one after the other: the second only tags.
+  const multiLines = r.out.filter((l) => l.includes('/mirror/multi:'));
+  assert.equal(multiLines.length, 2);
+  assert.equal(multiLines.filter((l) => l.includes(' 0 bytes (0 uploaded, 0 mounted, 0 present)')).length, 1, multiLines.join('\n'));
   for (const c of multi.children) assert.equal(await inspectDigest(dst, 'mirror/multi', c.digest), c.digest);
   assert.equal(await inspectDigest(dst, 'pinned/app', app.digest), app.digest, 'copied by digest');
 
@@ -108,7 +115,27 @@ test('--from-file copies a list through one pool: tags, an OCI index, by digest;
   assert.ok((await dst.storedBlobs()).length >= distinct.size);
 
   const again = await run(['--from-file', list, '--src-creds', creds(), '--dest-creds', creds()]);
-  assert.equal(again.out.filter((l) => l.includes('(up to date)')).length, 4);
+  assert.equal(again.out.filter((l) => l.includes('(up to date)')).length, 5);
+});
+
+test('a copy that fails with a retryable error gets another pass (distribution\'s DIGEST_INVALID race)', async () => {
+  const dst = await startRegistry();
+  cleanup.push(() => dst.stop());
+  const proxy = await startFaultProxy(dst.url);
+  cleanup.push(() => proxy.stop());
+  const digestInvalid = JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] });
+  const rule = { match: { method: 'PUT', path: /\/manifests\/stable$/ }, action: 'status' as const, status: 400, headers: { 'content-type': 'application/json' }, body: digestInvalid, times: 1 };
+  proxy.addRule(rule);
+  const once = await run(['--src-creds', creds(), '--retries', '0', `${src.host}/team/multi:v1`, `${proxy.host}/mirror/multi:stable`]);
+  assert.equal(once.code, 1);
+  assert.match(once.err.join('\n'), /FAILED HSB_REGISTRY_DIGEST_MISMATCH/);
+
+  proxy.clearRules();
+  proxy.addRule(rule);
+  const retried = await run(['--src-creds', creds(), `${src.host}/team/multi:v1`, `${proxy.host}/mirror/multi:stable`]);
+  assert.equal(retried.code, 0, retried.err.join('\n'));
+  assert.equal(await inspectDigest(dst, 'mirror/multi', 'stable'), multi.digest);
+  assert.equal(proxy.requests.filter((q) => q.method === 'PUT' && q.path.endsWith('/manifests/stable')).length, 3, 'one refused PUT per run, then the retried one');
 });
 
 test('usage errors exit 2 without touching a registry', async () => {

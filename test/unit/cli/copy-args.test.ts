@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  parseImageRef, isLoopbackHost, formatRef, parseCreds, parseCopyList, resolvePair, parseCopyArgv, manifestBytes, largestFirst,
+  parseImageRef, isLoopbackHost, formatRef, parseCreds, parseCopyList, resolvePair, parseCopyArgv, manifestBytes, largestFirst, planJobs,
 } from '../../../src/cli/copy.ts';
 
 const D = `sha256:${'ab'.repeat(32)}`;
@@ -82,13 +82,15 @@ test('parseCopyArgv: flags, repeated platforms, env credentials, strictness', ()
   assert.deepEqual(q.opts.destCreds, { username: 'u', password: 'p' });
   assert.deepEqual(q.opts.srcCreds, { username: 'x', password: 'y' });
   assert.equal(q.opts.jobs, 8);
+  assert.equal(q.opts.retries, 2);
+  assert.equal(parseCopyArgv(['--retries', '0', 'a/x', 'b/x']).opts.retries, 0);
   assert.equal(q.opts.format, 'preserve');
 
   // A flag given by the caller (already parsed) counts; argv wins over it.
   assert.equal(parseCopyArgv(['a/x', 'b/x'], { format: 'docker', jobs: '2' }).opts.format, 'docker');
   assert.equal(parseCopyArgv(['--jobs', '3', 'a/x', 'b/x'], { jobs: '2' }).opts.jobs, 3);
 
-  for (const bad of [['--formt', 'docker'], ['--format', 'oci'], ['--jobs', '0'], ['--jobs', 'x'], ['--platform', 'amd64'], ['--src-creds', 'nocolon']]) {
+  for (const bad of [['--formt', 'docker'], ['--format', 'oci'], ['--jobs', '0'], ['--jobs', 'x'], ['--retries', '-1'], ['--platform', 'amd64'], ['--src-creds', 'nocolon']]) {
     assert.throws(() => parseCopyArgv(bad), (e: Error & { code?: string }) => e.code === 'HSB_CLI_USAGE', bad.join(' '));
   }
 });
@@ -103,4 +105,20 @@ test('manifestBytes sums config and layers, ignoring junk', () => {
 test('largestFirst: descending sizes, input order kept for ties', () => {
   assert.deepEqual(largestFirst(['a', 'b', 'c', 'd', 'e'], [5, 50, 5, 500, 0]), ['d', 'b', 'a', 'c', 'e']);
   assert.deepEqual(largestFirst(['a', 'b'], []), ['a', 'b']);
+});
+
+test('planJobs: tags of one artifact into one repository share a job; jobs largest first', () => {
+  const it = (name: string, dstKey: string, digest: string | undefined, bytes: number) => ({ name, dstKey, ...(digest ? { digest } : {}), bytes });
+  const jobs = planJobs([
+    it('web:v1', 'dst/web', 'sha256:a', 100),
+    it('web:latest', 'dst/web', 'sha256:b', 300),
+    it('web:v2', 'dst/web', 'sha256:b', 300),
+    it('mirror-web:v2', 'dst/mirror-web', 'sha256:b', 300),
+    it('ml:v1', 'dst/ml', 'sha256:c', 2000),
+    it('broken:1', 'dst/broken', undefined, 0),
+    it('broken:2', 'dst/broken', undefined, 0),
+  ]);
+  assert.deepEqual(jobs.map((j) => j.map((x) => x.name)), [
+    ['ml:v1'], ['web:latest', 'web:v2'], ['mirror-web:v2'], ['web:v1'], ['broken:1'], ['broken:2'],
+  ]);
 });

@@ -48,7 +48,7 @@ describe('resolveDestination', () => {
     assert.throws(() => resolveDestination(pol('', -1), '1abc/nginx', { kind: 'swr' }), (e: unknown) => {
       assert.ok(isCode('HSB_SWR_NAME_INVALID')(e));
       assert.match((e as Error).message, /"1abc"/);
-      assert.match((e as Error).message, /starts with a lowercase letter/);
+      assert.match((e as Error).message, /must start with a lowercase letter/);
       return true;
     });
   });
