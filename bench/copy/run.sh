@@ -36,22 +36,16 @@ if command -v go >/dev/null; then
     echo "go install github.com/AliyunContainerService/image-syncer@latest" >&2
     if ! GOBIN=$BIN go install github.com/AliyunContainerService/image-syncer@latest; then
       src=${IMAGE_SYNCER_SRC:-}
-      mirror=/work/.mirror/AliyunContainerService+image-syncer/repo
-      if [ -z "$src" ] && [ -d "$mirror" ]; then
-        # A bare snapshot of the GitHub repository: export its newest commit and build that.
-        src=$(mktemp -d)
-        git --git-dir="$mirror" archive HEAD | tar -x -C "$src"
-        desc=$(git --git-dir="$mirror" describe --tags HEAD 2>/dev/null || git --git-dir="$mirror" rev-parse --short HEAD)
-      fi
+      desc=$( [ -n "$src" ] && git -C "$src" describe --tags HEAD 2>/dev/null || echo source)
       if [ -n "$src" ]; then
         echo "image-syncer: the module proxy refused it; building from $src" >&2
         if (cd "$src" && CGO_ENABLED=0 go build -tags containers_image_openpgp -o "$BIN/image-syncer" .); then
-          echo "${desc:-source} (built from source: module proxy refused the module)" > "$BIN/image-syncer.source"
+          echo "$desc (built from source: module proxy refused the module)" > "$BIN/image-syncer.source"
         else
           echo "image-syncer: build failed; it will be reported as not run" >&2
         fi
       else
-        echo "image-syncer: not installable; it will be reported as not run" >&2
+        echo "image-syncer: not installable (set IMAGE_SYNCER_SRC to a source checkout to build it); it will be reported as not run" >&2
       fi
     fi
   fi

@@ -43,7 +43,8 @@ export const bridge: Tool = {
   name: 'harbor-swr-bridge',
   async probe({ root }) {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-    return { version: `${pkg.version} (copy --from-file, Node ${process.versions.node})` };
+    const wired = readFileSync(join(root, 'src/cli/main.ts'), 'utf8').includes('copyCommand');
+    return { version: `${pkg.version}, Node ${process.versions.node}, ${wired ? 'bin/harbor-swr-bridge.js copy' : 'copyCommand via bench/copy/bridge-cli.ts (main.ts does not route copy yet)'}` };
   },
   async command(ctx) {
     const list = join(ctx.dir, 'copy-list.txt');
