@@ -73,7 +73,9 @@ export const ConfigSchema = z.object({
     clientId: z.string().default('harbor-swr-bridge'),
     partitions: z.number().int().min(1).default(6),
     dataDir: z.string().default('./data'),
-  }).strict().default({ brokers: [], topicPrefix: 'harbor-bridge.', clientId: 'harbor-swr-bridge', partitions: 6, dataDir: './data' }),
+    /** Embedded bus: records older than this are pruned once every group has passed them. */
+    retentionHours: z.number().positive().default(168),
+  }).strict().default({ brokers: [], topicPrefix: 'harbor-bridge.', clientId: 'harbor-swr-bridge', partitions: 6, dataDir: './data', retentionHours: 168 }),
   worker: z.object({
     /** Tasks executed at once by one process. */
     concurrency: z.number().int().min(1).max(1024).default(16),

@@ -122,22 +122,22 @@ for (const kind of ['kafka', 'embedded'] as const) describe(`e2e: replicator gro
     const a = await startWorker(configFile, env);
     const b = await startWorker(configFile, env);
     try {
-    await sleep(3000); // let the group settle with two members
-    const expected = new Map<string, string>();
-    for (let i = 0; i < 60; i++) {
-      const repo = `pair/r${i % 12}`;
-      const tag = `v${i}`;
-      expected.set(`${repo}:${tag}`, await pushRandomImage(srcClient, repo, tag));
-      await deliver(serve.url, harborV2Payload('PUSH_ARTIFACT', repo, { tag, digest: expected.get(`${repo}:${tag}`)! }));
-      if (i === 40) await b.stop(); // a member leaves mid-run: its partitions move to the other
-    }
-    for (const [ref, digest] of expected) {
-      const [repo, tag] = ref.split(':') as [string, string];
-      await eventually(async () => (await dstClient.headManifest(repo, tag))?.digest === digest, 90000, `${ref} in the target`, 250);
-    }
-    const finished = (w: BridgeProcess) => (w.logs().match(/"msg":"task finished"/g) ?? []).length;
-    assert.ok(finished(a) > 0, 'worker A did some of the work');
-    assert.ok(finished(b) > 0, 'worker B did some of the work');
+      await sleep(3000); // let the group settle with two members
+      const expected = new Map<string, string>();
+      for (let i = 0; i < 60; i++) {
+        const repo = `pair/r${i % 12}`;
+        const tag = `v${i}`;
+        expected.set(`${repo}:${tag}`, await pushRandomImage(srcClient, repo, tag));
+        await deliver(serve.url, harborV2Payload('PUSH_ARTIFACT', repo, { tag, digest: expected.get(`${repo}:${tag}`)! }));
+        if (i === 40) await b.stop(); // a member leaves mid-run: its partitions move to the other
+      }
+      for (const [ref, digest] of expected) {
+        const [repo, tag] = ref.split(':') as [string, string];
+        await eventually(async () => (await dstClient.headManifest(repo, tag))?.digest === digest, 90000, `${ref} in the target`, 250);
+      }
+      const finished = (w: BridgeProcess) => (w.logs().match(/"msg":"task finished"/g) ?? []).length;
+      assert.ok(finished(a) > 0, 'worker A did some of the work');
+      assert.ok(finished(b) > 0, 'worker B did some of the work');
     } catch (e) {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(join(tmpdir(), 'worker-a.log'), a.logs());
@@ -180,6 +180,27 @@ for (const kind of ['kafka', 'embedded'] as const) describe(`e2e: replicator gro
       assert.equal(await dstClient.headManifest(repo, 'old'), null, 'a tag deleted in the source is not in the target');
     } finally {
       await bridge.stop();
+    }
+  });
+});
+
+describe('e2e: a webhook that never arrived', () => {
+  it('is healed by the reconcile pass every worker runs at start', async () => {
+    const [src, dst] = await Promise.all([startRegistry(), startRegistry()]);
+    const srcClient = new RegistryClient({ url: src.url });
+    const dstClient = new RegistryClient({ url: dst.url });
+    try {
+      const digest = await pushRandomImage(srcClient, 'missed/app', 'v7'); // no webhook for this push
+      const bridge = await startBridgeProcess({ config: config(src, dst), env: busUnderTest('kafka', 'missed').env });
+      try {
+        await bridge.waitReady();
+        await eventually(async () => (await dstClient.headManifest('missed/app', 'v7'))?.digest === digest, 60000, 'the reconciler to copy the image');
+      } finally {
+        await bridge.stop();
+      }
+    } finally {
+      await Promise.all([srcClient.close(), dstClient.close()]);
+      await Promise.all([src.stop(), dst.stop()]);
     }
   });
 });
