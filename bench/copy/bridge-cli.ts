@@ -1,5 +1,5 @@
-// `harbor-swr-bridge copy ...` for the benchmark while src/cli/main.ts does not route `copy` yet:
-// the same copyCommand, logger on stderr so stdout keeps one line per image.
+// The benchmark's entry for the prototype row (and for the bridge row when src/cli/main.ts does
+// not route `copy`): the same copyCommand, logger on stderr so stdout keeps one line per image.
 // BENCH_MONOLITHIC_MAX_MIB (prototype knob): blobs up to this size go in one streamed PUT, which
 // the bridge does not hash itself (the target registry checks the digest).
 import { copyCommand } from '../../src/cli/copy.ts';

@@ -15,7 +15,11 @@ import { backoffMs, sleep } from './retry-policy.ts';
 import type { BridgeError } from '../errors.ts';
 
 export interface UploadTuning {
-  /** Blobs up to this size go in one PUT. */
+  /**
+   * Blobs up to this size go in one streamed PUT, which the target verifies (`?digest=`) without
+   * the client hashing a byte. Larger blobs, and any blob larger than a chunk whose single PUT
+   * broke, go in resumable PATCH chunks, hashed while streaming so a resumed upload is checked.
+   */
   monolithicMaxBytes: number;
   /** PATCH size for larger blobs (raised to the registry's OCI-Chunk-Min-Length). */
   chunkBytes: number;
@@ -23,7 +27,7 @@ export interface UploadTuning {
   maxRecoveries: number;
 }
 
-export const uploadDefaults: UploadTuning = { monolithicMaxBytes: 32 * 1024 * 1024, chunkBytes: 32 * 1024 * 1024, maxRecoveries: 5 };
+export const uploadDefaults: UploadTuning = { monolithicMaxBytes: 2 ** 40, chunkBytes: 32 * 1024 * 1024, maxRecoveries: 5 };
 
 export interface BlobDescriptor { digest: string; size: number }
 export type OpenSource = (offset: number) => Promise<Readable>;
@@ -137,10 +141,10 @@ export async function blobUpload(t: Transport, a: UploadArgs): Promise<{ restart
   const ctx: RegistryErrorCtx = { repo: a.repo, digest: a.desc.digest };
   const stats = { restarts: 0, resumes: 0 };
   if (a.desc.size <= a.tuning.monolithicMaxBytes) {
-    await monolithic(t, a, ctx, stats);
-  } else {
-    await chunked(t, a, ctx, stats);
+    const done = await monolithic(t, a, ctx, stats);
+    if (done) return stats;
   }
+  await chunked(t, a, ctx, stats);
   return stats;
 }
 
@@ -153,7 +157,8 @@ async function recoverable(t: Transport, e: unknown, ctx: RegistryErrorCtx, fail
   return err;
 }
 
-async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number }): Promise<void> {
+/** One streamed PUT. Resolves false when a large blob's PUT broke: carry on in resumable chunks. */
+async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number }): Promise<boolean> {
   for (let failures = 0; ; ) {
     let session: Session | undefined;
     let reader: ByteReader | undefined;
@@ -164,15 +169,19 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
       const stream = body(t, reader, a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }, a.signal);
       const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal });
       await res.discard();
-      return;
+      return true;
     } catch (e) {
       reader?.destroy();
       failures++;
       if (session) await uploadCancel(t, a.repo, session.location).catch(() => {});
       const err = await recoverable(t, e, ctx, failures, a);
       // The PUT may have landed with only its answer lost.
-      if (await blobHead(t, a.repo, a.desc.digest, a.signal).catch(() => null)) return;
+      if (await blobHead(t, a.repo, a.desc.digest, a.signal).catch(() => null)) return true;
       stats.restarts++;
+      if (a.desc.size > a.tuning.chunkBytes) {
+        t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code }, 'blob upload broke; continuing in resumable chunks');
+        return false;
+      }
       t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code, failures }, 'blob upload failed; restarting');
     }
   }

@@ -146,6 +146,30 @@ test('source bytes that do not match the digest cancel the upload and never send
   assert.equal(await c.hasBlob('dst/bad', wrong.digest), false);
 });
 
+test('by default a blob goes in one streamed PUT; when that PUT breaks, the upload goes on in hashed chunks', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(3 * 1024 * 1024);
+  proxy.addRule({ match: { method: 'PUT', path: /\/blobs\/uploads\// }, action: 'cut', afterBytes: 1024 * 1024, times: 1 });
+  const c = client({ upload: { chunkBytes: 1024 * 1024 } });
+  const from = proxy.requests.length;
+  await c.uploadBlob('dst/fallback', { digest: sha(blob), size: blob.length }, sourceOf(blob));
+  const seen = sinceNow(from);
+  assert.equal(seen.filter((r) => r.method === 'PUT' && r.action === 'cut').length, 1, 'the single PUT broke');
+  assert.ok(seen.filter((r) => r.method === 'PATCH').length >= 3, 'then chunks');
+  assert.equal(await c.hasBlob('dst/fallback', sha(blob)), true);
+  const got = await c.getBlob('dst/fallback', sha(blob));
+  assert.equal(sha(await readAll(got.body)), sha(blob));
+});
+
+test('in one streamed PUT, bytes that do not match the digest are refused by the registry and never become a blob', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(200_000);
+  const wrong = { digest: sha(randomBytes(10)), size: blob.length };
+  const c = client();
+  await assert.rejects(c.uploadBlob('dst/bad-mono', wrong, sourceOf(blob)), (e: BridgeError) => e.code === 'HSB_REGISTRY_DIGEST_MISMATCH');
+  assert.equal(await c.hasBlob('dst/bad-mono', wrong.digest), false);
+});
+
 test('a source shorter than its descriptor fails with HSB_REGISTRY_SIZE_MISMATCH', async () => {
   proxy.clearRules();
   const blob = randomBytes(100_000);
