@@ -1,13 +1,12 @@
 // `harbor-swr-bridge sync [--dry-run]`: one reconcile pass over every enabled policy, executed in
 // this process (no bus), then exit. Non-zero when a policy could not be listed, a repository
 // could not be mapped to the target, or a task failed.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
-import { BridgeError, toBridgeError } from '../errors.ts';
+import { toBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { backoffMs, retryPolicy } from '../registry/retry-policy.ts';
+import { executeWithRetries } from '../replication/attempts.ts';
 import { Endpoints } from '../replication/endpoints.ts';
-import { executeTask, type Outcome } from '../replication/execute.ts';
+import type { Outcome } from '../replication/execute.ts';
 import { Limiter } from '../replication/limiter.ts';
 import { Reconciler, type PassSummary } from '../replication/reconciler.ts';
 import type { ReplicationTask } from '../replication/task.ts';
@@ -82,31 +81,11 @@ function printPlan(pass: PassSummary, out: (line: string) => void, dryRun: boole
   return problems;
 }
 
-/** Bounded in-process retries for transient errors, with a stall timeout as the replicator has. */
-async function attempts(task: ReplicationTask, args: SyncArgs, endpoints: Endpoints, log: Logger): Promise<Outcome> {
-  const { attempts: max, stallTimeoutMs } = args.config.worker;
-  const src = endpoints.source(task.sourceId);
-  const dst = endpoints.target(task.targetId);
-  const tlog = log.child({ task: task.id, policy: task.policyId, repository: task.repository, ref: task.tag ?? task.digest });
-  for (let i = 0; ; i++) {
-    const stall = new AbortController();
-    const arm = () => setTimeout(() => stall.abort(new BridgeError('HSB_TASK_STALLED', `no progress for ${stallTimeoutMs} ms`, { retryable: true })), stallTimeoutMs);
-    let timer = arm();
-    const signal = args.signal ? AbortSignal.any([args.signal, stall.signal]) : stall.signal;
-    try {
-      return await executeTask(task, src, dst, {
-        signal,
-        logger: tlog,
-        onProgress: () => { clearTimeout(timer); timer = arm(); },
-      });
-    } catch (e) {
-      const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
-      if (!err.retryable || i + 1 >= max || args.signal?.aborted) throw err;
-      const wait = Number(err.context.retryAfterMs) || backoffMs(i, { ...retryPolicy, baseMs: 500, maxMs: 10_000 });
-      tlog.warn({ code: err.code, err: err.message, attempt: i + 1, wait }, 'transient failure, retrying');
-      await sleep(wait, undefined, args.signal ? { signal: args.signal } : undefined).catch(() => undefined);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+function attempts(task: ReplicationTask, args: SyncArgs, endpoints: Endpoints, log: Logger): Promise<Outcome> {
+  return executeWithRetries(task, endpoints.source(task.sourceId), endpoints.target(task.targetId), {
+    attempts: args.config.worker.attempts,
+    stallTimeoutMs: args.config.worker.stallTimeoutMs,
+    signal: args.signal,
+    logger: log.child({ task: task.id, policy: task.policyId, repository: task.repository, ref: task.tag ?? task.digest }),
+  });
 }

@@ -4,9 +4,9 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
-import { backoffMs, retryPolicy } from '../registry/retry-policy.ts';
+import { executeWithRetries } from './attempts.ts';
 import { decideFailure } from './failure.ts';
-import { executeTask, type Outcome } from './execute.ts';
+import type { Outcome } from './execute.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
 import { ReplicationTaskSchema, TASK_SCHEMA_VERSION, taskKey, type ReplicationTask, type TaskResult } from './task.ts';
@@ -130,36 +130,16 @@ export class Replicator {
     }
   }
 
-  /** Bounded in-process retries for transient errors; abort on shutdown or a stall. */
-  async #attempts(task: ReplicationTask, ctx: BatchContext, log: Logger, onProgress: (p: { bytesDone: number; bytesTotal: number }) => void): Promise<Outcome> {
-    const { attempts, stallTimeoutMs } = this.#d.config.worker;
-    const src = this.#d.endpoints.source(task.sourceId);
-    const dst = this.#d.endpoints.target(task.targetId);
-    for (let i = 0; ; i++) {
-      const stall = new AbortController();
-      let timer = setTimeout(() => stall.abort(new BridgeError('HSB_TASK_STALLED', `no progress for ${stallTimeoutMs} ms`, { retryable: true })), stallTimeoutMs);
-      const signal = AbortSignal.any([ctx.signal, this.#stopping.signal, stall.signal]);
-      try {
-        return await executeTask(task, src, dst, {
-          signal,
-          logger: log,
-          pool: this.#pool,
-          onProgress: (p) => {
-            clearTimeout(timer);
-            timer = setTimeout(() => stall.abort(new BridgeError('HSB_TASK_STALLED', `no progress for ${stallTimeoutMs} ms`, { retryable: true })), stallTimeoutMs);
-            onProgress(p);
-          },
-        });
-      } catch (e) {
-        const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
-        if (!err.retryable || i + 1 >= attempts || ctx.signal.aborted || this.#stopping.signal.aborted) throw err;
-        const wait = Number(err.context.retryAfterMs) || backoffMs(i, { ...retryPolicy, baseMs: 500, maxMs: 10000 });
-        log.debug({ code: err.code, err: err.message, wait }, 'transient failure, retrying in process');
-        await sleep(wait, undefined, { signal }).catch(() => undefined);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
+  /** Bounded in-process retries for transient errors; abort on shutdown, rebalance or a stall. */
+  #attempts(task: ReplicationTask, ctx: BatchContext, log: Logger, onProgress: (p: { bytesDone: number; bytesTotal: number }) => void): Promise<Outcome> {
+    return executeWithRetries(task, this.#d.endpoints.source(task.sourceId), this.#d.endpoints.target(task.targetId), {
+      attempts: this.#d.config.worker.attempts,
+      stallTimeoutMs: this.#d.config.worker.stallTimeoutMs,
+      signal: AbortSignal.any([ctx.signal, this.#stopping.signal]),
+      logger: log,
+      pool: this.#pool,
+      onProgress,
+    });
   }
 
   async #waitUntil(due: Date, ctx: BatchContext): Promise<void> {

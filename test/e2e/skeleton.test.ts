@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
 import { buildImage, inspectDigest, pushImage, type LocalImage } from '../support/images.ts';
-import { eventually, startBridgeProcess, type BridgeProcess } from '../support/bridge-process.ts';
+import { eventually, startBridgeProcess } from '../support/bridge-process.ts';
 import { sharedBrokers, uniquePrefix } from '../support/kafka.ts';
 import { harborV2Payload, postWebhook } from '../support/harbor-payloads.ts';
 import { KafkaBroker } from '../../scripts/kafka/broker.ts';

@@ -1,0 +1,53 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BridgeError, toBridgeError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import { backoffMs, retryPolicy } from '../registry/retry-policy.ts';
+import type { CopyPool } from './copy-pool.ts';
+import type { SourceHandle, TargetHandle } from './endpoints.ts';
+import { executeTask, type Outcome } from './execute.ts';
+import type { ReplicationTask } from './task.ts';
+
+export interface AttemptOptions {
+  /** Tries in this process, the first included. */
+  attempts: number;
+  /** A try that moves no bytes for this long is abandoned as retryable. */
+  stallTimeoutMs: number;
+  signal?: AbortSignal;
+  logger: Logger;
+  pool?: CopyPool;
+  onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
+}
+
+/**
+ * Runs a task with bounded in-process retries for transient errors and a stall bound; used by
+ * the replicator and by `sync`. Throws the last error (or the abort) for the caller to record.
+ */
+export async function executeWithRetries(task: ReplicationTask, src: SourceHandle, dst: TargetHandle, o: AttemptOptions): Promise<Outcome> {
+  const stalled = () => new BridgeError('HSB_TASK_STALLED', `no progress for ${o.stallTimeoutMs} ms`, { retryable: true });
+  for (let i = 0; ; i++) {
+    const stall = new AbortController();
+    const arm = () => setTimeout(() => stall.abort(stalled()), o.stallTimeoutMs);
+    let timer = arm();
+    const signal = o.signal ? AbortSignal.any([o.signal, stall.signal]) : stall.signal;
+    try {
+      return await executeTask(task, src, dst, {
+        signal,
+        logger: o.logger,
+        pool: o.pool,
+        onProgress: (p) => {
+          clearTimeout(timer);
+          timer = arm();
+          o.onProgress?.(p);
+        },
+      });
+    } catch (e) {
+      const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
+      if (!err.retryable || i + 1 >= o.attempts || o.signal?.aborted) throw err;
+      const wait = Number(err.context.retryAfterMs) || backoffMs(i, { ...retryPolicy, baseMs: 500, maxMs: 10_000 });
+      o.logger.warn({ code: err.code, err: err.message, attempt: i + 1, wait }, 'transient failure, retrying in process');
+      await sleep(wait, undefined, o.signal ? { signal: o.signal } : undefined).catch(() => undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
