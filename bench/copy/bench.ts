@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { corpusSpec, ensureCorpus, type Corpus, type Scale } from './corpus.ts';
 import { startBenchRegistry, type BenchRegistry } from './registry.ts';
-import { TOOLS, PROTOTYPES, bridge, type Tool } from './tools.ts';
+import { TOOLS, bridge, type Tool } from './tools.ts';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -197,7 +197,7 @@ function verdict(rows: Row[]): string[] {
   const me = rows.find((r) => r.tool === bridge.name);
   const mine = me && best(me);
   if (!me || !mine) return ['- harbor-swr-bridge did not complete verified copies in every round: no target met.'];
-  const peers = rows.filter((r) => r !== me && !PROTOTYPES.some((p) => p.name === r.tool)).map((r) => ({ r, b: best(r) })).filter((x) => x.b);
+  const peers = rows.filter((r) => r !== me).map((r) => ({ r, b: best(r) })).filter((x) => x.b);
   const fastest = peers.sort((a, b) => a.b!.full.seconds - b.b!.full.seconds)[0];
   const out: string[] = [];
   if (fastest) {
@@ -235,7 +235,7 @@ async function main(): Promise<void> {
   spawnSync('sync');
   await rm(join(OUT, 'runs'), { recursive: true, force: true });
   const src = await startBenchRegistry(sourceRoot, join(OUT, 'runs'));
-  const tools = [...TOOLS, ...(process.env.BENCH_PROTOTYPE === '0' ? [] : PROTOTYPES)].filter((t) => !ONLY || ONLY.some((o) => t.name.includes(o)));
+  const tools = TOOLS.filter((t) => !ONLY || ONLY.some((o) => t.name.includes(o)));
   const rows: Row[] = [];
   for (const tool of tools) {
     const probe = await tool.probe({ root: ROOT, bin: BIN });
@@ -269,7 +269,7 @@ async function main(): Promise<void> {
 Reproduce: \`npm run bench:copy\` (full scale, the default) or \`BENCH_SCALE=small npm run bench:copy\`.
 Knobs: \`BENCH_ROUNDS\` (default 2), \`BENCH_JOBS\` (parallel jobs given to every tool that has such a
 setting, default 8), \`BENCH_TOOLS\` (comma list of name parts, e.g. \`bridge,regsync\`),
-\`BENCH_PROTOTYPE=0\` (skip the prototype row), \`BENCH_TOOL_TIMEOUT\` (seconds, default 1200).
+\`BENCH_TOOL_TIMEOUT\` (seconds, default 1200).
 
 - Run: ${started.toISOString()}, scale **${SCALE}**, ${ROUNDS} round(s) with the tools interleaved, jobs ${JOBS}.
 - Machine: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux, Node ${process.versions.node}.

@@ -43,42 +43,17 @@ export const bridge: Tool = {
   name: 'harbor-swr-bridge',
   async probe({ root }) {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-    const wired = readFileSync(join(root, 'src/cli/main.ts'), 'utf8').includes('copyCommand');
-    return { version: `${pkg.version}, Node ${process.versions.node}, ${wired ? 'bin/harbor-swr-bridge.js copy' : 'copyCommand via bench/copy/bridge-cli.ts (main.ts does not route copy yet)'}` };
+    return { version: `${pkg.version}, Node ${process.versions.node}, bin/harbor-swr-bridge.js copy` };
   },
   async command(ctx) {
     const list = join(ctx.dir, 'copy-list.txt');
     await writeFile(list, ctx.corpus.tags.map((t) => `${ctx.src}/${t.repo}:${t.tag} ${ctx.dst}/${t.repo}:${t.tag}`).join('\n') + '\n');
-    // The real binary once src/cli/main.ts routes `copy`; until then the same copyCommand directly.
-    const wired = readFileSync(join(ctx.root, 'src/cli/main.ts'), 'utf8').includes('copyCommand');
-    const entry = wired ? join(ctx.root, 'bin/harbor-swr-bridge.js') : join(ctx.root, 'bench/copy/bridge-cli.ts');
+    const entry = join(ctx.root, 'bin/harbor-swr-bridge.js');
     return {
-      argv: [process.execPath, '--no-warnings', entry, 'copy', '--from-file', list, '--jobs', String(ctx.jobs)],
+      // The flags the binary's shebang and `npm start` give Node.
+      argv: [process.execPath, '--max-semi-space-size=2', '--no-warnings', entry, 'copy', '--from-file', list, '--jobs', String(ctx.jobs)],
       env: { LOG_LEVEL: 'warn' },
       config: `copy --from-file (${ctx.corpus.tags.length} lines) --jobs ${ctx.jobs}`,
-    };
-  },
-};
-
-/**
- * The bridge with the changes proposed in RESULTS.md, prototyped without editing src/registry:
- * every blob in one streamed PUT (the registry verifies the digest; the bridge hashes nothing), a
- * 2 MiB V8 semi-space (young-generation GCs free socket buffers sooner: less RSS and CPU) and
- * Node's compile cache (no TypeScript stripping at start). Reported beside, never as, the bridge.
- */
-export const bridgePrototype: Tool = {
-  name: 'harbor-swr-bridge (prototype)',
-  async probe(ctx) {
-    const v = await bridge.probe(ctx);
-    return 'version' in v ? { version: 'single streamed PUT per blob (no client sha256), 2 MiB V8 semi-space, compile cache' } : v;
-  },
-  async command(ctx) {
-    const c = await bridge.command(ctx);
-    const entry = join(ctx.root, 'bench/copy/bridge-cli.ts');
-    return {
-      argv: [process.execPath, '--no-warnings', entry, ...c.argv.slice(3)],
-      env: { ...c.env, BENCH_MONOLITHIC_MAX_MIB: String(1 << 20), NODE_COMPILE_CACHE: join(ctx.bin, '..', 'compile-cache'), NODE_OPTIONS: '--max-semi-space-size=2' },
-      config: `${c.config}; upload monolithicMaxBytes 1 TiB; NODE_COMPILE_CACHE; NODE_OPTIONS=--max-semi-space-size=2`,
     };
   },
 };
@@ -144,5 +119,3 @@ export const regsync: Tool = {
 };
 
 export const TOOLS: Tool[] = [bridge, skopeo, imageSyncer, regsync];
-/** Run after TOOLS unless BENCH_PROTOTYPE=0. */
-export const PROTOTYPES: Tool[] = [bridgePrototype];

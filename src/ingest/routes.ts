@@ -116,8 +116,10 @@ export function ingestRouter(deps: IngestDeps): Router {
       end();
     }
     count(result.format, result.type, 'accepted');
-    if (deps.logger.isLevelEnabled('info')) {
-      deps.logger.info({ source: source.id, type: result.type, events: result.events.map(logged) }, 'webhook accepted');
+    // Debug, not info: a line per webhook costs a write per webhook (about a sixth of the throughput
+    // at full speed); accepted webhooks are counted in hsb_webhooks_total and their events are in the topic.
+    if (deps.logger.isLevelEnabled('debug')) {
+      deps.logger.debug({ source: source.id, type: result.type, events: result.events.map(logged) }, 'webhook accepted');
     }
     res.status(200).json({ accepted: result.events.length, ids: result.events.map((e) => e.id) });
   };
