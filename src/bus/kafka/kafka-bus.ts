@@ -233,10 +233,13 @@ export class KafkaBus implements Bus {
       const offsets: BusInspection['groups'][number]['offsets'] = [];
       for (const t of topics) {
         const fetched = await admin.fetchOffsets({ groupId: g.groupId, topics: [this.topicName(t.topic)] }).catch(() => []);
-        for (const p of fetched[0]?.partitions ?? []) {
-          if (p.offset === '-1') continue;
-          const high = t.partitions.find((x) => x.partition === p.partition)?.high ?? p.offset;
-          offsets.push({ topic: t.topic, partition: p.partition, committed: p.offset, lag: Number(BigInt(high) - BigInt(p.offset)) });
+        const parts = fetched[0]?.partitions ?? [];
+        // A group that consumes the topic but never committed a partition is still behind on it.
+        if (!parts.some((p) => p.offset !== '-1')) continue;
+        for (const p of parts) {
+          const part = t.partitions.find((x) => x.partition === p.partition);
+          const committed = p.offset === '-1' ? (part?.low ?? '0') : p.offset;
+          offsets.push({ topic: t.topic, partition: p.partition, committed, lag: Number(BigInt(part?.high ?? committed) - BigInt(committed)) });
         }
       }
       if (offsets.length) groups.push({ group: g.groupId.slice(prefix.length), offsets });
