@@ -181,8 +181,10 @@ interface Waiter {
  * that arrives meanwhile go out together in the next one. Under load the groups grow instead of
  * a queue of one-record produce requests forming behind the producer (kafkajs sends one idempotent
  * request per broker at a time). A webhook whose deadline passes while still queued is dropped
- * from the queue, so a 503 for it can never be followed by its event reaching the bus; once handed
- * to the bus it can no longer be withdrawn, and the bus's own timeouts are set to give up first.
+ * from the queue, so a 503 for it can never be followed by its event reaching the bus. Once handed
+ * to the bus it cannot be withdrawn: an unreachable broker makes the bus give up well before the
+ * deadline, but a slow one may still write it after the 503 (Harbor's retry then carries the same
+ * event id, so consumers drop the duplicate).
  */
 class GroupPublisher {
   readonly #bus: Bus;
@@ -203,7 +205,7 @@ class GroupPublisher {
         records, state: 'queued', resolve, reject,
         timer: setTimeout(() => {
           if (waiter.state === 'settled') return;
-          if (waiter.state === 'queued') this.#queue.splice(this.#queue.indexOf(waiter), 1);
+          // Still queued: it stays in the queue, settled, and #flush skips it.
           waiter.state = 'settled';
           reject(new BridgeError('HSB_BUS_TIMEOUT', `bus did not acknowledge within ${deadlineMs} ms`, { retryable: true }));
         }, deadlineMs),
@@ -229,10 +231,12 @@ class GroupPublisher {
     let count = 0;
     while (this.#queue.length > 0 && (group.length === 0 || count + this.#queue[0]!.records.length <= this.#maxRecords)) {
       const w = this.#queue.shift()!;
+      if (w.state !== 'queued') continue; // refused at its deadline: never sent
       w.state = 'sent';
       count += w.records.length;
       group.push(w);
     }
+    if (group.length === 0) return;
     this.#busy = true;
     const settle = (error: unknown) => {
       for (const w of group) {

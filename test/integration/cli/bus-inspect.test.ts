@@ -22,11 +22,15 @@ const configFile = writeConfig({
 async function seed(bus: Bus): Promise<void> {
   await bus.connect();
   await bus.publish('events', [1, 2, 3].map((i) => ({ key: `k${i}`, value: { i } })));
-  let seen = 0;
-  const done = new Promise<void>((r) => {
-    void bus.subscribe({ group: 'inspect-test', topics: ['events'] }, async (batch) => { seen += batch.length; if (seen >= 3) r(); }).then((h) => done.then(() => h.stop()));
-  });
-  await done;
+  const handle = await bus.subscribe({ group: 'inspect-test', topics: ['events'] }, async () => undefined);
+  // Consumed and committed: the group shows no lag.
+  for (const deadline = Date.now() + 30000; ; await new Promise((r) => setTimeout(r, 100))) {
+    const g = (await bus.inspect()).groups.find((x) => x.group === 'inspect-test');
+    const lag = g?.offsets.filter((o) => o.topic === 'events').reduce((n, o) => n + o.lag, 0);
+    if (g && lag === 0 && g.offsets.some((o) => o.committed !== '0')) break;
+    if (Date.now() > deadline) throw new Error('the test group did not commit the seeded records');
+  }
+  await handle.stop();
   await bus.close();
 }
 
