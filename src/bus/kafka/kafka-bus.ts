@@ -28,6 +28,8 @@ export class KafkaBus implements Bus {
   readonly #opts: Required<Omit<KafkaBusOptions, 'logger'>>;
   readonly #log: Logger;
   #producer: Producer | undefined;
+  /** The current producer once connected; undefined after a failure, so the next send makes a new one. */
+  #live: Promise<Producer> | undefined;
   #admin: Admin | undefined;
   #ready = false;
   readonly #consumers = new Set<{ consumer: Consumer; abort: AbortController }>();
@@ -72,16 +74,40 @@ export class KafkaBus implements Bus {
     this.#admin = this.#kafka.admin();
     await this.#admin.connect();
     await this.#ensureTopics();
-    this.#producer = this.#kafka.producer({
+    await this.#connectedProducer();
+  }
+
+  #connectedProducer(): Promise<Producer> {
+    if (this.#live) return this.#live;
+    const producer = this.#kafka.producer({
       idempotent: true,
       maxInFlightRequests: 5,
       createPartitioner: Partitioners.DefaultPartitioner,
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 500 },
     });
-    this.#producer.on('producer.connect', () => { this.#ready = true; });
-    this.#producer.on('producer.disconnect', () => { this.#ready = false; });
-    await this.#producer.connect();
-    this.#ready = true;
+    // Ready once connect() resolved, not on kafkajs' 'producer.connect' event: that fires before the
+    // idempotent producer has its producer id, and a send in that window goes out without one (and
+    // can fail after it was written). Ready stays true across replacements; close() ends it.
+    this.#producer = producer;
+    const live = producer.connect().then(() => {
+      this.#ready = true;
+      return producer;
+    });
+    this.#live = live;
+    live.catch(() => this.#retire(producer));
+    return live;
+  }
+
+  /**
+   * Called after any failed send. kafkajs rolls an idempotent producer's sequence numbers back when
+   * a request fails, yet a request that timed out may have been written; the broker would then take
+   * the next batch with the same sequence for a duplicate, acknowledge it and drop it. A new producer
+   * gets a new producer id, whose sequences start afresh.
+   */
+  #retire(producer: Producer): void {
+    if (this.#producer !== producer) return;
+    this.#live = undefined;
+    void producer.disconnect().catch(() => undefined);
   }
 
   async #ensureTopics(): Promise<void> {
@@ -129,9 +155,12 @@ export class KafkaBus implements Bus {
       list.push({ key: record.key, value: encodeValue(record.value), headers: record.headers });
       byTopic.set(name, list);
     }
+    let producer: Producer | undefined;
     try {
-      await this.#producer!.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      producer = await this.#connectedProducer();
+      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     } catch (e) {
+      if (producer) this.#retire(producer);
       throw busUnavailable(e, `publish to ${[...byTopic.keys()].join(', ')}`);
     }
   }
