@@ -4,10 +4,9 @@
 // Layers are stored-block gzip streams (the layout of test/support/images.ts) over a 1 MiB
 // pseudo-random block derived from the layer's name: deterministic, cheap, incompressible enough.
 import { createCipheriv, createHash } from 'node:crypto';
-import { crc32 } from 'node:zlib';
 import { mkdir, open, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { storedGzipLayout } from '../../test/support/images.ts';
+import { storedGzip, storedGzipLayout } from '../../test/support/images.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -162,7 +161,6 @@ async function writeLayer(root: string, spec: LayerSpec): Promise<{ digest: stri
   const hash = createHash('sha256');
   const diff = createHash('sha256');
   const pattern = patternFor(spec.id);
-  const BLOCK = 65535;
   const batch: Buffer[] = [];
   let pending = 0;
   const push = async (b: Buffer) => {
@@ -172,28 +170,7 @@ async function writeLayer(root: string, spec: LayerSpec): Promise<{ digest: stri
     if (pending >= 8 * MiB) { await fh.write(Buffer.concat(batch)); batch.length = 0; pending = 0; }
   };
   try {
-    await push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]));
-    const { n, k } = layout;
-    let done = 0;
-    let crc = 0;
-    for (let block = 0; block < k; block++) {
-      const len = Math.min(BLOCK, n - done);
-      const hdr = Buffer.alloc(5);
-      hdr[0] = block === k - 1 ? 1 : 0;
-      hdr.writeUInt16LE(len, 1);
-      hdr.writeUInt16LE(~len & 0xffff, 3);
-      const off = done % pattern.length;
-      const data = off + len <= pattern.length ? pattern.subarray(off, off + len) : Buffer.concat([pattern.subarray(off), pattern.subarray(0, len - (pattern.length - off))]);
-      crc = crc32(data, crc);
-      diff.update(data);
-      await push(hdr);
-      await push(data);
-      done += len;
-    }
-    const trailer = Buffer.alloc(8);
-    trailer.writeUInt32LE(crc >>> 0, 0);
-    trailer.writeUInt32LE(n >>> 0, 4);
-    await push(trailer);
+    for (const b of storedGzip(layout, pattern, (d) => diff.update(d))) await push(b);
     if (batch.length) await fh.write(Buffer.concat(batch));
   } finally {
     await fh.close();

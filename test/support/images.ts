@@ -67,6 +67,35 @@ const BLOCK = 65535;
  * Stored-block layout of a gzip stream of exactly `size` bytes: payload length n in k blocks
  * (trailing blocks may be empty so every size from 23 bytes up is reachable).
  */
+/**
+ * The pieces of a stored (uncompressed) gzip stream laid out as `layout`, its payload repeating
+ * `pattern`; `onData` sees each payload piece (for the diff id).
+ */
+export function* storedGzip(layout: { n: number; k: number }, pattern: Buffer, onData?: (data: Buffer) => void): Generator<Buffer> {
+  yield Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+  const { n, k } = layout;
+  let done = 0;
+  let crc = 0;
+  for (let block = 0; block < k; block++) {
+    const len = Math.min(BLOCK, n - done);
+    const hdr = Buffer.alloc(5);
+    hdr[0] = block === k - 1 ? 1 : 0;
+    hdr.writeUInt16LE(len, 1);
+    hdr.writeUInt16LE(~len & 0xffff, 3);
+    const off = done % pattern.length;
+    const data = off + len <= pattern.length ? pattern.subarray(off, off + len) : Buffer.concat([pattern.subarray(off), pattern.subarray(0, len - (pattern.length - off))]);
+    crc = crc32(data, crc);
+    onData?.(data);
+    yield hdr;
+    yield data;
+    done += len;
+  }
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc >>> 0, 0);
+  trailer.writeUInt32LE(n >>> 0, 4);
+  yield trailer;
+}
+
 export function storedGzipLayout(size: number): { n: number; k: number } | undefined {
   const m = size - 18; // 10-byte header + 8-byte trailer
   if (m < 5) return undefined;
@@ -97,7 +126,6 @@ async function writeRandomLayer(dir: string, size: number): Promise<{ digest: st
   const hash = createHash('sha256');
   const diff = createHash('sha256');
   const pattern = randomBytes(1 << 20);
-  let crc = 0;
   const out: Buffer[] = [];
   let pending = 0;
   const push = async (b: Buffer) => {
@@ -106,27 +134,7 @@ async function writeRandomLayer(dir: string, size: number): Promise<{ digest: st
     pending += b.length;
     if (pending >= 4 << 20) { await fh.write(Buffer.concat(out)); out.length = 0; pending = 0; }
   };
-  await push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]));
-  const { n, k } = layout;
-  let done = 0;
-  for (let block = 0; block < k; block++) {
-    const len = Math.min(BLOCK, n - done);
-    const hdr = Buffer.alloc(5);
-    hdr[0] = block === k - 1 ? 1 : 0;
-    hdr.writeUInt16LE(len, 1);
-    hdr.writeUInt16LE(~len & 0xffff, 3);
-    const off = done % pattern.length;
-    const data = off + len <= pattern.length ? pattern.subarray(off, off + len) : Buffer.concat([pattern.subarray(off), pattern.subarray(0, len - (pattern.length - off))]);
-    crc = crc32(data, crc);
-    diff.update(data);
-    await push(hdr);
-    await push(data);
-    done += len;
-  }
-  const trailer = Buffer.alloc(8);
-  trailer.writeUInt32LE(crc >>> 0, 0);
-  trailer.writeUInt32LE(n >>> 0, 4);
-  await push(trailer);
+  for (const b of storedGzip(layout, pattern, (d) => diff.update(d))) await push(b);
   if (out.length) await fh.write(Buffer.concat(out));
   await fh.close();
   const digest = `sha256:${hash.digest('hex')}`;
