@@ -10,10 +10,7 @@ import express from 'express';
 import request from 'supertest';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Bus, BusMessage } from '../../../src/bus/port.ts';
-import { KafkaBus } from '../../../src/bus/kafka/kafka-bus.ts';
 import { EmbeddedBus } from '../../../src/bus/embedded/sqlite-bus.ts';
-import { parseConfig } from '../../../src/config/load.ts';
-import type { Config } from '../../../src/config/schema.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 import { dlqCommand } from '../../../src/cli/dlq.ts';
 import type { DeadLetter } from '../../../src/replication/dead-letter.ts';
@@ -21,42 +18,12 @@ import { DlqStore, UNPARSEABLE_REASON } from '../../../src/replication/dlq-store
 import { ResultsStore } from '../../../src/replication/results-store.ts';
 import { replicationRouter } from '../../../src/replication/routes.ts';
 import { ReplicationTaskSchema, taskKey, type ReplicationTask } from '../../../src/replication/task.ts';
-import { sharedBrokers, uniquePrefix } from '../../support/kafka.ts';
+import { busHarnesses, type BusHarness } from '../../support/bus-harness.ts';
+import { sharedBrokers } from '../../support/kafka.ts';
 
-interface Harness {
-  bus: Bus;
-  config: Config;
-  prefix: string;
-  cleanup(): Promise<void>;
-}
+type Harness = BusHarness;
 
-function configFor(bus: Record<string, unknown>): Config {
-  return parseConfig({
-    server: { port: 0, host: '127.0.0.1' },
-    bus,
-    sources: [{ id: 'harbor', url: 'https://harbor.example.com', webhookSecrets: ['s'] }],
-    targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4' }, { id: 'backup', kind: 'registry', url: 'https://backup.example.org' }],
-  }, '<test>', {});
-}
-
-const HARNESSES: Record<string, () => Promise<Harness>> = {
-  kafka: async () => {
-    const prefix = uniquePrefix('dlq');
-    const brokers = [sharedBrokers()];
-    const bus = new KafkaBus({ brokers, topicPrefix: prefix, partitions: 3, clientId: `dlq-${prefix}` });
-    await bus.connect();
-    return { bus, prefix, config: configFor({ kind: 'kafka', brokers, topicPrefix: prefix, partitions: 3, clientId: `dlq-cli-${prefix}` }), cleanup: () => bus.close() };
-  },
-  embedded: async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'hsb-dlq-'));
-    const bus = new EmbeddedBus({ dataDir, partitions: 3 });
-    await bus.connect();
-    return {
-      bus, prefix: 'embedded.', config: configFor({ kind: 'embedded', dataDir, partitions: 3 }),
-      cleanup: async () => { await bus.close(); rmSync(dataDir, { recursive: true, force: true }); },
-    };
-  },
-};
+const HARNESSES = busHarnesses('dlq');
 
 function task(i: number, targetId: string): ReplicationTask {
   return ReplicationTaskSchema.parse({

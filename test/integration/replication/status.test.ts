@@ -5,15 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import request from 'supertest';
-import type { Bus } from '../../../src/bus/port.ts';
-import { KafkaBus } from '../../../src/bus/kafka/kafka-bus.ts';
-import { EmbeddedBus } from '../../../src/bus/embedded/sqlite-bus.ts';
-import { parseConfig } from '../../../src/config/load.ts';
-import type { Config } from '../../../src/config/schema.ts';
 import { createApp } from '../../../src/http/app.ts';
 import { createMetrics } from '../../../src/observability/metrics.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
@@ -24,44 +16,13 @@ import { Progress } from '../../../src/replication/progress.ts';
 import { ResultsStore } from '../../../src/replication/results-store.ts';
 import { replicationRouter } from '../../../src/replication/routes.ts';
 import { ReplicationTaskSchema, type ReplicationTask, type TaskResult } from '../../../src/replication/task.ts';
-import { sharedBrokers, uniquePrefix } from '../../support/kafka.ts';
+import { busHarnesses, type BusHarness } from '../../support/bus-harness.ts';
 
 const TOKEN = 'ops-token-1';
 
-interface Harness {
-  bus: Bus;
-  config: Config;
-  prefix: string;
-  cleanup(): Promise<void>;
-}
+type Harness = BusHarness;
 
-function configFor(bus: Record<string, unknown>): Config {
-  return parseConfig({
-    server: { port: 0, host: '127.0.0.1', apiTokens: [TOKEN] },
-    bus,
-    sources: [{ id: 'harbor', url: 'https://harbor.example.com', webhookSecrets: ['s'] }],
-    targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4' }, { id: 'backup', kind: 'registry', url: 'https://backup.example.org' }],
-  }, '<test>', {});
-}
-
-const HARNESSES: Record<string, () => Promise<Harness>> = {
-  kafka: async () => {
-    const prefix = uniquePrefix('status');
-    const brokers = [sharedBrokers()];
-    const bus = new KafkaBus({ brokers, topicPrefix: prefix, partitions: 3, clientId: `status-${prefix}` });
-    await bus.connect();
-    return { bus, prefix, config: configFor({ kind: 'kafka', brokers, topicPrefix: prefix, partitions: 3, clientId: `status-cli-${prefix}` }), cleanup: () => bus.close() };
-  },
-  embedded: async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'hsb-status-'));
-    const bus = new EmbeddedBus({ dataDir, partitions: 3 });
-    await bus.connect();
-    return {
-      bus, prefix: 'embedded.', config: configFor({ kind: 'embedded', dataDir, partitions: 3 }),
-      cleanup: async () => { await bus.close(); rmSync(dataDir, { recursive: true, force: true }); },
-    };
-  },
-};
+const HARNESSES = busHarnesses('status', { apiTokens: [TOKEN] });
 
 const T0 = Date.parse('2025-03-01T00:00:00Z');
 const STATUSES: TaskResult['status'][] = ['done', 'done', 'skipped', 'retry', 'done', 'deleted', 'dlq', 'done', 'done', 'retry'];
