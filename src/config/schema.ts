@@ -20,6 +20,17 @@ export const LimitsSchema = z.object({
 
 const BasicCredentials = z.object({ username: z.string().min(1), password: secretString }).strict();
 const AkSkCredentials = z.object({ accessKey: secretString, secretKey: secretString }).strict();
+// Either pair; the shape is picked by its keys first so a secret's own error (say, an unset
+// environment variable) is reported at its field instead of as "Invalid input" for the union.
+const TargetCredentials = z.custom<unknown>().transform((v, ctx) => {
+  const schema = v !== null && typeof v === 'object' && ('accessKey' in v || 'secretKey' in v) ? AkSkCredentials : BasicCredentials;
+  const r = schema.safeParse(v);
+  if (!r.success) {
+    for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    return z.NEVER;
+  }
+  return r.data as z.infer<typeof BasicCredentials> | z.infer<typeof AkSkCredentials>;
+});
 
 export const SourceSchema = z.object({
   id,
@@ -47,7 +58,7 @@ export const TargetSchema = z.object({
   apiUrl: httpUrl.optional(),
   /** Domain suffix for derived SWR endpoints (other Huawei Cloud domains). */
   domain: z.string().default('myhuaweicloud.com'),
-  credentials: z.union([BasicCredentials, AkSkCredentials]).optional(),
+  credentials: TargetCredentials.optional(),
   iamToken: secretString.optional(),
   manifestFormat: z.enum(['preserve', 'docker']).optional(),
   tls: TlsSchema.default({ insecure: false }),

@@ -64,12 +64,16 @@ export class Replicator {
   async #onBatch(batch: BusMessage[], ctx: BatchContext): Promise<void> {
     // Per key in order; different keys in parallel, bounded by the process-wide limiter.
     const byKey = new Map<string, BusMessage[]>();
-    for (const m of batch) byKey.set(m.key, [...(byKey.get(m.key) ?? []), m]);
+    for (const m of batch) {
+      const list = byKey.get(m.key);
+      if (list) list.push(m);
+      else byKey.set(m.key, [m]);
+    }
     const beat = setInterval(() => { ctx.heartbeat().catch(() => undefined); }, 3000);
     try {
       // allSettled: a failing key must not leave its siblings running after the batch rejected.
       const settled = await Promise.allSettled([...byKey.values()].map(async (msgs) => {
-        for (const m of msgs) await this.#handle_(m, ctx);
+        for (const m of msgs) await this.#handleRecord(m, ctx);
       }));
       const failed = settled.find((s) => s.status === 'rejected');
       if (failed) throw failed.reason;
@@ -78,7 +82,7 @@ export class Replicator {
     }
   }
 
-  async #handle_(m: BusMessage, ctx: BatchContext): Promise<void> {
+  async #handleRecord(m: BusMessage, ctx: BatchContext): Promise<void> {
     const parsed = ReplicationTaskSchema.safeParse(m.value);
     if (!parsed.success) {
       const err = new BridgeError('HSB_TASK_INVALID', `invalid task record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -95,39 +99,45 @@ export class Replicator {
     const started = Date.now();
     this.#d.metrics.inflightTasks.inc();
     const progress = this.progress.begin(task);
+    let outcome: Outcome;
     try {
-      const outcome = await this.#attempts(task, ctx, log, (p) => progress.update(p.bytesDone, p.bytesTotal));
-      await this.#publishResult(task, outcome, Date.now() - started);
-      const target = task.targetId;
-      this.#d.metrics.tasks.inc({ target, outcome: outcome.status });
-      this.#d.metrics.copySeconds.observe({ target }, (Date.now() - started) / 1000);
-      if (outcome.bytes) this.#d.metrics.copyBytes.inc({ target }, outcome.bytes);
-      if (outcome.blobs) {
-        this.#d.metrics.blobs.inc({ target, how: 'uploaded' }, outcome.blobs.uploaded);
-        this.#d.metrics.blobs.inc({ target, how: 'mounted' }, outcome.blobs.mounted);
-        this.#d.metrics.blobs.inc({ target, how: 'skipped' }, outcome.blobs.skipped);
-      }
-      this.#d.metrics.replicationLagSeconds.observe({ target }, Math.max(0, (Date.now() - Date.parse(task.occurredAt)) / 1000));
-      log.info({ status: outcome.status, digest: outcome.digest, bytes: outcome.bytes, blobs: outcome.blobs, note: outcome.note, ms: Date.now() - started }, 'task finished');
+      outcome = await this.#attempts(task, ctx, log, (p) => progress.update(p.bytesDone, p.bytesTotal));
     } catch (e) {
       if (ctx.signal.aborted || this.#stopping.signal.aborted) throw e; // abandoned: not committed, delivered again
-      const err = toBridgeError(e);
-      const decision = decideFailure(task, err, this.#d.config.worker, new Date());
-      if (decision.kind === 'retry') {
-        await this.#d.bus.publish('tasks.retry', [{ key: taskKey(task), value: decision.task }]);
-        await this.#publishResult(task, { status: 'retry', bytes: 0 }, Date.now() - started, err);
-        this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'retry' });
-        log.warn({ code: err.code, err: err.message, dueAt: decision.dueAt.toISOString() }, 'task failed; scheduled on the retry topic');
-      } else {
-        await this.#publishDlq(task, m, err, task.attempt + 1);
-        await this.#publishResult(task, { status: 'dlq', bytes: 0 }, Date.now() - started, err);
-        this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'dlq' });
-        log.error({ code: err.code, err: err.message, reason: decision.reason }, 'task dead-lettered');
-      }
+      await this.#recordFailure(task, m, toBridgeError(e), Date.now() - started, log);
+      return;
     } finally {
       progress.end();
       this.#d.metrics.inflightTasks.dec();
     }
+    // Recorded before the batch commits; a bus failure here fails the batch, which is delivered again.
+    await this.#publishResult(task, outcome, Date.now() - started);
+    const target = task.targetId;
+    this.#d.metrics.tasks.inc({ target, outcome: outcome.status });
+    this.#d.metrics.copySeconds.observe({ target }, (Date.now() - started) / 1000);
+    if (outcome.bytes) this.#d.metrics.copyBytes.inc({ target }, outcome.bytes);
+    if (outcome.blobs) {
+      this.#d.metrics.blobs.inc({ target, how: 'uploaded' }, outcome.blobs.uploaded);
+      this.#d.metrics.blobs.inc({ target, how: 'mounted' }, outcome.blobs.mounted);
+      this.#d.metrics.blobs.inc({ target, how: 'skipped' }, outcome.blobs.skipped);
+    }
+    this.#d.metrics.replicationLagSeconds.observe({ target }, Math.max(0, (Date.now() - Date.parse(task.occurredAt)) / 1000));
+    log.info({ status: outcome.status, digest: outcome.digest, bytes: outcome.bytes, blobs: outcome.blobs, note: outcome.note, ms: Date.now() - started }, 'task finished');
+  }
+
+  /** A failed task ends on the retry topic or in the DLQ, and as a result record either way. */
+  async #recordFailure(task: ReplicationTask, m: BusMessage, err: BridgeError, durationMs: number, log: Logger): Promise<void> {
+    const decision = decideFailure(task, err, this.#d.config.worker, new Date());
+    if (decision.kind === 'retry') {
+      await this.#d.bus.publish('tasks.retry', [{ key: taskKey(task), value: decision.task }]);
+      await this.#publishResult(task, { status: 'retry', bytes: 0 }, durationMs, err);
+      log.warn({ code: err.code, err: err.message, dueAt: decision.dueAt.toISOString() }, 'task failed; scheduled on the retry topic');
+    } else {
+      await this.#publishDlq(task, m, err, task.attempt + 1);
+      await this.#publishResult(task, { status: 'dlq', bytes: 0 }, durationMs, err);
+      log.error({ code: err.code, err: err.message, reason: decision.reason }, 'task dead-lettered');
+    }
+    this.#d.metrics.tasks.inc({ target: task.targetId, outcome: decision.kind });
   }
 
   /** Bounded in-process retries for transient errors; abort on shutdown, rebalance or a stall. */

@@ -104,3 +104,21 @@ describe('config', () => {
     assert.equal(c.policies.length, 1);
   });
 });
+
+describe('target credentials', () => {
+  const withTarget = (credentials: unknown) => ({
+    sources: [{ id: 'h', url: 'https://harbor.example.com', webhookSecrets: ['s'] }],
+    targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4', credentials }],
+  });
+
+  it('takes an AK/SK pair or a login pair', () => {
+    assert.deepEqual(parseConfig(withTarget({ accessKey: 'ak', secretKey: '${SK}' }), 'c.yaml', { SK: 'sk' }).targets[0]!.credentials, { accessKey: 'ak', secretKey: 'sk' });
+    assert.deepEqual(parseConfig(withTarget({ username: 'cn-north-4@ak', password: 'p' }), 'c.yaml', {}).targets[0]!.credentials, { username: 'cn-north-4@ak', password: 'p' });
+  });
+
+  it('reports an unset secret at its own field, not as an invalid union', () => {
+    const msg = configError(() => parseConfig(withTarget({ accessKey: '${EU_AK}', secretKey: 'sk' }), 'c.yaml', {}));
+    assert.match(msg, /c\.yaml: targets\.0\.credentials\.accessKey: environment variable EU_AK is not set/);
+    assert.match(configError(() => parseConfig(withTarget({ accessKey: 'ak' }), 'c.yaml', {})), /targets\.0\.credentials\.secretKey: /);
+  });
+});
