@@ -167,7 +167,7 @@ function ratios(rows: Row[]): string {
 async function main(): Promise<void> {
   rmSync(RUN, { recursive: true, force: true });
   mkdirSync(RUN, { recursive: true });
-  const broker = new KafkaBroker(join(RUN, 'kafka'));
+  const broker = new KafkaBroker(join(RUN, 'kafka'), { jvm: 'server' });
   const rows: Row[] = [];
   try {
     await broker.start();

@@ -1,7 +1,8 @@
 // Runs a single-node Apache Kafka broker (KRaft) from the Maven Central jars, for tests and
 // benchmarks. Storage is formatted fresh for each new broker; readiness is polled with the
 // admin client. As a CLI: `node scripts/kafka/broker.ts start <stateDir>` prints the bootstrap
-// address and leaves the broker running; `stop <stateDir>` stops it.
+// address and leaves the broker running (`--server-jvm`: Kafka's production JVM settings);
+// `stop <stateDir>` stops it.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, openSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -28,15 +29,28 @@ export function kafkaLibDir(): string {
   return execFileSync('bash', [join(here, 'fetch.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
+/**
+ * JVM settings. `test` starts fast and small (C1 only) for the test suites; `server` is what Kafka's
+ * own start scripts use (1 GiB heap, G1 with short pauses, full JIT), for benchmarks, where the
+ * broker's CPU per record is part of the result.
+ */
+export type BrokerJvm = 'test' | 'server';
+const JVM_OPTIONS: Readonly<Record<BrokerJvm, readonly string[]>> = {
+  test: ['-Xms256m', '-Xmx768m', '-XX:+UseG1GC', '-XX:TieredStopAtLevel=1'],
+  server: ['-Xms1g', '-Xmx1g', '-server', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:InitiatingHeapOccupancyPercent=35', '-XX:+ExplicitGCInvokesConcurrent'],
+};
+
 export class KafkaBroker {
   readonly dir: string;
+  readonly #jvm: BrokerJvm;
   port = 0;
   #controllerPort = 0;
   #child: ChildProcess | undefined;
   #lib = '';
 
-  constructor(dir: string) {
+  constructor(dir: string, opts: { jvm?: BrokerJvm } = {}) {
     this.dir = resolve(dir);
+    this.#jvm = opts.jvm ?? 'test';
   }
 
   get brokers(): string {
@@ -65,7 +79,7 @@ export class KafkaBroker {
     }
     const out = openSync(join(this.dir, 'stdout.log'), 'a');
     this.#child = spawn('java', [
-      '-Xms256m', '-Xmx768m', '-XX:+UseG1GC', '-XX:TieredStopAtLevel=1', '-Djava.awt.headless=true',
+      ...JVM_OPTIONS[this.#jvm], '-Djava.awt.headless=true',
       `-Dlog4j.configuration=file:${join(this.dir, 'log4j.properties')}`,
       '-cp', `${this.#lib}/*`, 'kafka.Kafka', join(this.dir, 'server.properties'),
     ], { stdio: ['ignore', out, out], detached: true });
@@ -145,9 +159,9 @@ export class KafkaBroker {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const [cmd, dir = '.test-run/kafka'] = argv;
+  const [cmd, dir = '.test-run/kafka'] = argv.filter((a) => !a.startsWith('--'));
   if (cmd === 'start') {
-    const b = new KafkaBroker(dir);
+    const b = new KafkaBroker(dir, { jvm: argv.includes('--server-jvm') ? 'server' : 'test' });
     await b.start();
     process.stdout.write(`${b.brokers}\n`);
   } else if (cmd === 'stop') {
@@ -162,7 +176,7 @@ async function main(argv: string[]): Promise<void> {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     rmSync(pidFile, { force: true });
   } else {
-    throw new Error('usage: broker.ts start|stop <stateDir>');
+    throw new Error('usage: broker.ts start [--server-jvm] <stateDir> | stop <stateDir>');
   }
 }
 

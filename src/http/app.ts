@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.ts';
 import type { Bus } from '../bus/port.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from '../observability/logger.ts';
-import { ingestRouter } from '../ingest/routes.ts';
+import { mountIngest } from '../ingest/routes.ts';
 import { bearerMatches } from './auth.ts';
 import { errorHandler, sendError } from './errors.ts';
 
@@ -21,6 +21,8 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
+  // Webhooks first: they are nearly all of the traffic.
+  mountIngest(app, deps);
   app.get('/livez', (_req, res) => { res.json({ status: 'ok' }); });
   app.get('/readyz', (_req, res) => {
     const ready = deps.bus.isReady();
@@ -31,7 +33,6 @@ export function createApp(deps: AppDeps): Express {
     res.send(await deps.metrics.registry.metrics());
   });
 
-  app.use(ingestRouter(deps));
   if (deps.api?.length) app.use('/api/v1', apiAuth(deps.config.server.apiTokens), express.json({ limit: '1mb' }), ...deps.api);
 
   app.use((_req, res) => { sendError(res, 404, 'not_found', 'no such route'); });

@@ -2,7 +2,18 @@ import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from '../observability/logger.ts';
 
 export function sendError(res: Response, status: number, error: string, message: string, extra: Record<string, unknown> = {}): void {
-  res.status(status).json({ error, message, ...extra });
+  sendJson(res, status, { error, message, ...extra });
+}
+
+/**
+ * A JSON answer written straight to the socket: what `res.json` sends for these bodies, without its
+ * content-type negotiation and freshness checks, which cost a few percent per webhook and never
+ * apply to a POST's answer. Headers set before (Retry-After) are kept.
+ */
+export function sendJson(res: Response, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
 }
 
 export interface HttpErrorBody {

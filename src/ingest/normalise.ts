@@ -45,7 +45,7 @@ const REPOSITORY_RE = new RegExp(`^${REPOSITORY_COMPONENT}(?:/${REPOSITORY_COMPO
 const REPOSITORY_MAX = 255;
 const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
-const DIGEST_HEX_LENGTH: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
+const DIGEST_HEX: ReadonlyMap<string, RegExp> = new Map([['sha256', /^[a-f0-9]{64}$/], ['sha384', /^[a-f0-9]{96}$/], ['sha512', /^[a-f0-9]{128}$/]]);
 const Rfc3339 = z.iso.datetime({ offset: true });
 
 /** Harbor (v1.10, v2 Default, CloudEvents) webhook body → result. */
@@ -196,8 +196,9 @@ function referenceOf(
 ): { digest: string | undefined; tag: string | undefined } | undefined {
   let digest = nonEmpty(rawDigest);
   let tag = nonEmpty(rawTag);
-  if (digest !== undefined && digestIssue(digest) !== undefined) {
-    issues.push({ path: `${at}.digest`, message: digestIssue(digest) ?? '' });
+  const badDigest = digest === undefined ? undefined : digestIssue(digest);
+  if (badDigest !== undefined) {
+    issues.push({ path: `${at}.digest`, message: badDigest });
     return undefined;
   }
   if (tag !== undefined && tag === digest) tag = undefined;
@@ -305,9 +306,10 @@ function repositoryIssue(repository: string): string | undefined {
 
 function digestIssue(digest: string): string | undefined {
   if (digest.length > 256 || !DIGEST_RE.test(digest)) return 'not a valid digest';
-  const [algorithm = '', hex = ''] = digest.split(':');
-  const length = Object.hasOwn(DIGEST_HEX_LENGTH, algorithm) ? DIGEST_HEX_LENGTH[algorithm] : undefined;
-  if (length !== undefined && !new RegExp(`^[a-f0-9]{${length}}$`).test(hex)) return `not a valid ${algorithm} digest`;
+  const colon = digest.indexOf(':');
+  const algorithm = digest.slice(0, colon);
+  const hex = DIGEST_HEX.get(algorithm);
+  if (hex !== undefined && !hex.test(digest.slice(colon + 1))) return `not a valid ${algorithm} digest`;
   return undefined;
 }
 

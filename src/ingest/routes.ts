@@ -5,7 +5,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import { secretMatcher } from '../http/auth.ts';
-import { bodyErrorOf, sendError } from '../http/errors.ts';
+import { bodyErrorOf, sendError, sendJson } from '../http/errors.ts';
 import { normaliseDistribution, normaliseHarbor, type NormaliseResult } from './normalise.ts';
 import { eventKey, type ArtifactEvent } from './event.ts';
 
@@ -34,15 +34,15 @@ const RETRY_AFTER_SECONDS = '5';
 const MAX_GROUP_RECORDS = 500;
 
 /**
- * `POST /webhooks/harbor[/:sourceId]` and `POST /webhooks/distribution/:sourceId`.
+ * Adds `POST /webhooks/harbor[/:sourceId]` and `POST /webhooks/distribution/:sourceId` to `app`
+ * (on the app itself rather than a nested router: one routing pass per webhook, not two).
  *
  * Order of checks: source (404), Authorization (401) — both before any byte of the body is read,
  * so unauthenticated callers cannot make the bridge buffer anything — then the body (413, 415,
  * 400), normalisation, and publish. 2xx only once the bus acknowledged; 503 + Retry-After when it
  * did not within `server.publishTimeoutMs`.
  */
-export function ingestRouter(deps: IngestDeps): Router {
-  const router = express.Router();
+export function mountIngest(router: Router, deps: IngestDeps): void {
   const readBody = express.raw({ type: () => true, limit: deps.config.server.bodyLimitBytes });
   const sources = new Map(deps.config.sources.map((s) => [s.id, s]));
   const authorised = new Map(deps.config.sources.map((s) => [s.id, authorisation(s)]));
@@ -99,7 +99,7 @@ export function ingestRouter(deps: IngestDeps): Router {
     }
     if (result.kind === 'ignored') {
       count(result.format, result.type, 'ignored');
-      res.status(200).json({ accepted: 0, ignored: result.type });
+      sendJson(res, 200, { accepted: 0, ignored: result.type });
       return;
     }
 
@@ -121,13 +121,12 @@ export function ingestRouter(deps: IngestDeps): Router {
     if (deps.logger.isLevelEnabled('debug')) {
       deps.logger.debug({ source: source.id, type: result.type, events: result.events.map(logged) }, 'webhook accepted');
     }
-    res.status(200).json({ accepted: result.events.length, ids: result.events.map((e) => e.id) });
+    sendJson(res, 200, { accepted: result.events.length, ids: result.events.map((e) => e.id) });
   };
 
   router.post('/webhooks/harbor', handle('harbor'));
   router.post('/webhooks/harbor/:sourceId', handle('harbor'));
   router.post('/webhooks/distribution/:sourceId', handle('distribution'));
-  return router;
 }
 
 /** A source without secrets takes every webhook only when the config says `insecure: true`. */

@@ -14,7 +14,7 @@ import {
   TOPICS, type BatchHandler, type Bus, type BusInspection, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName,
 } from '../port.ts';
 import { GroupConsumer } from './group-consumer.ts';
-import { partitionFor } from './partitioner.ts';
+import { partitionFor } from '../partition.ts';
 import { BusStore, type AppendRecord } from './store.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -1,4 +1,4 @@
-import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer, type Message, type IHeaders } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type Consumer, type ICustomPartitioner, type Producer, type Message, type IHeaders } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
@@ -6,6 +6,7 @@ import { BridgeError } from '../../errors.ts';
 import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName, type BatchHandler } from '../port.ts';
 import { busUnavailable, decodeValue, encodeValue } from '../codec.ts';
 import { Batcher } from './batcher.ts';
+import { murmur2, partitionFor } from '../partition.ts';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -82,7 +83,7 @@ export class KafkaBus implements Bus {
     const producer = this.#kafka.producer({
       idempotent: true,
       maxInFlightRequests: 5,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: javaCompatiblePartitioner,
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 500 },
     });
     // Ready once connect() resolved, not on kafkajs' 'producer.connect' event: that fires before the
@@ -287,6 +288,23 @@ export class KafkaBus implements Bus {
     await this.#admin?.disconnect().catch(() => undefined);
   }
 }
+
+/**
+ * kafkajs' DefaultPartitioner (Java-compatible: keyed records by murmur2 over all partitions, others
+ * round-robin over those with a leader), computed with our 32-bit murmur2.
+ */
+export const javaCompatiblePartitioner: ICustomPartitioner = () => {
+  let next = 0;
+  return ({ partitionMetadata, message }) => {
+    if (message.partition !== undefined && message.partition !== null) return message.partition;
+    const key = message.key;
+    if (typeof key === 'string') return partitionFor(key, partitionMetadata.length);
+    if (key) return (murmur2(key) & 0x7fffffff) % partitionMetadata.length;
+    const available = partitionMetadata.filter((p) => p.leader >= 0);
+    const pool = available.length > 0 ? available : partitionMetadata;
+    return pool[next++ % pool.length]!.partitionId;
+  };
+};
 
 function headersOf(h: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};

@@ -9,8 +9,18 @@ function fakeResponse(headersSent = false) {
   const sent: { status?: number; body?: unknown } = {};
   const res = {
     headersSent,
-    status(code: number) { sent.status = code; return res; },
-    json(body: unknown) { sent.body = body; return res; },
+    writeHead(code: number, headers: Record<string, string | number>) {
+      assert.equal(headers['content-type'], 'application/json; charset=utf-8');
+      sent.status = code;
+      res.length = Number(headers['content-length']);
+      return res;
+    },
+    length: -1,
+    end(text: string) {
+      assert.equal(Buffer.byteLength(text), res.length, 'content-length matches the body');
+      sent.body = JSON.parse(text);
+      return res;
+    },
   };
   return { res: res as unknown as Response, sent };
 }

@@ -1,5 +1,7 @@
-// Key → partition. Uses the murmur2 variant Kafka's default partitioner uses, so a key lands in
-// the same partition number on the embedded bus as on Kafka with the same partition count.
+// Key → partition, for both adapters. Kafka's default partitioner (murmur2 of the key's UTF-8
+// bytes), so a key lands in the same partition number on the embedded bus as on Kafka, and the
+// Kafka adapter computes it with 32-bit integer maths instead of kafkajs' emulated 64-bit longs
+// (which cost about a tenth of the ingest path's CPU).
 
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;

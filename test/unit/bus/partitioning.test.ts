@@ -1,10 +1,12 @@
-// Pure parts of the embedded bus: key → partition, group assignment, retry delay.
+// Pure parts of the buses: key → partition (both adapters), group assignment, retry delay.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Partitioners } from 'kafkajs';
+import { javaCompatiblePartitioner } from '../../../src/bus/kafka/kafka-bus.ts';
 import { assignedPartitions } from '../../../src/bus/embedded/assignment.ts';
 import { retryDelay } from '../../../src/bus/embedded/group-consumer.ts';
-import { murmur2, partitionFor } from '../../../src/bus/embedded/partitioner.ts';
+import { murmur2, partitionFor } from '../../../src/bus/partition.ts';
 import type { TopicName } from '../../../src/bus/port.ts';
 
 describe('partitionFor', () => {
@@ -62,5 +64,31 @@ describe('assignedPartitions', () => {
 describe('retryDelay', () => {
   it('doubles per failure up to the cap', () => {
     assert.deepEqual([1, 2, 3, 4, 10].map((n) => retryDelay(n, 100, 500)), [100, 200, 400, 500, 500]);
+  });
+});
+
+describe('javaCompatiblePartitioner', () => {
+  it('puts every keyed record where kafkajs DefaultPartitioner would', () => {
+    const ours = javaCompatiblePartitioner();
+    const theirs = Partitioners.DefaultPartitioner();
+    const rnd = (n: number) => Math.floor(Math.random() * n);
+    for (const partitions of [1, 3, 6, 7, 24]) {
+      const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: i % 3 === 2 ? -1 : 1, replicas: [1], isr: [1], partitionErrorCode: 0 }));
+      for (let i = 0; i < 2000; i++) {
+        const text = Array.from({ length: rnd(60) }, () => String.fromCodePoint(rnd(3) === 0 ? 0x400 + rnd(200) : 0x20 + rnd(90))).join('');
+        for (const key of [text, Buffer.from(text)]) {
+          const message = { key, value: 'v' };
+          assert.equal(ours({ topic: 't', partitionMetadata, message }), theirs({ topic: 't', partitionMetadata, message }), `${JSON.stringify(text)} over ${partitions}`);
+        }
+      }
+    }
+  });
+
+  it('keeps an explicit partition and spreads unkeyed records over partitions with a leader', () => {
+    const ours = javaCompatiblePartitioner();
+    const partitionMetadata = [0, 1, 2, 3].map((i) => ({ partitionId: i, leader: i === 1 ? -1 : 1, replicas: [1], isr: [1], partitionErrorCode: 0 }));
+    assert.equal(ours({ topic: 't', partitionMetadata, message: { key: 'k', value: 'v', partition: 3 } }), 3);
+    const seen = new Set(Array.from({ length: 12 }, () => ours({ topic: 't', partitionMetadata, message: { value: 'v' } })));
+    assert.deepEqual([...seen].sort(), [0, 2, 3]);
   });
 });
