@@ -1,8 +1,8 @@
 import { BridgeError } from '../errors.ts';
 
 // JSON on the wire for both adapters; null value = tombstone.
-export function encodeValue(value: unknown): Buffer | null {
-  return value === null || value === undefined ? null : Buffer.from(JSON.stringify(value));
+export function encodeValue(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
 }
 
 export function decodeValue(buf: Buffer | null | undefined, where: string): unknown {

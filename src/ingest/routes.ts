@@ -246,7 +246,8 @@ class GroupPublisher {
         else w.reject(error);
       }
       this.#busy = false;
-      this.#schedule();
+      // What queued while this group was out goes now, not after another turn of the event loop.
+      this.#flush();
     };
     let sent: Promise<void>;
     try {

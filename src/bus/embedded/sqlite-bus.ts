@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { BridgeError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../observability/logger.ts';
+import { encodeValue } from '../codec.ts';
 import {
   TOPICS, type BatchHandler, type Bus, type BusInspection, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName,
 } from '../port.ts';
@@ -235,7 +236,7 @@ function encode(topic: TopicName, r: OutgoingRecord, index: number, partitions: 
   if (typeof r.key !== 'string') throw new BridgeError('HSB_BUS_INVALID_RECORD', 'a record key must be a string', { context: { topic, index } });
   let value: string | null;
   try {
-    value = r.value === null || r.value === undefined ? null : JSON.stringify(r.value);
+    value = encodeValue(r.value);
   } catch (e) {
     throw new BridgeError('HSB_BUS_INVALID_RECORD', 'a record value is not serialisable as JSON', { context: { topic, index, key: r.key }, cause: e });
   }

@@ -1,5 +1,5 @@
-// Coalesces publishes made in the same tick into one producer call, so a burst of webhooks
-// becomes one request to the broker instead of a queue of them. Each caller still learns the
+// Coalesces publishes made in the same synchronous run (flushed on the microtask queue, so no
+// turn of the event loop is lost waiting) into one producer call. Each caller still learns the
 // outcome of the send that carried its records.
 export class Batcher<T> {
   #pending: { items: T[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -15,7 +15,7 @@ export class Batcher<T> {
       this.#pending.push({ items, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
-        setImmediate(() => this.#run());
+        queueMicrotask(() => this.#run());
       }
     });
   }

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Admin, type Consumer, type ICustomPartitioner, type Producer, type Message, type IHeaders } from 'kafkajs';
+import type { Admin, Consumer, IHeaders, Kafka } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
@@ -6,7 +6,9 @@ import { BridgeError } from '../../errors.ts';
 import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName, type BatchHandler } from '../port.ts';
 import { busUnavailable, decodeValue, encodeValue } from '../codec.ts';
 import { Batcher } from './batcher.ts';
-import { murmur2, partitionFor } from '../partition.ts';
+import { kafkaClient } from './client.ts';
+import { ThreadProducer } from './producer-client.ts';
+import type { ThreadMessage } from './producer-protocol.ts';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -21,18 +23,16 @@ export interface KafkaBusOptions {
   sessionTimeoutMs?: number;
 }
 
-interface Pending { topic: TopicName; record: OutgoingRecord }
+interface Pending { topic: string; message: ThreadMessage }
 
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
   readonly #kafka: Kafka;
   readonly #opts: Required<Omit<KafkaBusOptions, 'logger'>>;
   readonly #log: Logger;
-  #producer: Producer | undefined;
-  /** The current producer once connected; undefined after a failure, so the next send makes a new one. */
-  #live: Promise<Producer> | undefined;
+  readonly #producer: ThreadProducer;
   #admin: Admin | undefined;
-  #ready = false;
+  #connecting = false;
   readonly #consumers = new Set<{ consumer: Consumer; abort: AbortController }>();
   readonly #batcher = new Batcher<Pending>((items) => this.#send(items));
 
@@ -48,19 +48,9 @@ export class KafkaBus implements Bus {
     };
     this.#log = (opts.logger ?? silentLogger).child({ component: 'kafka-bus' });
     const log = this.#log;
-    this.#kafka = new Kafka({
-      clientId: this.#opts.clientId,
-      brokers: this.#opts.brokers,
-      connectionTimeout: 1000,
-      requestTimeout: this.#opts.requestTimeoutMs,
-      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
-      logLevel: logLevel.WARN,
-      logCreator: () => ({ level, log: entry }) => {
-        const { message, ...rest } = entry;
-        if (level <= logLevel.ERROR) log.warn({ kafkajs: rest }, message);
-        else log.debug({ kafkajs: rest }, message);
-      },
-    });
+    const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs };
+    this.#kafka = kafkaClient(client, (level, message, extra) => log[level]({ kafkajs: extra }, message));
+    this.#producer = new ThreadProducer(client, log);
   }
 
   topicName(topic: TopicName): string {
@@ -75,40 +65,8 @@ export class KafkaBus implements Bus {
     this.#admin = this.#kafka.admin();
     await this.#admin.connect();
     await this.#ensureTopics();
-    await this.#connectedProducer();
-  }
-
-  #connectedProducer(): Promise<Producer> {
-    if (this.#live) return this.#live;
-    const producer = this.#kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 5,
-      createPartitioner: javaCompatiblePartitioner,
-      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 500 },
-    });
-    // Ready once connect() resolved, not on kafkajs' 'producer.connect' event: that fires before the
-    // idempotent producer has its producer id, and a send in that window goes out without one (and
-    // can fail after it was written). Ready stays true across replacements; close() ends it.
-    this.#producer = producer;
-    const live = producer.connect().then(() => {
-      this.#ready = true;
-      return producer;
-    });
-    this.#live = live;
-    live.catch(() => this.#retire(producer));
-    return live;
-  }
-
-  /**
-   * Called after any failed send. kafkajs rolls an idempotent producer's sequence numbers back when
-   * a request fails, yet a request that timed out may have been written; the broker would then take
-   * the next batch with the same sequence for a duplicate, acknowledge it and drop it. A new producer
-   * gets a new producer id, whose sequences start afresh.
-   */
-  #retire(producer: Producer): void {
-    if (this.#producer !== producer) return;
-    this.#live = undefined;
-    void producer.disconnect().catch(() => undefined);
+    this.#connecting = true;
+    await this.#producer.connect();
   }
 
   async #ensureTopics(): Promise<void> {
@@ -139,29 +97,32 @@ export class KafkaBus implements Bus {
   }
 
   isReady(): boolean {
-    return this.#ready;
+    return this.#producer.isReady();
   }
 
   publish(topic: TopicName, records: OutgoingRecord[]): Promise<void> {
-    if (!this.#producer) return Promise.reject(new BridgeError('HSB_BUS_NOT_CONNECTED', 'bus not connected', { retryable: true }));
+    if (!this.#connecting) return Promise.reject(new BridgeError('HSB_BUS_NOT_CONNECTED', 'bus not connected', { retryable: true }));
     if (records.length === 0) return Promise.resolve();
-    return this.#batcher.add(records.map((record) => ({ topic, record })));
+    const name = this.topicName(topic);
+    let pending: Pending[];
+    try {
+      pending = records.map((r) => ({ topic: name, message: { key: r.key, value: encodeValue(r.value), headers: r.headers } }));
+    } catch (e) {
+      return Promise.reject(new BridgeError('HSB_BUS_INVALID_RECORD', 'a record value is not serialisable as JSON', { context: { topic }, cause: e }));
+    }
+    return this.#batcher.add(pending);
   }
 
   async #send(items: Pending[]): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
-    for (const { topic, record } of items) {
-      const name = this.topicName(topic);
-      const list = byTopic.get(name) ?? [];
-      list.push({ key: record.key, value: encodeValue(record.value), headers: record.headers });
-      byTopic.set(name, list);
+    const byTopic = new Map<string, ThreadMessage[]>();
+    for (const { topic, message } of items) {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, list = []);
+      list.push(message);
     }
-    let producer: Producer | undefined;
     try {
-      producer = await this.#connectedProducer();
-      await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      await this.#producer.send([...byTopic].map(([topic, messages]) => ({ topic, messages })));
     } catch (e) {
-      if (producer) this.#retire(producer);
       throw busUnavailable(e, `publish to ${[...byTopic.keys()].join(', ')}`);
     }
   }
@@ -283,28 +244,11 @@ export class KafkaBus implements Bus {
       await c.consumer.disconnect().catch(() => undefined);
     }
     this.#consumers.clear();
-    this.#ready = false;
-    await this.#producer?.disconnect().catch(() => undefined);
+    this.#connecting = false;
+    await this.#producer.close().catch(() => undefined);
     await this.#admin?.disconnect().catch(() => undefined);
   }
 }
-
-/**
- * kafkajs' DefaultPartitioner (Java-compatible: keyed records by murmur2 over all partitions, others
- * round-robin over those with a leader), computed with our 32-bit murmur2.
- */
-export const javaCompatiblePartitioner: ICustomPartitioner = () => {
-  let next = 0;
-  return ({ partitionMetadata, message }) => {
-    if (message.partition !== undefined && message.partition !== null) return message.partition;
-    const key = message.key;
-    if (typeof key === 'string') return partitionFor(key, partitionMetadata.length);
-    if (key) return (murmur2(key) & 0x7fffffff) % partitionMetadata.length;
-    const available = partitionMetadata.filter((p) => p.leader >= 0);
-    const pool = available.length > 0 ? available : partitionMetadata;
-    return pool[next++ % pool.length]!.partitionId;
-  };
-};
 
 function headersOf(h: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};

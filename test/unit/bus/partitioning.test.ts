@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Partitioners } from 'kafkajs';
-import { javaCompatiblePartitioner } from '../../../src/bus/kafka/kafka-bus.ts';
+import { javaCompatiblePartitioner } from '../../../src/bus/kafka/client.ts';
 import { assignedPartitions } from '../../../src/bus/embedded/assignment.ts';
 import { retryDelay } from '../../../src/bus/embedded/group-consumer.ts';
 import { murmur2, partitionFor } from '../../../src/bus/partition.ts';

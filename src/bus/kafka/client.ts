@@ -1,0 +1,52 @@
+import { Kafka, logLevel, type ICustomPartitioner, type ProducerConfig } from 'kafkajs';
+import { murmur2, partitionFor } from '../partition.ts';
+
+/** What both threads need to build the same kafkajs client. */
+export interface KafkaClientOptions {
+  brokers: string[];
+  clientId: string;
+  /** Per-request deadline towards the broker; keep below the webhook deadline. */
+  requestTimeoutMs: number;
+}
+
+/** A kafkajs log entry at WARN or above, handed to whoever owns the logger. */
+export type KafkaLogSink = (level: 'warn' | 'debug', message: string, extra: Record<string, unknown>) => void;
+
+export function kafkaClient(opts: KafkaClientOptions, sink: KafkaLogSink): Kafka {
+  return new Kafka({
+    clientId: opts.clientId,
+    brokers: opts.brokers,
+    connectionTimeout: 1000,
+    requestTimeout: opts.requestTimeoutMs,
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ level, log: entry }) => {
+      const { message, ...rest } = entry;
+      sink(level <= logLevel.ERROR ? 'warn' : 'debug', message, rest);
+    },
+  });
+}
+
+/** acks=all is given per send; idempotence keeps retried batches from being written twice. */
+export const PRODUCER_CONFIG: ProducerConfig = {
+  idempotent: true,
+  maxInFlightRequests: 5,
+  retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 500 },
+};
+
+/**
+ * kafkajs' DefaultPartitioner (Java-compatible: keyed records by murmur2 over all partitions, others
+ * round-robin over those with a leader), computed with our 32-bit murmur2.
+ */
+export const javaCompatiblePartitioner: ICustomPartitioner = () => {
+  let next = 0;
+  return ({ partitionMetadata, message }) => {
+    if (message.partition !== undefined && message.partition !== null) return message.partition;
+    const key = message.key;
+    if (typeof key === 'string') return partitionFor(key, partitionMetadata.length);
+    if (key) return (murmur2(key) & 0x7fffffff) % partitionMetadata.length;
+    const available = partitionMetadata.filter((p) => p.leader >= 0);
+    const pool = available.length > 0 ? available : partitionMetadata;
+    return pool[next++ % pool.length]!.partitionId;
+  };
+};

@@ -1,0 +1,37 @@
+// The Kafka producer, in a worker thread of its own. Encoding record batches (kafkajs does it in
+// JavaScript, with a fresh buffer per record and a CRC over every byte), writing them and reading
+// the acknowledgements cost about a third of the main thread's CPU per webhook; here they run on
+// another core while the main thread reads and answers webhooks. Started by producer-client.ts.
+import { parentPort, workerData } from 'node:worker_threads';
+import { kafkaClient, type KafkaClientOptions } from './client.ts';
+import { ProducerCore } from './producer-core.ts';
+import type { FromProducer, ThreadError, ToProducer } from './producer-protocol.ts';
+
+const port = parentPort!;
+const post = (m: FromProducer) => port.postMessage(m);
+const kafka = kafkaClient(workerData as KafkaClientOptions, (level, message, extra) => post({ op: 'log', level, message, extra: plain(extra) }));
+const core = new ProducerCore(kafka, () => post({ op: 'ready' }));
+
+port.on('message', (m: ToProducer) => {
+  if (m.op === 'connect') {
+    core.connect().then(() => post({ op: 'connected', id: m.id }), (e: unknown) => post({ op: 'connected', id: m.id, error: errorOf(e) }));
+  } else if (m.op === 'send') {
+    core.send(m.topicMessages).then(() => post({ op: 'sent', id: m.id }), (e: unknown) => post({ op: 'sent', id: m.id, error: errorOf(e) }));
+  } else if (m.op === 'close') {
+    void core.close().finally(() => {
+      post({ op: 'closed' });
+      port.close();
+    });
+  }
+});
+
+function errorOf(e: unknown): ThreadError {
+  return e instanceof Error ? { name: e.name, message: e.message } : { name: 'Error', message: String(e) };
+}
+
+/** Log fields that survive postMessage (kafkajs puts Errors and buffers in there). */
+function plain(extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(extra)) out[k] = v instanceof Error ? v.message : typeof v === 'object' && v !== null ? JSON.parse(JSON.stringify(v)) as unknown : v;
+  return out;
+}

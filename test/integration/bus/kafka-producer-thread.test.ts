@@ -1,0 +1,102 @@
+// The Kafka adapter's producer thread (src/bus/kafka/producer-client.ts) against the real broker:
+// acknowledgements and errors cross the thread, close() ends it, and a process that publishes and
+// closes exits by itself (the thread never keeps it alive).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Kafka, logLevel } from 'kafkajs';
+import { ThreadProducer } from '../../../src/bus/kafka/producer-client.ts';
+import { silentLogger } from '../../../src/observability/logger.ts';
+import { sharedBrokers, uniquePrefix } from '../../support/kafka.ts';
+
+describe('Kafka producer thread', () => {
+  const topic = `${uniquePrefix('thread')}events`;
+  let brokers: string;
+
+  before(async () => {
+    brokers = sharedBrokers();
+    const admin = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 3, replicationFactor: 1 }] });
+    await admin.disconnect();
+  });
+
+  const readAll = async (): Promise<{ key: string; value: string | null; partition: number }[]> => {
+    const kafka = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    const ends = await admin.fetchTopicOffsets(topic);
+    await admin.disconnect();
+    const total = ends.reduce((n, p) => n + Number(p.high), 0);
+    const got: { key: string; value: string | null; partition: number }[] = [];
+    if (total === 0) return got;
+    const consumer = kafka.consumer({ groupId: `${topic}.reader.${Date.now()}`, maxWaitTimeInMs: 100 });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve) => {
+      void consumer.run({ eachMessage: async ({ partition, message }) => {
+        got.push({ key: message.key!.toString(), value: message.value?.toString() ?? null, partition });
+        if (got.length >= total) resolve();
+      } });
+    });
+    await consumer.disconnect();
+    return got;
+  };
+
+  let producer: ThreadProducer;
+  after(async () => { await producer?.close(); });
+
+  it('is ready once connected, and an acknowledged send is on the topic, keyed records in the Java partition', async () => {
+    producer = new ThreadProducer({ brokers: [brokers], clientId: 'thread-test', requestTimeoutMs: 1500 }, silentLogger);
+    assert.equal(producer.isReady(), false);
+    await producer.connect();
+    assert.equal(producer.isReady(), true);
+    await producer.send([{ topic, messages: [
+      { key: 'harbor/library/nginx', value: '{"n":1}' },
+      { key: 'harbor/library/nginx', value: '{"n":2}', headers: { h: 'v' } },
+      { key: 'gone', value: null },
+    ] }]);
+    const got = await readAll();
+    assert.deepEqual(got.filter((m) => m.key === 'harbor/library/nginx').map((m) => m.value), ['{"n":1}', '{"n":2}']);
+    // Same partition kafkajs' own DefaultPartitioner picks for this key over 3 partitions (see partitioning.test.ts).
+    const { partitionFor } = await import('../../../src/bus/partition.ts');
+    assert.ok(got.every((m) => m.partition === partitionFor(m.key, 3)));
+    assert.equal(got.find((m) => m.key === 'gone')?.value, null);
+  });
+
+  it('passes the broker\'s refusal back as an error, and the next send still works', async () => {
+    await assert.rejects(producer.send([{ topic: `${topic}.missing`, messages: [{ key: 'k', value: '1' }] }]), (e: Error) => e.message.length > 0);
+    await producer.send([{ topic, messages: [{ key: 'after', value: '"ok"' }] }]);
+    assert.ok((await readAll()).some((m) => m.key === 'after'));
+  });
+
+  it('refuses sends after close()', async () => {
+    await producer.close();
+    assert.equal(producer.isReady(), false);
+    await assert.rejects(producer.send([{ topic, messages: [{ key: 'k', value: '1' }] }]), /closed/);
+  });
+
+  it('lets a process that published and closed the bus exit by itself', async () => {
+    const script = `
+      const { KafkaBus } = await import(${JSON.stringify(new URL('../../../src/bus/kafka/kafka-bus.ts', import.meta.url).href)});
+      const bus = new KafkaBus({ brokers: [${JSON.stringify(brokers)}], topicPrefix: ${JSON.stringify(uniquePrefix('thread-exit'))}, partitions: 1 });
+      await bus.connect();
+      await bus.publish('events', [{ key: 'k', value: { ok: true } }]);
+      await bus.close();
+      process.stdout.write('closed');`;
+    const file = join(mkdtempSync(join(tmpdir(), 'thread-exit-')), 'publish.mjs');
+    writeFileSync(file, script);
+    const child = spawn(process.execPath, ['--no-warnings', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => { child.kill('SIGKILL'); resolve(null); }, 30000);
+      child.once('exit', (c) => { clearTimeout(t); resolve(c); });
+    });
+    assert.equal(out, 'closed');
+    assert.equal(code, 0, 'exited on its own after close()');
+  });
+});
