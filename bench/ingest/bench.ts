@@ -105,6 +105,7 @@ async function measureAll(targets: Target[], brokerPid: number | undefined, rows
     process.stderr.write(`${t.name}: warm-up ${Math.round(warm.perSecond)}/s\n`);
   }
   const modes = [
+    { mode: 'max (wrk)', rate: 'max', connections: MAX_CONNECTIONS, script: 'wrk.ts' },
     { mode: 'max (autocannon)', rate: 'max', connections: MAX_CONNECTIONS, script: 'drive.ts' },
     { mode: `${fmt(RATE)}/s paced`, rate: RATE, connections: RATE_CONNECTIONS, script: 'pace.ts' },
     { mode: `${fmt(RATE)}/s (autocannon)`, rate: RATE, connections: RATE_CONNECTIONS, script: 'drive.ts' },
@@ -147,17 +148,21 @@ function table(rows: Row[]): string {
 function ratios(rows: Row[]): string {
   const get = (target: string, mode: string) => rows.find((r) => r.target === target && r.mode === mode)?.d;
   const out: string[] = [];
-  for (const bare of ['bare', 'bare + JSON parse']) {
-    const b = get(bare, 'max (autocannon)');
-    const x = get('bridge', 'max (autocannon)');
-    if (b && x) out.push(`- bridge / ${bare} throughput (max): ${fmt(x.perSecond / b.perSecond, 2)} (target ≥ 0.5)`);
+  for (const mode of ['max (wrk)', 'max (autocannon)']) {
+    for (const bare of ['bare', 'bare + JSON parse']) {
+      const b = get(bare, mode);
+      const x = get('bridge', mode);
+      if (b && x) out.push(`- bridge / ${bare} throughput, ${mode}: ${fmt(x.perSecond / b.perSecond, 2)} (target ≥ 0.5)`);
+    }
   }
-  const rowOf = (target: string) => rows.find((r) => r.target === target && r.mode === 'max (autocannon)');
-  const bridgeRow = rowOf('bridge');
-  const bareRows = ['bare', 'bare + JSON parse'].map(rowOf);
-  if (bridgeRow && bareRows.every(Boolean)) {
-    out.push(`- CPU per webhook at full speed: bridge ${fmt(bridgeRow.cpuUs)} µs + broker ${fmt(bridgeRow.brokerCpuUs)} µs`
-      + ` = ${fmt(bridgeRow.cpuUs + bridgeRow.brokerCpuUs)} µs; bare ${fmt(bareRows[0]!.cpuUs)} µs, bare + JSON parse ${fmt(bareRows[1]!.cpuUs)} µs`);
+  for (const mode of ['max (wrk)', 'max (autocannon)']) {
+    const rowOf = (target: string) => rows.find((r) => r.target === target && r.mode === mode);
+    const bridgeRow = rowOf('bridge');
+    const bareRows = ['bare', 'bare + JSON parse'].map(rowOf);
+    if (bridgeRow && bareRows.every(Boolean)) {
+      out.push(`- CPU per webhook at full speed, ${mode}: bridge ${fmt(bridgeRow.cpuUs)} µs + broker ${fmt(bridgeRow.brokerCpuUs)} µs`
+        + ` = ${fmt(bridgeRow.cpuUs + bridgeRow.brokerCpuUs)} µs; bare ${fmt(bareRows[0]!.cpuUs)} µs, bare + JSON parse ${fmt(bareRows[1]!.cpuUs)} µs`);
+    }
   }
   const fixed = get('bridge', `${fmt(RATE)}/s paced`);
   if (fixed) out.push(`- bridge p99 at ${fmt(RATE)} webhooks/s, evenly paced: ${fmt(fixed.p99, 1)} ms (target < 50 ms)`);
@@ -232,9 +237,11 @@ async function main(): Promise<void> {
       '',
       `Run ${new Date().toISOString()} with \`npm run bench:ingest\` on ${machine}.`,
       '',
-      `A load generator in its own process drives each server for ${SECONDS} s in three modes, after a 3 s warm-up, with`,
+      `A load generator in its own process drives each server for ${SECONDS} s in four modes, after a 3 s warm-up, with`,
       'Harbor v2 `PUSH_ARTIFACT` webhooks (4,096 distinct repository/tag/digest combinations):',
-      `- **max (autocannon)**: autocannon, ${MAX_CONNECTIONS} keep-alive connections, as fast as the server answers;`,
+      `- **max (wrk)**: wrk (C; one thread, ${MAX_CONNECTIONS} keep-alive connections, bodies from a Lua script), as fast as the server answers;`,
+      `- **max (autocannon)**: autocannon (Node), ${MAX_CONNECTIONS} keep-alive connections, as fast as the server answers; it`,
+      '  needs about as much CPU per request as the bare handler, so on a small machine it caps every target;',
       `- **${fmt(RATE)}/s paced**: bench/ingest/pace.ts (undici, ${RATE_CONNECTIONS} connections), one webhook every ${fmt(1000 / RATE, 2)} ms,`,
       '  latency measured from when each request was due (open loop, after one unmeasured second);',
       `- **${fmt(RATE)}/s (autocannon)**: autocannon's \`overallRate\`, which sends each second's quota in a burst at the`,

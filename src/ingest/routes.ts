@@ -32,6 +32,8 @@ const RETRY_AFTER_SECONDS = '5';
 
 /** Most records in one publish: bounds the size of a produce request while a backlog drains. */
 const MAX_GROUP_RECORDS = 500;
+/** Webhooks waiting that make the next group worth sending without waiting for a turn of the event loop. */
+const FULL_GROUP = 16;
 
 /**
  * Adds `POST /webhooks/harbor[/:sourceId]` and `POST /webhooks/distribution/:sourceId` to `app`
@@ -246,8 +248,10 @@ class GroupPublisher {
         else w.reject(error);
       }
       this.#busy = false;
-      // What queued while this group was out goes now, not after another turn of the event loop.
-      this.#flush();
+      // Under load (a full group waiting) the next group goes now; otherwise after this turn of the
+      // event loop, so that webhooks still being read join it.
+      if (this.#queue.length >= FULL_GROUP) this.#flush();
+      else this.#schedule();
     };
     let sent: Promise<void>;
     try {

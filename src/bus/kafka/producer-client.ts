@@ -78,7 +78,9 @@ export class ThreadProducer {
   }
 
   #spawn(): Worker {
-    const worker = new Worker(new URL('./producer-thread.ts', import.meta.url), { workerData: this.#opts });
+    // No inherited execArgv: a parent run with `-e` or `--input-type` would hand the thread flags that
+    // only make sense for string input, and it would fail to start.
+    const worker = new Worker(new URL('./producer-thread.ts', import.meta.url), { workerData: this.#opts, execArgv: [] });
     this.#worker = worker;
     worker.unref();
     worker.on('message', (m: FromProducer) => {
