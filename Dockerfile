@@ -12,5 +12,5 @@ USER node
 ENV DATA_DIR=/var/lib/harbor-swr-bridge PORT=8080
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:8080/livez').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "--max-semi-space-size=2", "src/cli/main.ts"]
+ENTRYPOINT ["node", "bin/harbor-swr-bridge.js"]
 CMD ["run", "--config", "/etc/harbor-swr-bridge/config.yaml"]

@@ -51,7 +51,7 @@ export const bridge: Tool = {
     const entry = join(ctx.root, 'bin/harbor-swr-bridge.js');
     return {
       // The flags the binary's shebang and `npm start` give Node.
-      argv: [process.execPath, '--max-semi-space-size=2', '--no-warnings', entry, 'copy', '--from-file', list, '--jobs', String(ctx.jobs)],
+      argv: [process.execPath, '--no-warnings', entry, 'copy', '--from-file', list, '--jobs', String(ctx.jobs)],
       env: { LOG_LEVEL: 'warn' },
       config: `copy --from-file (${ctx.corpus.tags.length} lines) --jobs ${ctx.jobs}`,
     };

@@ -187,7 +187,7 @@ async function main(): Promise<void> {
     }));
 
     const bridgePort = await freePort();
-    const bridge = startServer('bridge', [join(ROOT, 'src/cli/main.ts'), 'serve', '--config', configFile], {
+    const bridge = startServer('bridge', [join(ROOT, 'bin/harbor-swr-bridge.js'), 'serve', '--config', configFile], {
       KAFKA_BROKERS: broker.brokers, PORT: String(bridgePort), LOG_LEVEL,
     });
     const barePort = await freePort();

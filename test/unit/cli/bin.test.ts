@@ -1,0 +1,71 @@
+// The installed entry point (bin/harbor-swr-bridge.js): commands that copy blobs re-execute Node once
+// with a 2 MiB young generation, the others keep V8's default. Observed from /proc/<pid>/cmdline
+// (execve keeps the pid) while the process waits on a registry that never answers.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const BIN = join(import.meta.dirname, '../../../bin/harbor-swr-bridge.js');
+
+describe('bin/harbor-swr-bridge.js', () => {
+  let silent: Server;
+  let port = 0;
+  const held: Socket[] = [];
+  before(async () => {
+    // Accepts connections and never answers: the copy stays in flight while we look at it.
+    silent = createServer((s) => { held.push(s); });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    port = (silent.address() as { port: number }).port;
+  });
+  after(async () => {
+    for (const s of held) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  });
+
+  /** argv of the running process once `ready()` holds (or after ~2 s). */
+  async function argsWhileRunning(args: string[], ready: () => boolean): Promise<string[]> {
+    const child: ChildProcess = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'silent' } });
+    try {
+      let last: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        await sleep(50);
+        last = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+        if (ready() || i > 40) return last;
+      }
+      return last;
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }
+
+  it('runs `copy` with a 2 MiB young generation, re-executed in the same process', async () => {
+    held.length = 0;
+    // By the time it connects to the registry, any re-exec has happened.
+    const argv = await argsWhileRunning(['copy', `127.0.0.1:${port}/a/b:1`, `127.0.0.1:${port}/c/d:1`], () => held.length > 0);
+    assert.ok(held.length > 0, 'the copy reached the registry');
+    assert.ok(argv.includes('--max-semi-space-size=2'), argv.join(' '));
+    assert.equal(argv.filter((a) => a.startsWith('--max-semi-space-size')).length, 1, 'exactly once: no re-exec loop');
+  });
+
+  it('keeps V8\'s default for other commands', async () => {
+    const child = spawn(process.execPath, [BIN, '--help'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    assert.match(out, /usage/i);
+    // `serve` on the embedded bus runs until stopped.
+    const dir = mkdtempSync(join(tmpdir(), 'bin-serve-'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, `server: { port: 0, host: 127.0.0.1 }\nbus: { dataDir: ${JSON.stringify(dir)} }\nsources: [{ id: h, url: "https://harbor.example.com", webhookSecrets: ["s"] }]\ntargets: [{ id: t, kind: registry, url: "http://127.0.0.1:1" }]\n`);
+    const started = Date.now();
+    const argv = await argsWhileRunning(['serve', '--config', config], () => Date.now() - started > 1000);
+    assert.ok(argv.includes(BIN), `still running: ${argv.join(' ')}`);
+    assert.ok(!argv.some((a) => a.startsWith('--max-semi-space-size')), argv.join(' '));
+  });
+});
