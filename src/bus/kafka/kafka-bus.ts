@@ -32,7 +32,8 @@ export class KafkaBus implements Bus {
   readonly #log: Logger;
   readonly #producer: ThreadProducer;
   #admin: Admin | undefined;
-  #connecting = false;
+  /** connect() got as far as the topics: publishes go to the producer (which connects on demand). */
+  #opened = false;
   readonly #consumers = new Set<{ consumer: Consumer; abort: AbortController }>();
   readonly #batcher = new Batcher<Pending>((items) => this.#send(items));
 
@@ -65,7 +66,7 @@ export class KafkaBus implements Bus {
     this.#admin = this.#kafka.admin();
     await this.#admin.connect();
     await this.#ensureTopics();
-    this.#connecting = true;
+    this.#opened = true;
     await this.#producer.connect();
   }
 
@@ -101,7 +102,7 @@ export class KafkaBus implements Bus {
   }
 
   publish(topic: TopicName, records: OutgoingRecord[]): Promise<void> {
-    if (!this.#connecting) return Promise.reject(new BridgeError('HSB_BUS_NOT_CONNECTED', 'bus not connected', { retryable: true }));
+    if (!this.#opened) return Promise.reject(new BridgeError('HSB_BUS_NOT_CONNECTED', 'bus not connected', { retryable: true }));
     if (records.length === 0) return Promise.resolve();
     const name = this.topicName(topic);
     let pending: Pending[];
@@ -244,7 +245,7 @@ export class KafkaBus implements Bus {
       await c.consumer.disconnect().catch(() => undefined);
     }
     this.#consumers.clear();
-    this.#connecting = false;
+    this.#opened = false;
     await this.#producer.close().catch(() => undefined);
     await this.#admin?.disconnect().catch(() => undefined);
   }

@@ -3,8 +3,8 @@ import { PRODUCER_CONFIG, javaCompatiblePartitioner } from './client.ts';
 import type { ThreadTopicMessages } from './producer-protocol.ts';
 
 /**
- * One idempotent kafkajs producer, replaced after any failed send. Runs in the producer thread
- * (producer-thread.ts); kept free of thread plumbing so the same logic could run anywhere.
+ * One idempotent kafkajs producer, replaced after any failed send. Runs in the producer thread;
+ * producer-thread.ts only relays messages to it.
  */
 export class ProducerCore {
   readonly #kafka: Kafka;

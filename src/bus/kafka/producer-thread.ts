@@ -32,6 +32,13 @@ function errorOf(e: unknown): ThreadError {
 /** Log fields that survive postMessage (kafkajs puts Errors and buffers in there). */
 function plain(extra: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(extra)) out[k] = v instanceof Error ? v.message : typeof v === 'object' && v !== null ? JSON.parse(JSON.stringify(v)) as unknown : v;
+  for (const [k, v] of Object.entries(extra)) {
+    if (v instanceof Error) out[k] = v.message;
+    else if (typeof v !== 'object' || v === null) out[k] = typeof v === 'bigint' ? String(v) : v;
+    else {
+      // A log line must never take the producer down: what cannot be copied is described instead.
+      try { out[k] = JSON.parse(JSON.stringify(v)) as unknown; } catch { out[k] = String(v); }
+    }
+  }
   return out;
 }
