@@ -25,6 +25,14 @@ const ONLY = process.env.BENCH_TOOLS?.split(',').map((s) => s.trim()).filter(Boo
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
 const TIMEOUT_S = Number(process.env.BENCH_TOOL_TIMEOUT ?? 1200);
 const RESULTS = process.env.BENCH_RESULTS ?? join(ROOT, 'bench/copy/RESULTS.md');
+// Which registry build serves source and targets: distribution v3 built by run.sh with the current
+// Go (whose sha256 uses the CPU's SHA instructions, as Harbor's own registry build does), or
+// Debian's docker-registry 2.8 (Go 1.19, no SHA instructions: ~4x the hashing CPU per byte).
+const REGISTRY = process.env.BENCH_REGISTRY === 'debian' ? 'debian' : 'v3';
+const REGISTRY_BIN = REGISTRY === 'debian' ? '/usr/bin/docker-registry' : join(BIN, 'registry');
+// Targets' storage: tmpfs by default, so the registries' page-cache writes and ext4 writeback
+// (kernel CPU on the tool's two cores, and a `sync` between runs) stay out of the figures.
+const TARGETS = resolve(process.env.BENCH_TARGET_DIR ?? (existsSync('/dev/shm') ? '/dev/shm/harbor-swr-bridge-bench' : join(OUT, 'targets')));
 const MARKER = '<!-- analysis: kept by bench.ts when it rewrites the table above -->';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -135,7 +143,9 @@ async function runOnce(tool: Tool, src: BenchRegistry, corpus: Corpus, round: nu
   const dir = join(OUT, 'runs', slug(tool.name), `round-${round}`);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  const dst = await startBenchRegistry(join(dir, 'target'), dir);
+  const targetRoot = join(TARGETS, slug(tool.name));
+  await rm(targetRoot, { recursive: true, force: true });
+  const dst = await startBenchRegistry(REGISTRY_BIN, targetRoot, dir);
   try {
     const cmd = await tool.command({ root: ROOT, bin: BIN, dir, src: src.host, dst: dst.host, corpus, jobs: JOBS });
     writeFileSync(join(dir, 'command.txt'), `${cmd.argv.join(' ')}\n`);
@@ -151,7 +161,7 @@ async function runOnce(tool: Tool, src: BenchRegistry, corpus: Corpus, round: nu
   } finally {
     await dst.stop();
     // The next run starts on an empty target and a quiet disk.
-    await rm(join(dir, 'target'), { recursive: true, force: true });
+    await rm(targetRoot, { recursive: true, force: true });
     spawnSync('sync');
   }
 }
@@ -234,7 +244,7 @@ async function main(): Promise<void> {
   spawnSync('sh', ['-c', `find '${join(sourceRoot, 'docker')}' -name data -type f -exec cat {} + > /dev/null`]);
   spawnSync('sync');
   await rm(join(OUT, 'runs'), { recursive: true, force: true });
-  const src = await startBenchRegistry(sourceRoot, join(OUT, 'runs'));
+  const src = await startBenchRegistry(REGISTRY_BIN, sourceRoot, join(OUT, 'runs'));
   const tools = TOOLS.filter((t) => !ONLY || ONLY.some((o) => t.name.includes(o)));
   const rows: Row[] = [];
   for (const tool of tools) {

@@ -12,7 +12,8 @@ import { startBenchRegistry } from './registry.ts';
 
 const rounds = Number(process.argv[2] ?? 300);
 const dir = join(tmpdir(), `hsb-manifest-race-${process.pid}`);
-const reg = await startBenchRegistry(join(dir, 'data'), dir);
+// The race is distribution 2.8's: Debian's docker-registry.
+const reg = await startBenchRegistry('/usr/bin/docker-registry', join(dir, 'data'), dir);
 const client = new RegistryClient({ url: reg.url });
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const MT = 'application/vnd.oci.image.manifest.v1+json';

@@ -1,6 +1,7 @@
-// One Debian docker-registry (distribution 2.8) per storage root on a random loopback port, tuned
-// alike for every tool: no auth, no access log, warnings only. Reports the registry's own CPU
-// seconds so the table can tell tool cost from registry cost on a 2-core machine.
+// One CNCF distribution registry per storage root on a random loopback port, tuned alike for every
+// tool: no auth, no access log, warnings only. Reports the registry's own CPU seconds so the table
+// can tell tool cost from registry cost on a 2-core machine. Which build runs is the caller's
+// choice (run.sh: distribution v3 built with the current Go, or Debian's docker-registry).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +25,7 @@ async function procCpu(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
 }
 
-export async function startBenchRegistry(root: string, confDir: string): Promise<BenchRegistry> {
+export async function startBenchRegistry(bin: string, root: string, confDir: string): Promise<BenchRegistry> {
   await mkdir(root, { recursive: true });
   await mkdir(confDir, { recursive: true });
   for (let attempt = 0; ; attempt++) {
@@ -49,7 +50,7 @@ http:
   addr: ${host}
   secret: ${randomBytes(16).toString('hex')}
 `);
-    const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child: ChildProcess = spawn(bin, ['serve', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     let logs = '';
     child.stderr!.on('data', (b: Buffer) => { logs = (logs + b.toString()).slice(-20000); });
     const url = `http://${host}`;
@@ -66,7 +67,7 @@ http:
     if (!ready) {
       child.kill('SIGKILL');
       if (attempt < 3 && /address already in use/.test(logs)) continue;
-      throw new Error(`docker-registry on ${host} did not start:\n${logs}`);
+      throw new Error(`${bin} on ${host} did not start:\n${logs}`);
     }
     return {
       host, url, root,

@@ -3,7 +3,9 @@
 # Debian, GNU time for peak RSS, image-syncer and regsync with `go install` into
 # bench/copy/out/bin), then runs bench/copy/bench.ts: generate the corpus once per scale, copy it
 # with every tool into a fresh empty target, print the table and write bench/copy/RESULTS.md.
-# Knobs: BENCH_SCALE (full | small), BENCH_JOBS (8), BENCH_TOOLS, BENCH_TOOL_TIMEOUT (1200 s).
+# Knobs: BENCH_SCALE (full | small), BENCH_JOBS (8), BENCH_TOOLS, BENCH_TOOL_TIMEOUT (1200 s),
+# BENCH_REGISTRY (v3: distribution v3.0.0 built here with the current Go, the default; debian:
+# Debian's docker-registry 2.8), BENCH_TARGET_DIR (targets' storage; default a tmpfs dir).
 # image-syncer: the Go module proxy refuses its module; IMAGE_SYNCER_BIN may point at an
 # image-syncer binary you already have, else it is reported as not run.
 set -euo pipefail
@@ -28,6 +30,10 @@ fi
 BIN=$PWD/bench/copy/out/bin
 mkdir -p "$BIN"
 if command -v go >/dev/null; then
+  if [ "${BENCH_REGISTRY:-v3}" != debian ] && [ ! -x "$BIN/registry" ]; then
+    echo "go install github.com/distribution/distribution/v3/cmd/registry@v3.0.0" >&2
+    GOBIN=$BIN go install github.com/distribution/distribution/v3/cmd/registry@v3.0.0
+  fi
   if [ ! -x "$BIN/regsync" ]; then
     echo "go install github.com/regclient/regclient/cmd/regsync@latest" >&2
     GOBIN=$BIN go install github.com/regclient/regclient/cmd/regsync@latest || echo "regsync: go install failed; it will be reported as not run" >&2
@@ -43,6 +49,9 @@ if command -v go >/dev/null; then
       fi
     fi
   fi
+elif [ "${BENCH_REGISTRY:-v3}" != debian ]; then
+  echo "go is not installed: it builds the registry (or run with BENCH_REGISTRY=debian)" >&2
+  exit 1
 else
   echo "go is not installed: image-syncer and regsync will be reported as not run" >&2
 fi

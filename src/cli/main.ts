@@ -1,14 +1,9 @@
-import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { isBridgeError } from '../errors.ts';
-import { startBridge } from './bridge.ts';
-import { syncCommand } from './sync.ts';
-import { policiesImport } from './policies.ts';
-import { dlqCommand } from './dlq.ts';
-import { statusCommand } from './status.ts';
-import { copyCommand } from './copy.ts';
-import { busCommand } from './bus.ts';
+
+// Each command imports its own modules when it runs: `copy` then starts without loading express,
+// kafkajs, sqlite and the config stack (about 0.1 s of a no-op copy's 0.35 s).
 
 const USAGE = `usage: harbor-swr-bridge <command> [--config FILE] [options]
 
@@ -33,11 +28,12 @@ one-shot:
 PORT, LOG_LEVEL, DATA_DIR, TOPIC_PREFIX.
 `;
 
-interface CommandArgs { argv: string[]; config: () => Config; logger: Logger }
+interface CommandArgs { argv: string[]; config: () => Promise<Config>; logger: Logger }
 type Command = (a: CommandArgs) => Promise<number | 'running'>;
 
 const daemon = (roles: { http: boolean; workers: boolean }): Command => async ({ config, logger }) => {
-  const bridge = await startBridge(config(), logger, roles);
+  const { startBridge } = await import('./bridge.ts');
+  const bridge = await startBridge(await config(), logger, roles);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -60,19 +56,20 @@ const COMMANDS: Record<string, Command> = {
   run: daemon({ http: true, workers: true }),
   serve: daemon({ http: true, workers: false }),
   work: daemon({ http: false, workers: true }),
-  sync: async ({ argv, config, logger }) => syncCommand({ config: config(), dryRun: flag(argv, '--dry-run'), logger }),
+  sync: async ({ argv, config, logger }) =>
+    (await import('./sync.ts')).syncCommand({ config: await config(), dryRun: flag(argv, '--dry-run'), logger }),
   policies: async ({ argv, config, logger }) => {
     const sourceId = option(argv, '--harbor');
     if (argv[0] !== 'import' || !sourceId) {
       process.stderr.write('usage: harbor-swr-bridge policies import --harbor <sourceId> [--dry-run]\n');
       return 2;
     }
-    return policiesImport({ config: config(), sourceId, dryRun: flag(argv, '--dry-run'), logger });
+    return (await import('./policies.ts')).policiesImport({ config: await config(), sourceId, dryRun: flag(argv, '--dry-run'), logger });
   },
-  dlq: async ({ argv, config, logger }) => dlqCommand({ config: config(), args: argv, logger }),
-  status: async ({ argv, config, logger }) => statusCommand({ config: config(), args: argv, logger }),
-  bus: async ({ argv, config, logger }) => busCommand({ config: config(), args: argv, logger }),
-  copy: async ({ argv, logger }) => copyCommand({ rest: argv, flags: {}, logger }),
+  dlq: async ({ argv, config, logger }) => (await import('./dlq.ts')).dlqCommand({ config: await config(), args: argv, logger }),
+  status: async ({ argv, config, logger }) => (await import('./status.ts')).statusCommand({ config: await config(), args: argv, logger }),
+  bus: async ({ argv, config, logger }) => (await import('./bus.ts')).busCommand({ config: await config(), args: argv, logger }),
+  copy: async ({ argv, logger }) => (await import('./copy.ts')).copyCommand({ rest: argv, flags: {}, logger }),
 };
 
 const DAEMONS = new Set(['run', 'serve', 'work']);
@@ -101,9 +98,9 @@ export async function main(argv: string[]): Promise<number | 'running'> {
   }
   // Daemons log to stdout; one-shot commands keep stdout for their output and log to stderr.
   const logger = DAEMONS.has(name) ? createLogger() : createLogger(process.env.LOG_LEVEL ?? 'warn', process.stderr);
-  const config = () => {
+  const config = async () => {
     if (!configFile) throw Object.assign(new Error(`no config file: pass --config FILE or set BRIDGE_CONFIG\n\n${USAGE}`), { usage: true });
-    return loadConfig(configFile);
+    return (await import('../config/load.ts')).loadConfig(configFile);
   };
   return cmd({ argv: args, config, logger });
 }
