@@ -13,6 +13,7 @@ export interface KafkaClientOptions {
 export type KafkaLogSink = (level: 'warn' | 'debug', message: string, extra: Record<string, unknown>) => void;
 
 export function kafkaClient(opts: KafkaClientOptions, sink: KafkaLogSink): Kafka {
+  dropKafkajsTimerWarning();
   return new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
@@ -50,3 +51,26 @@ export const javaCompatiblePartitioner: ICustomPartitioner = () => {
     return pool[next++ % pool.length]!.partitionId;
   };
 };
+
+let warningFilterInstalled = false;
+
+/**
+ * kafkajs' request queue arms `setTimeout(check, throttledUntil - Date.now())` with throttledUntil
+ * -1 when nothing is throttled; Node 24 clamps that to 1 ms (what kafkajs means) but prints a
+ * TimeoutNegativeWarning on every start, which reads like a fault. That one warning is dropped,
+ * in the thread that builds the client; every other warning still reaches Node's own printer.
+ */
+export function dropKafkajsTimerWarning(): void {
+  if (warningFilterInstalled) return;
+  warningFilterInstalled = true;
+  const printers = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error) => {
+    if (w.name === 'TimeoutNegativeWarning' && isKafkajsTimer(w.stack)) return;
+    for (const print of printers) print.call(process, w);
+  });
+}
+
+export function isKafkajsTimer(stack: string | undefined): boolean {
+  return stack !== undefined && /[\\/]kafkajs[\\/]src[\\/]network[\\/]requestQueue[\\/]/.test(stack);
+}
