@@ -33,6 +33,15 @@ const REGISTRY_BIN = REGISTRY === 'debian' ? '/usr/bin/docker-registry' : join(B
 // Targets' storage: tmpfs by default, so the registries' page-cache writes and ext4 writeback
 // (kernel CPU on the tool's two cores, and a `sync` between runs) stay out of the figures.
 const TARGETS = resolve(process.env.BENCH_TARGET_DIR ?? (existsSync('/dev/shm') ? '/dev/shm/harbor-swr-bridge-bench' : join(OUT, 'targets')));
+/** The registry build, as the table's header names it: its own version line and the Go it was built with. */
+function registryLabel(): string {
+  const out = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const version = out(REGISTRY_BIN, ['--version']).split(/\s+/).slice(1).join(' ') || REGISTRY_BIN;
+  const go = out('go', ['version', REGISTRY_BIN]).match(/go\d+(?:\.\d+)+/)?.[0] ?? 'unknown Go';
+  return REGISTRY === 'debian'
+    ? `Debian's docker-registry (${version}, built with ${go}; BENCH_REGISTRY=debian)`
+    : `CNCF distribution ${version} built by run.sh with ${go} (\`go install\`; its sha256 uses the CPU's SHA instructions, as Harbor's own registry build does; \`BENCH_REGISTRY=debian\` runs Debian's docker-registry 2.8 instead)`;
+}
 const MARKER = '<!-- analysis: kept by bench.ts when it rewrites the table above -->';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -283,13 +292,13 @@ setting, default 8), \`BENCH_TOOLS\` (comma list of name parts, e.g. \`bridge,re
 
 - Run: ${started.toISOString()}, scale **${SCALE}**, ${ROUNDS} round(s) with the tools interleaved, jobs ${JOBS}.
 - Machine: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux, Node ${process.versions.node}.
-  **Shared machine**: other engineers ran test suites (Kafka brokers, registries) at the same time;
-  the 1-minute load average at the start of each full copy ranged ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} on 2 cores.
-  Wall times therefore carry a lot of noise; CPU seconds are the steadier figures.
-- Registries: Debian docker-registry (distribution 2.8) on 127.0.0.1, plain HTTP, filesystem storage,
-  no auth, access log off, one source and one fresh empty target per run, all on the same 2 cores
-  as the tool. The source storage is generated once per scale (bench/copy/corpus.ts) and read into
-  the page cache before the first run.
+  The 1-minute load average at the start of each full copy ranged ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (this VM reports 1.5–2 when idle).
+  The same command's wall time varies by up to ±40% from one minute to the next on this host, so the
+  tools' rounds are interleaved and the best round counts; CPU seconds are the steadier figures.
+- Registries: ${registryLabel()}; on 127.0.0.1, plain HTTP, filesystem storage (targets in
+  ${TARGETS}), no auth, access log off, one source and one fresh empty target per run, all on the
+  same 2 cores as the tool. The source storage is generated once per scale (bench/copy/corpus.ts)
+  and read into the page cache before the first run.
 - Corpus: ${describeCorpus(corpus)}
 - Figures: wall time of the whole corpus in one process per tool (best of the rounds; every round
   listed); MB/s = distinct blob bytes / best wall time; peak RSS (worst round) and tool CPU from

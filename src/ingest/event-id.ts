@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 // Event ids must be stable across the sender's retries so the bus consumers can drop duplicates.
 
@@ -16,7 +16,8 @@ export interface EventIdParts {
 /** sha256 hex of (sourceId, type, repository, digest, tag, occurAt) joined with NUL; absent parts are "". */
 export function eventIdOf(parts: EventIdParts): string {
   const fields = [parts.sourceId, parts.type, parts.repository, parts.digest ?? '', parts.tag ?? '', parts.occurAt === undefined ? '' : String(parts.occurAt)];
-  return createHash('sha256').update(fields.join('\0')).digest('hex');
+  // One-shot hash: no Hash object per webhook (same digest as createHash).
+  return hash('sha256', fields.join('\0'), 'hex');
 }
 
 /** Id of the i-th event made from one sender event that already has an id (CloudEvents): the first keeps it. */
