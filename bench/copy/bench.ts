@@ -27,7 +27,7 @@ const TIMEOUT_S = Number(process.env.BENCH_TOOL_TIMEOUT ?? 1200);
 const RESULTS = process.env.BENCH_RESULTS ?? join(ROOT, 'bench/copy/RESULTS.md');
 // Which registry build serves source and targets: distribution v3 built by run.sh with the current
 // Go (whose sha256 uses the CPU's SHA instructions, as Harbor's own registry build does), or
-// Debian's docker-registry 2.8 (Go 1.19, no SHA instructions: ~4x the hashing CPU per byte).
+// Debian's docker-registry 2.8 (built with Go 1.19, whose sha256 does not use them).
 const REGISTRY = process.env.BENCH_REGISTRY === 'debian' ? 'debian' : 'v3';
 const REGISTRY_BIN = REGISTRY === 'debian' ? '/usr/bin/docker-registry' : join(BIN, 'registry');
 // Targets' storage: tmpfs by default, so the registries' page-cache writes and ext4 writeback

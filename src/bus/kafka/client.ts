@@ -60,7 +60,7 @@ let warningFilterInstalled = false;
  * TimeoutNegativeWarning on every start, which reads like a fault. That one warning is dropped,
  * in the thread that builds the client; every other warning still reaches Node's own printer.
  */
-export function dropKafkajsTimerWarning(): void {
+function dropKafkajsTimerWarning(): void {
   if (warningFilterInstalled) return;
   warningFilterInstalled = true;
   const printers = process.listeners('warning');
@@ -71,6 +71,6 @@ export function dropKafkajsTimerWarning(): void {
   });
 }
 
-export function isKafkajsTimer(stack: string | undefined): boolean {
+function isKafkajsTimer(stack: string | undefined): boolean {
   return stack !== undefined && /[\\/]kafkajs[\\/]src[\\/]network[\\/]requestQueue[\\/]/.test(stack);
 }
