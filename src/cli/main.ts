@@ -96,14 +96,21 @@ export async function main(argv: string[]): Promise<number | 'running'> {
     process.stderr.write(`unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
+  const level = process.env.LOG_LEVEL;
+  if (level !== undefined && level !== '' && !LOG_LEVELS.includes(level)) {
+    process.stderr.write(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${level.slice(0, 40)}")\n`);
+    return 2;
+  }
   // Daemons log to stdout; one-shot commands keep stdout for their output and log to stderr.
-  const logger = DAEMONS.has(name) ? createLogger() : createLogger(process.env.LOG_LEVEL ?? 'warn', process.stderr);
+  const logger = DAEMONS.has(name) ? createLogger(level || 'info') : createLogger(level || 'warn', process.stderr);
   const config = async () => {
     if (!configFile) throw Object.assign(new Error(`no config file: pass --config FILE or set BRIDGE_CONFIG\n\n${USAGE}`), { usage: true });
     return (await import('../config/load.ts')).loadConfig(configFile);
   };
   return cmd({ argv: args, config, logger });
 }
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 main(process.argv.slice(2)).then(
   (code) => { if (code !== 'running') process.exit(code); },

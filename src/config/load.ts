@@ -12,16 +12,22 @@ export function formatIssues(file: string, issues: z.core.$ZodIssue[]): string {
 
 /** Env overrides from DESIGN.md: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX. */
 export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, any> = structuredClone(raw);
-  out.server ??= {};
-  out.bus ??= {};
-  if (env.PORT !== undefined && env.PORT !== '') out.server.port = Number(env.PORT);
+  const out: Record<string, unknown> = structuredClone(raw);
+  // A section that is not a mapping (`bus: kafka`) is left alone for the schema to report at its field.
+  const section = (name: string): Record<string, unknown> => {
+    const v = out[name];
+    if (v === undefined || v === null) return (out[name] = {}) as Record<string, unknown>;
+    return typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {};
+  };
+  const server = section('server');
+  const bus = section('bus');
+  if (env.PORT !== undefined && env.PORT.trim() !== '') server.port = Number(env.PORT);
   if (env.KAFKA_BROKERS) {
-    out.bus.kind = 'kafka';
-    out.bus.brokers = env.KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean);
+    bus.kind = 'kafka';
+    bus.brokers = env.KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean);
   }
-  if (env.DATA_DIR) out.bus.dataDir = env.DATA_DIR;
-  if (env.TOPIC_PREFIX !== undefined) out.bus.topicPrefix = env.TOPIC_PREFIX;
+  if (env.DATA_DIR) bus.dataDir = env.DATA_DIR;
+  if (env.TOPIC_PREFIX !== undefined) bus.topicPrefix = env.TOPIC_PREFIX;
   return out;
 }
 
@@ -52,9 +58,16 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     raw = parseYaml(text);
   } catch (e) {
-    throw new BridgeError('HSB_CONFIG_INVALID', `${file}: not valid YAML: ${(e as Error).message}`, { context: { file } });
+    // Position and kind only: the parser's own message quotes the offending line, which may hold a secret.
+    throw new BridgeError('HSB_CONFIG_INVALID', `${file}: not valid YAML${yamlPosition(e)}`, { context: { file } });
   }
   return parseConfig(raw, file, env);
+}
+
+function yamlPosition(e: unknown): string {
+  const { code, linePos } = e as { code?: string; linePos?: { line: number; col: number }[] };
+  const at = linePos?.[0] ? ` at line ${linePos[0].line}, column ${linePos[0].col}` : '';
+  return `${at}${code ? ` (${code})` : ''}`;
 }
 
 function deepFreeze<T>(o: T): T {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { secretString } from './secret.ts';
 import { PolicySchema } from '../policy/model.ts';
@@ -8,7 +9,17 @@ const httpUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$
 export const TlsSchema = z.object({
   /** Turns certificate verification off for this one registry. */
   insecure: z.boolean().default(false),
-  caFile: z.string().optional(),
+  /** PEM file of extra CA certificates; read at load so a wrong path is reported at its field. */
+  caFile: z.string().min(1).superRefine((path, ctx) => {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: `cannot read CA file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})` });
+      return;
+    }
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) ctx.addIssue({ code: 'custom', message: `${path} holds no PEM certificate` });
+  }).optional(),
 }).strict();
 
 export const LimitsSchema = z.object({

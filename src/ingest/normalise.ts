@@ -4,7 +4,7 @@ import { eventIdOf, indexedEventId } from './event-id.ts';
 import { HARBOR_V1_ARTIFACT_TYPES, HARBOR_V1_IGNORED_TYPES, HarborV1PayloadSchema, type HarborResource } from './formats/harbor-v1.ts';
 import { HARBOR_V2_ARTIFACT_TYPES, HARBOR_V2_IGNORED_TYPES, HarborV2PayloadSchema } from './formats/harbor-v2.ts';
 import {
-  CLOUDEVENTS_CONTENT_TYPE, CLOUDEVENT_ARTIFACT_TYPES, CloudEventEnvelopeSchema, HARBOR_CLOUDEVENT_PREFIX, HarborCloudEventSchema,
+  CLOUDEVENTS_CONTENT_TYPE, CLOUDEVENT_ARTIFACT_TYPES, CLOUDEVENT_IGNORED_TYPES, CloudEventEnvelopeSchema, HARBOR_CLOUDEVENT_PREFIX, HarborCloudEventSchema,
 } from './formats/cloudevents.ts';
 import { DISTRIBUTION_ACTIONS, DistributionEnvelopeSchema, DistributionEventSchema, MANIFEST_MEDIA_TYPES } from './formats/distribution.ts';
 
@@ -15,7 +15,8 @@ export type Format = 'harbor-v1' | 'harbor-v2' | 'cloudevents' | 'distribution';
 export type NormaliseIssue = { path: string; message: string };
 export type NormaliseResult =
   | { kind: 'events'; format: Format; type: string; events: ArtifactEvent[] }
-  | { kind: 'ignored'; format: Format | 'unknown'; type: string }
+  /** `type` is a bounded metric label ('other' for types this code does not know); `senderType` is the sender's own. */
+  | { kind: 'ignored'; format: Format | 'unknown'; type: string; senderType?: string }
   | { kind: 'invalid'; issues: NormaliseIssue[] };
 
 export interface HarborNormaliseOptions {
@@ -86,7 +87,7 @@ function harbor(body: unknown, opts: HarborNormaliseOptions): NormaliseResult {
   if (HARBOR_V1_IGNORED_TYPES.has(type)) return { kind: 'ignored', format: 'harbor-v1', type };
   // A type this code does not know yet: counted, not rejected, so a newer Harbor is not retried forever.
   const format = /^[A-Z][A-Z0-9_]*$/.test(type) ? 'harbor-v2' : /^[a-z][a-zA-Z0-9]*$/.test(type) ? 'harbor-v1' : 'unknown';
-  return { kind: 'ignored', format, type: label(type) };
+  return { kind: 'ignored', format, type: 'other', senderType: label(type) };
 }
 
 function harborPayload(body: Record<string, unknown>, format: 'harbor-v1' | 'harbor-v2', action: Action, opts: HarborNormaliseOptions): NormaliseResult {
@@ -109,7 +110,9 @@ function harborPayload(body: Record<string, unknown>, format: 'harbor-v1' | 'har
 function cloudEvent(body: Record<string, unknown>, opts: HarborNormaliseOptions): NormaliseResult {
   const type = body['type'];
   if (typeof type === 'string' && type !== '' && !CLOUDEVENT_ARTIFACT_TYPES.has(type)) {
-    return { kind: 'ignored', format: 'cloudevents', type: label(type) };
+    return CLOUDEVENT_IGNORED_TYPES.has(type)
+      ? { kind: 'ignored', format: 'cloudevents', type }
+      : { kind: 'ignored', format: 'cloudevents', type: 'other', senderType: label(type) };
   }
   const envelope = CloudEventEnvelopeSchema.safeParse(body);
   if (!envelope.success) return fromZod(envelope.error, '');

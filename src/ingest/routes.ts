@@ -101,7 +101,7 @@ export function mountIngest(router: Router, deps: IngestDeps): void {
     }
     if (result.kind === 'ignored') {
       count(result.format, result.type, 'ignored');
-      sendJson(res, 200, { accepted: 0, ignored: result.type });
+      sendJson(res, 200, { accepted: 0, ignored: result.senderType ?? result.type });
       return;
     }
 

@@ -68,4 +68,14 @@ describe('bin/harbor-swr-bridge.js', () => {
     assert.ok(argv.includes(BIN), `still running: ${argv.join(' ')}`);
     assert.ok(!argv.some((a) => a.startsWith('--max-semi-space-size')), argv.join(' '));
   });
+
+  it('refuses an unknown LOG_LEVEL with a usage error instead of a stack trace', async () => {
+    const child = spawn(process.execPath, [BIN, 'status'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'verbose', BRIDGE_CONFIG: '' } });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 2);
+    assert.match(err, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent \(got "verbose"\)$/m);
+    assert.doesNotMatch(err, /\n\s+at /);
+  });
 });

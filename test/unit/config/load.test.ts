@@ -98,6 +98,35 @@ describe('config', () => {
     assert.match(configError(() => loadConfig(join(dir, 'bad.yaml'), {})), /bad\.yaml: not valid YAML/);
   });
 
+  it('never quotes the YAML around a syntax error (it may hold a secret)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hsb-yaml-'));
+    writeFileSync(join(dir, 'leak.yaml'), 'sources:\n  - id: a\n    credentials: { username: u, password: "s3cr3t-Pa55 }\n');
+    const msg = configError(() => loadConfig(join(dir, 'leak.yaml'), {}));
+    assert.match(msg, /leak\.yaml: not valid YAML at line \d+, column \d+ \([A-Z_]+\)/);
+    assert.doesNotMatch(msg, /s3cr3t/);
+    writeFileSync(join(dir, 'tokens.yaml'), 'server:\n  apiTokens: [tok-SECRET-123\n');
+    assert.doesNotMatch(configError(() => loadConfig(join(dir, 'tokens.yaml'), {})), /SECRET/);
+  });
+
+  it('reports a section that is not a mapping at its field, env overrides or not', () => {
+    for (const env of [{}, { KAFKA_BROKERS: 'k:9092', PORT: '9000' }]) {
+      assert.match(configError(() => parseConfig({ ...base(), bus: 'kafka' }, 'c.yaml', env)), /c\.yaml: bus: .*expected object/);
+      assert.match(configError(() => parseConfig({ ...base(), server: 8080 }, 'c.yaml', env)), /c\.yaml: server: .*expected object/);
+    }
+  });
+
+  it('checks tls.caFile when the config loads', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hsb-ca-'));
+    const missing = { ...base(), sources: [{ ...base().sources[0]!, tls: { caFile: join(dir, 'nope.pem') } }] };
+    assert.match(configError(() => parseConfig(missing, 'c.yaml', {})), /c\.yaml: sources\.0\.tls\.caFile: cannot read CA file .*nope\.pem \(ENOENT\)/);
+    writeFileSync(join(dir, 'junk.pem'), 'not a certificate\n');
+    const junk = { ...base(), targets: [{ ...base().targets[0]!, tls: { caFile: join(dir, 'junk.pem') } }] };
+    assert.match(configError(() => parseConfig(junk, 'c.yaml', {})), /c\.yaml: targets\.0\.tls\.caFile: .*junk\.pem holds no PEM certificate/);
+    writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const ok = { ...base(), targets: [{ ...base().targets[0]!, tls: { caFile: join(dir, 'ca.pem') } }] };
+    assert.equal(parseConfig(ok, 'c.yaml', {}).targets[0]!.tls.caFile, join(dir, 'ca.pem'));
+  });
+
   it('loads the shipped example config', () => {
     const c = loadConfig(resolve(import.meta.dirname, '../../../config/example.yaml'), {});
     assert.equal(c.bus.kind, 'embedded');
