@@ -1,7 +1,15 @@
-// `harbor-swr-bridge sync [--dry-run]`: one reconcile pass over every enabled policy, executed in
-// this process (no bus), then exit. Non-zero when a policy could not be listed, a repository
-// could not be mapped to the target, or a task failed.
+// `harbor-swr-bridge sync [--dry-run]`: one reconcile pass over every enabled policy (the config's
+// and the `policies` topic's), executed in this process (no task goes through the bus), then exit.
+// Non-zero when a policy could not be listed, a repository could not be mapped to the target, or a
+// task failed.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
+import type { Bus } from '../bus/port.ts';
+import { createBus } from '../bus/create.ts';
+import type { Policy } from '../policy/model.ts';
+import { PolicyStore, effectivePolicies } from '../policy/store.ts';
+import { PolicyTable } from '../policy/table.ts';
 import { toBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { executeWithRetries } from '../replication/attempts.ts';
@@ -15,6 +23,8 @@ export interface SyncArgs {
   config: Config;
   dryRun: boolean;
   logger: Logger;
+  /** Injected in tests; default: the configured bus, read for its `policies` topic and closed. */
+  bus?: Bus;
   /** Where plan and result lines go (default: stdout). */
   out?: (line: string) => void;
   signal?: AbortSignal;
@@ -29,10 +39,17 @@ const describe = (t: ReplicationTask): string => {
 export async function syncCommand(args: SyncArgs): Promise<number> {
   const out = args.out ?? ((line: string) => { process.stdout.write(`${line}\n`); });
   const log = args.logger.child({ command: 'sync' });
+  let table: PolicyTable;
+  try {
+    table = new PolicyTable(await policiesOf(args));
+  } catch (e) {
+    out(`error: cannot read the policies topic: ${toBridgeError(e).message}`);
+    return 1;
+  }
   const endpoints = new Endpoints(args.config, args.logger);
   try {
     const reconciler = new Reconciler({ config: args.config, endpoints, logger: args.logger });
-    const pass = await reconciler.runPass({ dryRun: true, signal: args.signal });
+    const pass = await reconciler.runPass({ dryRun: true, table, signal: args.signal });
     const problems = printPlan(pass, out, args.dryRun);
     if (args.dryRun) return pass.failed > 0 ? 1 : 0;
 
@@ -58,6 +75,24 @@ export async function syncCommand(args: SyncArgs): Promise<number> {
     return failed > 0 || problems > 0 ? 1 : 0;
   } finally {
     await endpoints.close();
+  }
+}
+
+/**
+ * Every policy the bridge runs: the config file's and those created through the API or imported
+ * from Harbor, which live only on the `policies` topic. An embedded bus that was never started
+ * has no topic yet (and is not created here).
+ */
+async function policiesOf(args: SyncArgs): Promise<Policy[]> {
+  const cfg = args.config;
+  if (!args.bus && cfg.bus.kind !== 'kafka' && !existsSync(join(cfg.bus.dataDir, 'bus.sqlite'))) return [...cfg.policies];
+  const bus = args.bus ?? createBus(cfg, args.logger);
+  try {
+    if (!args.bus) await bus.connect();
+    const store = new PolicyStore({ bus, table: new PolicyTable(), logger: args.logger });
+    return effectivePolicies(cfg.policies, await store.readTopic());
+  } finally {
+    if (!args.bus) await bus.close().catch(() => undefined);
   }
 }
 

@@ -108,6 +108,11 @@ export class PolicyStore {
     return this.#publishAll(policies.map((p) => PolicySchema.parse(p)), origin, await this.#snapshot());
   }
 
+  /** The topic's current records (compacted view), without following it. */
+  readTopic(): Promise<Map<string, PolicyRecord>> {
+    return this.#snapshot();
+  }
+
   /** Builds the table from the topic, then follows it. Resolves once the table has caught up. */
   start(): Promise<void> {
     // A failed start (bus down) may be retried by calling start() again.
@@ -308,3 +313,15 @@ function sortKeys(v: unknown): unknown {
   }
   return v;
 }
+
+/**
+ * The policies a process started with `configPolicies` would hold once seed() ran: the config
+ * file's own (they replace the topic's version), plus those the API or an import published, minus
+ * those an earlier config put there and this one no longer lists (seed() prunes them).
+ */
+export function effectivePolicies(configPolicies: readonly Policy[], topic: ReadonlyMap<string, PolicyRecord>): Policy[] {
+  const fromConfig = new Set(configPolicies.map((p) => p.id));
+  const others = [...topic].filter(([id, r]) => !fromConfig.has(id) && r.origin !== 'config').map(([, r]) => r.policy);
+  return [...configPolicies, ...others];
+}
+

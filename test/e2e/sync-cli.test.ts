@@ -4,7 +4,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
 import { buildImage, inspectDigest, pushImage, type LocalImage } from '../support/images.ts';
@@ -12,6 +14,8 @@ import { writeConfig } from '../support/bridge-process.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { syncCommand } from '../../src/cli/sync.ts';
+import { createBus } from '../../src/bus/create.ts';
+import { PolicySchema } from '../../src/policy/model.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const mod = (p: string) => JSON.stringify(pathToFileURL(resolve(ROOT, p)).href);
@@ -67,6 +71,7 @@ describe('e2e: harbor-swr-bridge sync', () => {
       sources: [{ id: 'harbor-a', kind: 'harbor', url: src.url, credentials: user, webhookSecrets: ['Bearer x'] }],
       targets: [{ id: 'registry-b', kind: 'registry', url: dst.url, credentials: pusher }],
       policies: [{ id: 'all', src_registry: 'harbor-a', dest_registry: 'registry-b', trigger: { type: 'event_based' } }],
+      bus: { dataDir: mkdtempSync(join(tmpdir(), 'hsb-sync-none-')) },
     });
   });
 
@@ -76,6 +81,33 @@ describe('e2e: harbor-swr-bridge sync', () => {
     assert.match(r.stdout, /^plan all push harbor-a\/library\/demo:v1 -> registry-b\/library\/demo:v1 \(missing in target\)$/m);
     assert.match(r.stdout, /dry run: 1 task\(s\) planned/);
     await assert.rejects(inspectDigest(dst, 'library/demo', 'v1', pusher), 'the dry run must not copy');
+  });
+
+  it('plans the policies that live only on the policies topic (created through the API or imported)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hsb-sync-bus-'));
+    cleanup.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    const raw = {
+      sources: [{ id: 'harbor-a', kind: 'harbor', url: src.url, credentials: user, webhookSecrets: ['Bearer x'] }],
+      targets: [{ id: 'registry-b', kind: 'registry', url: dst.url, credentials: pusher }],
+      bus: { dataDir },
+    };
+    const file = writeConfig(raw);
+    // Nothing on the topic yet (and no bus file): no policy at all.
+    const none = await sync(file, true);
+    assert.equal(none.code, 0, none.stdout + none.stderr);
+    assert.match(none.stdout, /dry run: 0 task\(s\) planned over 0 policy\(ies\)/);
+    assert.ok(!existsSync(join(dataDir, 'bus.sqlite')), 'sync must not create an embedded bus');
+
+    const bus = createBus(ConfigSchema.parse(raw), silentLogger);
+    await bus.connect();
+    const policy = PolicySchema.parse({ id: 'from-api', src_registry: 'harbor-a', dest_registry: 'registry-b' });
+    await bus.publish('policies', [{ key: policy.id, value: { schema: 1, policy, origin: 'api' } }]);
+    await bus.close();
+
+    const r = await sync(file, true);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^plan from-api push harbor-a\/library\/demo:v1 -> registry-b\/library\/demo:v1 \(missing in target\)$/m);
+    assert.match(r.stdout, /dry run: 1 task\(s\) planned over 1 policy\(ies\)/);
   });
 
   it('copies the image whose webhook never arrived, exits 0, and a second pass finds nothing', async () => {
@@ -107,6 +139,7 @@ describe('e2e: harbor-swr-bridge sync', () => {
       targets: [{ id: 'read-only', kind: 'registry', url: ro.url, credentials: pusher }],
       policies: [{ id: 'ro', src_registry: 'harbor-a', dest_registry: 'read-only' }],
       worker: { attempts: 2 },
+      bus: { dataDir: mkdtempSync(join(tmpdir(), 'hsb-sync-none-')) },
     });
     const lines: string[] = [];
     const code = await syncCommand({ config, dryRun: false, logger: silentLogger, out: (l) => lines.push(l) });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import type { BatchHandler, Bus, BusInspection, BusMessage, ConsumerHandle, OutgoingRecord, Subscription, TopicName } from '../../../src/bus/port.ts';
 import { PolicySchema, type Policy, type PolicyInput } from '../../../src/policy/model.ts';
 import { PolicyTable } from '../../../src/policy/table.ts';
-import { PolicyStore, canonical } from '../../../src/policy/store.ts';
+import { PolicyStore, canonical, effectivePolicies } from '../../../src/policy/store.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 
 const PARTITIONS = 2;
@@ -236,5 +236,27 @@ describe('PolicyStore', () => {
     const again = await store.publishAll([pol('a'), pol('b', { deletion: true })], 'import');
     assert.deepEqual([again.unchanged, again.updated], [['a'], ['b']]);
     assert.equal(((await bus.readCompacted()).get('b') as { origin: string }).origin, 'import');
+  });
+});
+
+describe('effectivePolicies (what `sync` runs)', () => {
+  const records = (...rs: [Policy, string | undefined][]) => new Map(rs.map(([p, origin]) => [p.id, { schema: 1 as const, policy: p, ...(origin ? { origin: origin as 'api' } : {}) }]));
+
+  it('keeps the config file\'s version, adds API and imported policies, drops what an older config left', () => {
+    const fromFile = pol('a', { enabled: true });
+    const topic = records(
+      [pol('a', { enabled: false }), 'api'], // the config replaces it, as seed() would
+      [pol('b'), 'api'],
+      [pol('c'), 'import'],
+      [pol('d'), 'config'], // an earlier config's: seed() prunes it
+      [pol('e'), undefined], // written before origins were recorded: kept, as seed() keeps it
+    );
+    const got = effectivePolicies([fromFile], topic);
+    assert.deepEqual(got.map((p) => p.id), ['a', 'b', 'c', 'e']);
+    assert.equal(got[0], fromFile);
+  });
+
+  it('is the config alone when the topic is empty', () => {
+    assert.deepEqual(effectivePolicies([pol('x')], new Map()).map((p) => p.id), ['x']);
   });
 });
