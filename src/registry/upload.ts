@@ -129,6 +129,16 @@ async function sessionOffset(t: Transport, repo: string, location: string, ctx: 
   }
 }
 
+/**
+ * The digest the registry says it stored (Docker-Content-Digest on the 201), when it names one in
+ * the same algorithm, must be the one asked for: a registry that files bytes under their claimed
+ * digest without checking them would otherwise hide a corrupt source.
+ */
+function checkStoredDigest(t: Transport, stored: string | undefined, expected: string, ctx: RegistryErrorCtx): void {
+  if (!stored || stored.split(':')[0] !== expected.split(':')[0] || stored === expected) return;
+  throw registryError('HSB_REGISTRY_DIGEST_MISMATCH', `registry stored the blob as ${stored}, expected ${expected}`, { registry: t.registry, ...ctx, expected, actual: stored });
+}
+
 function finalUrl(location: string, digest: string): string {
   const u = new URL(location);
   u.searchParams.set('digest', digest);
@@ -153,7 +163,10 @@ async function recoverable(t: Transport, e: unknown, ctx: RegistryErrorCtx, fail
   const err = registryErrorFromThrown(e, { registry: t.registry, ...ctx }, a.signal);
   // Mismatched source content is not fixed by sending it again within this upload.
   if (!err.retryable || a.signal?.aborted || failures > a.tuning.maxRecoveries || err.code === 'HSB_REGISTRY_DIGEST_MISMATCH' || err.code === 'HSB_REGISTRY_SIZE_MISMATCH') throw err;
-  await sleep(backoffMs(failures - 1, t.retryPolicy), a.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, a.signal); });
+  // Upload bodies are never retried by the transport: this is where a throttled PUT/PATCH waits.
+  const retryAfter = Number(err.context.retryAfterMs) || undefined;
+  if (retryAfter !== undefined && retryAfter > t.retryPolicy.maxRetryAfterMs) throw err;
+  await sleep(backoffMs(failures - 1, t.retryPolicy, retryAfter), a.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, a.signal); });
   return err;
 }
 
@@ -169,11 +182,17 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
       const stream = body(t, reader, a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }, a.signal);
       const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal });
       await res.discard();
+      checkStoredDigest(t, res.header('docker-content-digest'), a.desc.digest, ctx);
       return true;
     } catch (e) {
       reader?.destroy();
       failures++;
       if (session) await uploadCancel(t, a.repo, session.location).catch(() => {});
+      // A gateway that caps request bodies (413) takes the blob in chunks below its limit.
+      if ((e as BridgeError).code === 'HSB_REGISTRY_TOO_LARGE' && a.desc.size > a.tuning.chunkBytes && !a.signal?.aborted) {
+        t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest }, 'registry refused the blob in one request (413); uploading it in chunks');
+        return false;
+      }
       const err = await recoverable(t, e, ctx, failures, a);
       // The PUT may have landed with only its answer lost.
       if (await blobHead(t, a.repo, a.desc.digest, a.signal).catch(() => null)) return true;
@@ -217,6 +236,9 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
         const held = uploadOffsetFromRange(res.header('range'));
         if (held !== undefined && held !== offset) throw registryError('HSB_REGISTRY_PROTOCOL', `registry holds ${held} bytes after a chunk ending at ${offset}`, { registry: t.registry, ...ctx });
         mark = { offset, hash: hash.copy() };
+        // Only breaks in a row without progress count against maxRecoveries: a long upload over
+        // a link that drops now and then still finishes.
+        failures = 0;
       } catch (e) {
         reader.destroy();
         failures++;
@@ -254,6 +276,7 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
     try {
       const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: { 'content-length': '0' }, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal, retry: true });
       await res.discard();
+      checkStoredDigest(t, res.header('docker-content-digest'), a.desc.digest, ctx);
     } catch (e) {
       // A retried PUT of a session that already completed answers 404: the blob may be there.
       if (await blobHead(t, a.repo, a.desc.digest, a.signal).catch(() => null)) return;

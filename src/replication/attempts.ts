@@ -42,8 +42,8 @@ export async function executeWithRetries(task: ReplicationTask, src: SourceHandl
       });
     } catch (e) {
       const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
-      if (!err.retryable || i + 1 >= o.attempts || o.signal?.aborted) throw err;
-      const wait = Number(err.context.retryAfterMs) || backoffMs(i, { ...retryPolicy, baseMs: 500, maxMs: 10_000 });
+      const wait = o.signal?.aborted ? undefined : inProcessWait(err, i, o.attempts);
+      if (wait === undefined) throw err;
       o.logger.warn({ code: err.code, err: err.message, attempt: i + 1, wait }, 'transient failure, retrying in process');
       await sleep(wait, undefined, o.signal ? { signal: o.signal } : undefined).catch(() => undefined);
     } finally {
@@ -51,3 +51,16 @@ export async function executeWithRetries(task: ReplicationTask, src: SourceHandl
     }
   }
 }
+
+/**
+ * How long to wait before try `tried + 1` in this process, or undefined to give the task back to
+ * the caller (the retry topic or the DLQ): permanent errors, tries spent, and a registry asking
+ * for a pause longer than a worker slot should be held (Retry-After beyond the in-process cap).
+ */
+export function inProcessWait(err: BridgeError, tried: number, attempts: number, random?: () => number): number | undefined {
+  if (!err.retryable || tried + 1 >= attempts) return undefined;
+  const retryAfter = Number(err.context.retryAfterMs) || undefined;
+  if (retryAfter !== undefined) return retryAfter > retryPolicy.maxRetryAfterMs ? undefined : retryAfter;
+  return backoffMs(tried, { ...retryPolicy, baseMs: 500, maxMs: 10_000 }, undefined, random);
+}
+

@@ -8,6 +8,8 @@ export interface RetryPolicy {
   retryMaxMs: number;
 }
 
+const MAX_RETRY_AFTER_MS = 24 * 3600_000;
+
 export type FailureDecision =
   | { kind: 'retry'; task: ReplicationTask; dueAt: Date }
   | { kind: 'dlq'; reason: 'permanent' | 'exhausted' };
@@ -16,7 +18,10 @@ export type FailureDecision =
 export function decideFailure(task: ReplicationTask, err: BridgeError, policy: RetryPolicy, now: Date, random?: () => number): FailureDecision {
   if (!err.retryable) return { kind: 'dlq', reason: 'permanent' };
   if (task.attempt >= policy.maxRetries) return { kind: 'dlq', reason: 'exhausted' };
-  const dueAt = new Date(now.getTime() + backoffMs(task.attempt, { ...retryPolicy, baseMs: policy.retryBaseMs, maxMs: policy.retryMaxMs }, undefined, random));
+  const backoff = backoffMs(task.attempt, { ...retryPolicy, baseMs: policy.retryBaseMs, maxMs: policy.retryMaxMs }, undefined, random);
+  // Never sooner than the registry asked for (Retry-After), within a day.
+  const asked = Math.min(Number(err.context.retryAfterMs) || 0, MAX_RETRY_AFTER_MS);
+  const dueAt = new Date(now.getTime() + Math.max(backoff, asked));
   return {
     kind: 'retry',
     dueAt,

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { BridgeError } from '../errors.ts';
@@ -70,9 +71,11 @@ export class SwrApi {
     if (opts.dispatcher) {
       this.#dispatcher = opts.dispatcher;
     } else {
-      let ca: Buffer | undefined;
+      // Added to the public roots, as for the registry: a private registry's CA must not cost the
+      // trust in SWR's public API host.
+      let ca: string[] | undefined;
       try {
-        ca = opts.tls?.caFile ? readFileSync(opts.tls.caFile) : undefined;
+        ca = opts.tls?.caFile ? [...rootCertificates, readFileSync(opts.tls.caFile, 'utf8')] : undefined;
       } catch (e) {
         throw new BridgeError('HSB_SWR_CONFIG', `cannot read SWR CA file ${opts.tls?.caFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
       }

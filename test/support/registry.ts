@@ -76,7 +76,7 @@ async function htpasswdLines(users: TokenUser[]): Promise<string> {
   return lines.join('\n') + '\n';
 }
 
-async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
+export async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
   const cert = join(dir, 'tls.crt');
   const key = join(dir, 'tls.key');
   await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2',

@@ -133,6 +133,59 @@ test('a cut monolithic PUT is restarted in a new session', async () => {
   assert.equal(await c.hasBlob('dst/mono', sha(blob)), true);
 });
 
+test('a throttled blob PUT waits for Retry-After, then uploads in a new session', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(200_000);
+  proxy.addRule({ match: { method: 'PUT', path: /\/blobs\/uploads\// }, action: 'status', status: 429, headers: { 'retry-after': '1' }, times: 1 });
+  const c = client();
+  const t0 = Date.now();
+  await c.uploadBlob('dst/throttled', { digest: sha(blob), size: blob.length }, sourceOf(blob));
+  assert.ok(Date.now() - t0 >= 950, `waited ${Date.now() - t0} ms for Retry-After: 1`);
+  assert.equal(await c.hasBlob('dst/throttled', sha(blob)), true);
+});
+
+test('a blob PUT told to come back in an hour fails fast with retryAfterMs (for the retry topic)', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(200_000);
+  proxy.addRule({ match: { method: 'PUT', path: /\/blobs\/uploads\// }, action: 'status', status: 429, headers: { 'retry-after': '3600' } });
+  const c = client();
+  const t0 = Date.now();
+  await assert.rejects(c.uploadBlob('dst/later', { digest: sha(blob), size: blob.length }, sourceOf(blob)), (e: BridgeError) => {
+    assert.equal(e.code, 'HSB_REGISTRY_THROTTLED');
+    assert.equal(e.context.retryAfterMs, 3_600_000);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+  assert.equal(proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes('/dst/later/')).length, 1, 'one PUT, no in-process wait');
+});
+
+test('a registry that refuses the blob in one request (413) gets it in chunks', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(3 * 1024 * 1024);
+  proxy.addRule({ match: { method: 'PUT', path: /\/blobs\/uploads\// }, action: 'status', status: 413, times: 1, body: '{"errors":[{"code":"SIZE_INVALID","message":"body too large"}]}' });
+  const c = client({ upload: { chunkBytes: 1024 * 1024 } });
+  const from = proxy.requests.length;
+  await c.uploadBlob('dst/capped', { digest: sha(blob), size: blob.length }, sourceOf(blob));
+  const seen = sinceNow(from);
+  assert.equal(seen.filter((r) => r.status === 413).length, 1);
+  assert.equal(seen.filter((r) => r.method === 'PATCH').length, 3);
+  assert.equal(await c.hasBlob('dst/capped', sha(blob)), true);
+});
+
+test('a 201 naming another digest than the one asked for fails the blob', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(100_000);
+  const other = sha(randomBytes(10));
+  // A registry that files bytes under whatever it computed, and says so.
+  proxy.addRule({ match: { method: 'PUT', path: /\/blobs\/uploads\// }, action: 'status', status: 201, headers: { 'docker-content-digest': other }, body: '', times: 1 });
+  const c = client();
+  await assert.rejects(c.uploadBlob('dst/filed', { digest: sha(blob), size: blob.length }, sourceOf(blob)), (e: BridgeError) => {
+    assert.equal(e.code, 'HSB_REGISTRY_DIGEST_MISMATCH');
+    assert.equal(e.context.actual, other);
+    return true;
+  });
+});
+
 test('source bytes that do not match the digest cancel the upload and never send the final PUT', async () => {
   proxy.clearRules();
   const blob = randomBytes(3 * 1024 * 1024);
