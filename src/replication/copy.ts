@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { isDigest } from '../registry/digest.ts';
 import { registryError } from '../registry/errors.ts';
+import { BridgeError } from '../errors.ts';
 import type { Descriptor } from '../registry/referrers.ts';
 import { MediaType, isSchema1Type } from '../registry/media-types.ts';
 import { referrersTag } from '../registry/referrers.ts';
@@ -147,6 +148,7 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
 
   await copyNode(c, plan, new Map(), true);
   // The root last: by digest when the tag stays put, else under the tag (which makes it visible).
+  if (dstTag && !keepTag && !isDigest(srcRef)) await sourceTagUnmoved(c, srcRef, root.digest);
   if (keepTag || !dstTag) {
     await dst.putManifest(dstRepo, plan.digest, plan.bytes, plan.mediaType, opts.signal);
   } else {
@@ -160,6 +162,19 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
     ...(keepTag && existing ? { tagDigest: existing.digest } : {}),
     ...refs,
   };
+}
+
+/**
+ * Level-triggered means the tag written is what the source holds at the time of writing: a copy
+ * that started before the source tag moved (say, a retried task outliving a newer one) must not
+ * put the older digest back over the newer. Retryable, so the next try resolves the tag afresh.
+ */
+async function sourceTagUnmoved(c: Ctx, tag: string, copied: string): Promise<void> {
+  const now = await c.src.headManifest(c.srcRepo, tag, c.opts.signal);
+  if (now?.digest === copied) return;
+  throw new BridgeError('HSB_COPY_SOURCE_MOVED', `source tag ${c.srcRepo}:${tag} moved during the copy (${copied} -> ${now?.digest ?? 'gone'}); the tag was not written`, {
+    retryable: true, context: { repository: c.srcRepo, tag, copied, now: now?.digest ?? 'gone' },
+  });
 }
 
 /**

@@ -108,3 +108,30 @@ test('referrers from a source with the OCI 1.1 API land in a tag-schema index on
     await sig.cleanup();
   }
 });
+
+test('a source tag that moves during the copy is not written back with the older digest', async () => {
+  pa.clearRules(); pb.clearRules();
+  const next = await buildImage({ layers: [70_000] });
+  try {
+    await pushImage(image, a, 'src/moving', 'v1');
+    // Hold the first blob upload to the target while the source tag moves on.
+    pb.addRule({ match: { method: 'POST', path: /\/dst\/moving\/blobs\/uploads\/$/ }, action: 'delay', ms: 4000, times: 1 });
+    const { src, dst } = clientsFor();
+    const copying = copyArtifact(src, 'src/moving', 'v1', dst, 'dst/moving', 'v1', { pool: new CopyPool() });
+    await pushImage(next, a, 'src/moving', 'v1');
+    await assert.rejects(copying, (e: BridgeError) => {
+      assert.equal(e.code, 'HSB_COPY_SOURCE_MOVED');
+      assert.equal(e.retryable, true);
+      assert.equal(e.context.copied, image.digest);
+      assert.equal(e.context.now, next.digest);
+      return true;
+    });
+    await assert.rejects(inspectDigest(b, 'dst/moving', 'v1'), 'the stale digest must not be tagged');
+    // The next try resolves the tag afresh.
+    const r = await copyArtifact(src, 'src/moving', 'v1', dst, 'dst/moving', 'v1', { pool: new CopyPool() });
+    assert.equal(r.digest, next.digest);
+    assert.equal(await inspectDigest(b, 'dst/moving', 'v1'), next.digest);
+  } finally {
+    await next.cleanup();
+  }
+});
