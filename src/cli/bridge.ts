@@ -12,7 +12,7 @@ import { PolicyStore } from '../policy/store.ts';
 import { policyRouter } from '../policy/routes.ts';
 import { PolicyScheduler } from '../policy/scheduler.ts';
 import { Planner, PLANNER_GROUP } from '../policy/planner.ts';
-import { Replicator, REPLICATOR_GROUP } from '../replication/replicator.ts';
+import { Replicator, REPLICATOR_GROUP, retryGroupOf } from '../replication/replicator.ts';
 import { Endpoints } from '../replication/endpoints.ts';
 import { ResultsStore } from '../replication/results-store.ts';
 import { DlqStore } from '../replication/dlq-store.ts';
@@ -108,7 +108,7 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
       await planner.start();
       await replicator.start();
       scheduler.start();
-      stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP]);
+      stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP, retryGroupOf(REPLICATOR_GROUP)]);
       // On start, one reconcile pass heals whatever was missed while nothing was running.
       void reconciler.startupPass(policies, bus, stopping.signal).catch((e) => logger.warn({ err: (e as Error).message }, 'start-up reconcile failed'));
       logger.info({ concurrency: config.worker.concurrency, policies: policies.list().length }, 'workers started');

@@ -15,6 +15,12 @@ import { Progress } from './progress.ts';
 import { CopyPool } from './copy-pool.ts';
 
 export const REPLICATOR_GROUP = 'replicator';
+/**
+ * `tasks.retry` has a consumer group of its own: a retry waits for its due time inside its batch,
+ * and on the group that reads `tasks` that wait would hold back fresh tasks (kafkajs fetches again
+ * only once every batch of the last fetch is done).
+ */
+export const retryGroupOf = (group: string): string => `${group}.retry`;
 
 export interface ReplicatorDeps {
   config: Config;
@@ -27,8 +33,8 @@ export interface ReplicatorDeps {
 }
 
 /**
- * Consumer group over `tasks` and `tasks.retry`. Each task ends in exactly one durable outcome
- * (result, retry record or dead letter) before its batch is committed.
+ * Consumer groups over `tasks` and `tasks.retry` (one each). Each task ends in exactly one durable
+ * outcome (result, retry record or dead letter) before its batch is committed.
  */
 export class Replicator {
   readonly #d: ReplicatorDeps;
@@ -36,7 +42,7 @@ export class Replicator {
   readonly #pool: CopyPool;
   readonly #log: Logger;
   readonly progress: Progress;
-  #handle: ConsumerHandle | undefined;
+  #handles: ConsumerHandle[] = [];
   #stopping = new AbortController();
 
   constructor(deps: ReplicatorDeps) {
@@ -48,16 +54,16 @@ export class Replicator {
   }
 
   async start(): Promise<void> {
-    this.#handle = await this.#d.bus.subscribe(
-      { group: this.#d.group ?? REPLICATOR_GROUP, topics: ['tasks', 'tasks.retry'], fromBeginning: true },
-      (batch, ctx) => this.#onBatch(batch, ctx),
-    );
+    const group = this.#d.group ?? REPLICATOR_GROUP;
+    for (const [g, topic] of [[group, 'tasks'], [retryGroupOf(group), 'tasks.retry']] as const) {
+      this.#handles.push(await this.#d.bus.subscribe({ group: g, topics: [topic], fromBeginning: true }, (batch, ctx) => this.#onBatch(batch, ctx)));
+    }
   }
 
   /** Stop taking tasks; in-flight ones get the shutdown deadline, then are abandoned uncommitted. */
   async stop(): Promise<void> {
     const deadline = sleep(this.#d.config.worker.shutdownTimeoutMs).then(() => this.#stopping.abort());
-    await Promise.race([this.#handle?.stop(), deadline]);
+    await Promise.race([Promise.all(this.#handles.map((h) => h.stop())), deadline]);
     this.#stopping.abort();
   }
 

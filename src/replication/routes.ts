@@ -12,6 +12,8 @@ import { TaskResultSchema } from './task.ts';
 
 /** The replicator's consumer group (REPLICATOR_GROUP in replicator.ts; not imported to keep this light). */
 export const DEFAULT_REPLICATOR_GROUP = 'replicator';
+/** The group that reads `tasks.retry` (retryGroupOf in replicator.ts). */
+const retryGroupOf = (group: string) => `${group}.retry`;
 
 export interface ReplicationRouterDeps {
   results: Pick<ResultsStore, 'query' | 'counts'>;
@@ -24,7 +26,7 @@ export interface ReplicationRouterDeps {
 }
 
 export interface QueueDepths {
-  /** Records on `tasks.retry` the replicator group has not consumed yet. */
+  /** Records on `tasks.retry` the replicator's retry group has not consumed yet. */
   retryPending: number;
   /** Records on the `dlq` topic, tombstones and superseded letters included until compaction. */
   dlqRecords: number;
@@ -33,7 +35,7 @@ export interface QueueDepths {
 /** Pending retries and DLQ records from an inspection. Pure. */
 export function queueDepths(ins: BusInspection, replicatorGroup = DEFAULT_REPLICATOR_GROUP): QueueDepths {
   const committed = new Map<number, bigint>();
-  for (const o of ins.groups.find((g) => g.group === replicatorGroup)?.offsets ?? []) {
+  for (const o of ins.groups.find((g) => g.group === retryGroupOf(replicatorGroup))?.offsets ?? []) {
     if (o.topic === 'tasks.retry') committed.set(o.partition, BigInt(o.committed));
   }
   let retryPending = 0n;

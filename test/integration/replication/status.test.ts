@@ -17,6 +17,7 @@ import { ResultsStore } from '../../../src/replication/results-store.ts';
 import { replicationRouter } from '../../../src/replication/routes.ts';
 import { ReplicationTaskSchema, type ReplicationTask, type TaskResult } from '../../../src/replication/task.ts';
 import { busHarnesses, type BusHarness } from '../../support/bus-harness.ts';
+import { retryGroupOf } from '../../../src/replication/replicator.ts';
 
 const TOKEN = 'ops-token-1';
 
@@ -79,9 +80,9 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
       replicatorGroup = `${h.prefix}replicator`;
       await h.bus.publish('tasks.retry', [0, 1, 2].map((i) => ({ key: `swr/org/r${i}`, value: task(i) })));
       let seen = 0;
-      const consumer = await h.bus.subscribe({ group: replicatorGroup, topics: ['tasks.retry'], fromBeginning: true }, async (b) => { seen += b.length; });
-      await eventually('the replicator group to commit its retries', async () => {
-        const g = (await h.bus.inspect()).groups.find((x) => x.group === replicatorGroup);
+      const consumer = await h.bus.subscribe({ group: retryGroupOf(replicatorGroup), topics: ['tasks.retry'], fromBeginning: true }, async (b) => { seen += b.length; });
+      await eventually('the replicator\'s retry group to commit its retries', async () => {
+        const g = (await h.bus.inspect()).groups.find((x) => x.group === retryGroupOf(replicatorGroup));
         return seen === 3 && (g?.offsets ?? []).filter((o) => o.topic === 'tasks.retry').reduce((n, o) => n + Number(o.committed), 0) === 3;
       });
       await consumer.stop();
@@ -163,7 +164,8 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
       assert.deepEqual(r.results.counts, { done: 20, skipped: 4, retry: 8, deleted: 4, dlq: 4 });
       assert.deepEqual(r.results.recentFailures.map((f) => f.taskId), ['task-39', 'task-36', 'task-33', 'task-29', 'task-26']);
       assert.deepEqual(r.queues, { retryPending: 2, dlq: 1, dlqRecords: 3 });
-      assert.deepEqual(r.groups.filter((g) => g.group === replicatorGroup), [{ group: replicatorGroup, topic: 'tasks.retry', partitions: r.groups.find((g) => g.group === replicatorGroup)!.partitions, lag: 2 }]);
+      const retryGroup = retryGroupOf(replicatorGroup);
+      assert.deepEqual(r.groups.filter((g) => g.group === retryGroup), [{ group: retryGroup, topic: 'tasks.retry', partitions: r.groups.find((g) => g.group === retryGroup)!.partitions, lag: 2 }]);
       assert.ok(!r.groups.some((g) => g.group.startsWith('status-')), 'read-only views are left out');
       assert.deepEqual(r.bridge?.inflight?.map((t) => t.taskId).sort(), ['copying', 'starting']);
     });
@@ -174,7 +176,7 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
       const text = out.text();
       assert.match(text, /done 20, skipped 4, deleted 4, retry 8, dlq 4/);
       assert.match(text, /2 pending retries, 1 dead letter\n/);
-      assert.match(text, new RegExp(`${replicatorGroup.replace(/\./g, '\\.')}\\s+tasks\\.retry\\s+\\d+\\s+2`));
+      assert.match(text, new RegExp(`${retryGroupOf(replicatorGroup).replace(/\./g, "\\.")}\\s+tasks\\.retry\\s+\\d+\\s+2`));
       assert.match(text, /copying\s+swr\s+org\/big\s+v1\s+1\s+256\.0 MiB \/ 1\.0 GiB \(25%\)/);
 
       const denied = buffer();

@@ -143,11 +143,13 @@ describe('queueDepths', () => {
         { topic: 'tasks', partitions: [{ partition: 0, high: '100', low: '0' }] },
       ],
       groups: [
-        { group: 'replicator', offsets: [{ topic: 'tasks.retry', partition: 0, committed: '8', lag: 2 }, { topic: 'tasks', partition: 0, committed: '1', lag: 99 }] },
-        { group: 'other', offsets: [{ topic: 'tasks.retry', partition: 2, committed: '3', lag: 0 }] },
+        // tasks.retry is read by the replicator's retry group (replicator.retry).
+        { group: 'replicator.retry', offsets: [{ topic: 'tasks.retry', partition: 0, committed: '8', lag: 2 }] },
+        { group: 'replicator', offsets: [{ topic: 'tasks', partition: 0, committed: '1', lag: 99 }, { topic: 'tasks.retry', partition: 1, committed: '7', lag: 0 }] },
+        { group: 'other.retry', offsets: [{ topic: 'tasks.retry', partition: 2, committed: '3', lag: 0 }] },
       ],
     };
-    // p0: 10-8; p1: no commit, from low 5 → 2; p2: 'other' does not count → 3.
+    // p0: 10-8; p1: no commit by the retry group (the main group's old one does not count), from low 5 → 2; p2 → 3.
     assert.deepEqual(queueDepths(ins), { retryPending: 2 + 2 + 3, dlqRecords: 3 });
     assert.deepEqual(queueDepths(ins, 'other'), { retryPending: 10 + 2 + 0, dlqRecords: 3 });
   });
