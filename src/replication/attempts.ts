@@ -26,8 +26,11 @@ export async function executeWithRetries(task: ReplicationTask, src: SourceHandl
   const stalled = () => new BridgeError('HSB_TASK_STALLED', `no progress for ${o.stallTimeoutMs} ms`, { retryable: true });
   for (let i = 0; ; i++) {
     const stall = new AbortController();
+    // Time queued in the shared pool (behind other tasks' transfers) is not a stall.
+    let waiting = 0;
     const arm = () => setTimeout(() => stall.abort(stalled()), o.stallTimeoutMs);
-    let timer = arm();
+    let timer: NodeJS.Timeout | undefined = arm();
+    const rearm = () => { clearTimeout(timer); timer = waiting > 0 ? undefined : arm(); };
     const signal = o.signal ? AbortSignal.any([o.signal, stall.signal]) : stall.signal;
     try {
       return await executeTask(task, src, dst, {
@@ -35,9 +38,12 @@ export async function executeWithRetries(task: ReplicationTask, src: SourceHandl
         logger: o.logger,
         pool: o.pool,
         onProgress: (p) => {
-          clearTimeout(timer);
-          timer = arm();
+          rearm();
           o.onProgress?.(p);
+        },
+        onWait: (w) => {
+          waiting += w ? 1 : -1;
+          rearm();
         },
       });
     } catch (e) {

@@ -17,6 +17,8 @@ export interface EnsureBlobArgs {
   desc: Descriptor;
   /** Bytes of this blob sent so far (uploads only). */
   onProgress?: (bytes: number) => void;
+  /** True while the blob waits for a transfer slot or for another copy of the same digest, false after. */
+  onWait?: (waiting: boolean) => void;
   signal?: AbortSignal;
   logger?: Logger;
 }
@@ -63,7 +65,8 @@ export class CopyPool {
     const key = `${a.dst.host}\0${a.desc.digest}`;
     // Another copy is moving this digest into the same target: wait, then mount from it.
     for (let running = this.#inflight.get(key); running; running = this.#inflight.get(key)) {
-      await running.catch(() => {});
+      a.onWait?.(true);
+      await running.catch(() => {}).finally(() => a.onWait?.(false));
     }
     const p = this.#ensure(a);
     this.#inflight.set(key, p);
@@ -98,7 +101,8 @@ export class CopyPool {
         if (a.signal?.aborted) throw e;
       }
     }
-    const release = await this.#transfers.acquire(a.signal);
+    a.onWait?.(true);
+    const release = await this.#transfers.acquire(a.signal).finally(() => a.onWait?.(false));
     try {
       await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal);
     } finally {

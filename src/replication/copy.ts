@@ -24,6 +24,8 @@ export interface CopyOptions {
   override?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
+  /** True while a blob of this copy queues in the pool (no bytes can move), false when it stops. */
+  onWait?: (waiting: boolean) => void;
   logger?: Logger;
   pool?: CopyPool;
 }
@@ -93,7 +95,7 @@ function reportProgress(c: Ctx, digest: string, bytes: number): void {
 async function copyBlob(c: Ctx, desc: Descriptor): Promise<BlobOutcome> {
   const outcome = await c.pool.ensureBlob({
     src: c.src, srcRepo: c.srcRepo, dst: c.dst, dstRepo: c.dstRepo, desc, signal: c.opts.signal, logger: c.log,
-    onProgress: (n) => reportProgress(c, desc.digest, n),
+    onProgress: (n) => reportProgress(c, desc.digest, n), onWait: c.opts.onWait,
   });
   c.counts[outcome]++;
   if (outcome === 'uploaded') c.bytes += desc.size;

@@ -15,6 +15,7 @@ export interface Outcome {
 export interface ExecuteContext {
   signal?: AbortSignal;
   onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
+  onWait?: (waiting: boolean) => void;
   logger: Logger;
   /** One pool per process so concurrent tasks share the blob-transfer bound and dedupe digests. */
   pool?: CopyPool;
@@ -36,6 +37,7 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
       override: task.options.override,
       signal: ctx.signal,
       onProgress: ctx.onProgress,
+      onWait: ctx.onWait,
       logger: ctx.logger,
       pool: ctx.pool,
     });
