@@ -4,6 +4,8 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { ArtifactEventSchema } from '../ingest/event.ts';
 import { taskKey } from '../replication/task.ts';
+import { unparsableRecordLetter, type DeadLetter } from '../replication/dead-letter.ts';
+import { BridgeError } from '../errors.ts';
 import { planTasks } from './plan.ts';
 import type { PolicyTable } from './table.ts';
 
@@ -37,11 +39,16 @@ export class Planner {
 
   async #onBatch(batch: BusMessage[]): Promise<void> {
     const out: OutgoingRecord[] = [];
+    const letters: DeadLetter[] = [];
     const seen: string[] = [];
     for (const m of batch) {
       const parsed = ArtifactEventSchema.safeParse(m.value);
       if (!parsed.success) {
-        this.#log.error({ topic: m.topic, partition: m.partition, offset: m.offset, issues: parsed.error.issues }, 'dropping an event record that does not match the event schema');
+        // Kept on the DLQ (with its position) rather than dropped: a producer on another schema
+        // version, say, and the operator can see what it sent.
+        const err = new BridgeError('HSB_EVENT_INVALID', `invalid event record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 1000)}`);
+        letters.push(unparsableRecordLetter(m, err));
+        this.#log.error({ topic: m.topic, partition: m.partition, offset: m.offset, issues: parsed.error.issues }, 'an event record does not match the event schema; dead-lettered');
         continue;
       }
       const event = parsed.data;
@@ -56,6 +63,7 @@ export class Planner {
       }
       this.#log.debug({ event: event.id, tasks: tasks.length }, 'event planned');
     }
+    if (letters.length) await this.#bus.publish('dlq', letters.map((l) => ({ key: l.id, value: l })));
     if (out.length) await this.#bus.publish('tasks', out);
     for (const id of seen) this.#remember(id);
   }

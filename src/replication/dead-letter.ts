@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { BusMessage } from '../bus/port.ts';
+import type { BridgeError } from '../errors.ts';
 import { ReplicationTaskSchema, TASK_SCHEMA_VERSION } from './task.ts';
 
 // A task that will not succeed by waiting: kept on the `dlq` topic with what an operator needs
@@ -6,7 +8,7 @@ import { ReplicationTaskSchema, TASK_SCHEMA_VERSION } from './task.ts';
 export const DeadLetterSchema = z.object({
   schema: z.literal(TASK_SCHEMA_VERSION),
   id: z.string(),
-  /** The task as it failed; null when the record on `tasks` could not even be parsed. */
+  /** The task as it failed; null when the record (on `tasks` or `events`) could not even be parsed. */
   task: ReplicationTaskSchema.nullable(),
   raw: z.unknown().optional(),
   error: z.object({ code: z.string(), message: z.string(), retryable: z.boolean() }),
@@ -16,3 +18,24 @@ export const DeadLetterSchema = z.object({
 });
 
 export type DeadLetter = z.infer<typeof DeadLetterSchema>;
+
+/** Raw records kept in a letter up to this size (JSON); larger ones are cut, so the letter itself always fits the bus. */
+const MAX_RAW_CHARS = 64 * 1024;
+
+/** The letter for a record no consumer can parse: kept with its position so nothing disappears silently. */
+export function unparsableRecordLetter(m: BusMessage, err: BridgeError): DeadLetter {
+  let raw: unknown = m.value;
+  const text = JSON.stringify(m.value) ?? 'null';
+  if (text.length > MAX_RAW_CHARS) raw = { truncated: true, chars: text.length, head: text.slice(0, MAX_RAW_CHARS) };
+  return {
+    schema: TASK_SCHEMA_VERSION,
+    id: `${m.topic}-${m.partition}-${m.offset}`,
+    task: null,
+    raw,
+    error: { code: err.code, message: err.message, retryable: err.retryable },
+    attempts: 0,
+    source: { topic: m.topic, partition: m.partition, offset: m.offset },
+    failedAt: new Date().toISOString(),
+  };
+}
+

@@ -10,7 +10,7 @@ import type { Outcome } from './execute.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
 import { ReplicationTaskSchema, TASK_SCHEMA_VERSION, taskKey, type ReplicationTask, type TaskResult } from './task.ts';
-import type { DeadLetter } from './dead-letter.ts';
+import { unparsableRecordLetter, type DeadLetter } from './dead-letter.ts';
 import { Progress } from './progress.ts';
 import { CopyPool } from './copy-pool.ts';
 
@@ -92,7 +92,8 @@ export class Replicator {
     const parsed = ReplicationTaskSchema.safeParse(m.value);
     if (!parsed.success) {
       const err = new BridgeError('HSB_TASK_INVALID', `invalid task record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      await this.#publishDlq(null, m, err, 0);
+      const letter = unparsableRecordLetter(m, err);
+      await this.#d.bus.publish('dlq', [{ key: letter.id, value: letter }]);
       return;
     }
     const task = parsed.data;
@@ -179,12 +180,11 @@ export class Replicator {
     await this.#d.bus.publish('results', [{ key: taskKey(task), value: result }]);
   }
 
-  async #publishDlq(task: ReplicationTask | null, m: BusMessage, err: BridgeError, attempts: number): Promise<void> {
+  async #publishDlq(task: ReplicationTask, m: BusMessage, err: BridgeError, attempts: number): Promise<void> {
     const letter: DeadLetter = {
       schema: TASK_SCHEMA_VERSION,
-      id: task?.id ?? `${m.topic}-${m.partition}-${m.offset}`,
+      id: task.id,
       task,
-      raw: task ? undefined : m.value,
       error: { code: err.code, message: err.message, retryable: err.retryable },
       attempts,
       source: { topic: m.topic, partition: m.partition, offset: m.offset },
