@@ -77,14 +77,18 @@ export class Authenticator {
     const key = scopes.join(' ');
     const cached = this.#tokens.get(key);
     if (cached && cached.expiresAt > this.#now()) return Promise.resolve(cached.token);
-    const running = this.#inflight.get(key);
-    if (running) return running;
-    const p = this.#fetchToken(scopes, signal).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, p);
-    return p;
+    let p = this.#inflight.get(key);
+    if (!p) {
+      // Shared by every caller that needs this scope, so it runs without any one caller's signal
+      // (the transport's timeouts bound it); each caller gives up on its own signal only.
+      p = this.#fetchToken(scopes).finally(() => this.#inflight.delete(key));
+      p.catch(() => undefined); // callers that gave up leave nobody else to observe a failure
+      this.#inflight.set(key, p);
+    }
+    return signal ? untilAborted(p, signal) : p;
   }
 
-  async #fetchToken(scopes: string[], signal?: AbortSignal): Promise<string> {
+  async #fetchToken(scopes: string[]): Promise<string> {
     const b = this.#bearer;
     if (!b) throw registryError('HSB_REGISTRY_PROTOCOL', 'bearer token needed but no realm known', this.#ctx);
     let url: URL;
@@ -102,7 +106,7 @@ export class Authenticator {
       headers.authorization = basicAuthorization(this.#creds);
     }
     this.tokenFetches++;
-    const res = await this.#fetch(url, headers, signal);
+    const res = await this.#fetch(url, headers);
     if (res.status !== 200) {
       const e = registryErrorFromStatus(res.status === 403 ? 401 : res.status, res.body, { ...this.#ctx, method: 'token' });
       throw e;
@@ -122,3 +126,14 @@ export class Authenticator {
     return token;
   }
 }
+
+/** `p`, or the signal's reason once it aborts (p itself carries on for its other waiters). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+

@@ -78,3 +78,33 @@ test('token server refusal is HSB_REGISTRY_UNAUTHORIZED; garbage is HSB_REGISTRY
   const garbage = new Authenticator({ fetchToken: async () => ({ status: 200, body: '<html>' }) });
   await assert.rejects(garbage.challenged(challenge(), ['repository:a:pull'], undefined), (e: BridgeError) => e.code === 'HSB_REGISTRY_PROTOCOL');
 });
+
+test('a caller that gives up does not fail the others sharing its token fetch', async () => {
+  let hold: Promise<void> | undefined;
+  let fetches = 0;
+  const a = new Authenticator({
+    credentials: { username: 'u', password: 'p' },
+    // Like undici: a fetch given a signal fails when that signal aborts.
+    fetchToken: async (_url, _h, signal?: AbortSignal) => {
+      fetches++;
+      if (hold) {
+        await new Promise<void>((resolve, reject) => {
+          hold!.then(resolve);
+          signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+        });
+      }
+      return { status: 200, body: JSON.stringify({ token: `t${fetches}`, expires_in: 300 }) };
+    },
+  });
+  assert.equal(await a.challenged(challenge(), ['repository:x:pull'], undefined), true);
+  let release!: () => void;
+  hold = new Promise<void>((r) => { release = r; });
+  const stalled = new AbortController();
+  const first = a.authorization(['repository:z:pull'], stalled.signal); // starts the fetch
+  const second = a.authorization(['repository:z:pull'], new AbortController().signal); // shares it
+  stalled.abort(new Error('task A stalled'));
+  await assert.rejects(first, /task A stalled/);
+  release();
+  assert.equal(await second, 'Bearer t2');
+  assert.equal(fetches, 2);
+});
