@@ -44,6 +44,10 @@ export class Replicator {
   readonly progress: Progress;
   #handles: ConsumerHandle[] = [];
   #stopping = new AbortController();
+  #draining = false;
+  /** Tasks between their start and their recorded outcome. */
+  #running = 0;
+  #onIdle: (() => void) | undefined;
 
   constructor(deps: ReplicatorDeps) {
     this.#d = deps;
@@ -60,11 +64,30 @@ export class Replicator {
     }
   }
 
-  /** Stop taking tasks; in-flight ones get the shutdown deadline, then are abandoned uncommitted. */
+  /**
+   * Stop taking tasks; those already copying get `worker.shutdownTimeoutMs` to finish and record
+   * their outcome, then whatever is left is abandoned uncommitted (delivered again elsewhere).
+   */
   async stop(): Promise<void> {
-    const deadline = sleep(this.#d.config.worker.shutdownTimeoutMs).then(() => this.#stopping.abort());
-    await Promise.race([Promise.all(this.#handles.map((h) => h.stop())), deadline]);
+    this.#draining = true;
+    const timeUp = new AbortController();
+    const deadline = sleep(this.#d.config.worker.shutdownTimeoutMs, undefined, { signal: timeUp.signal }).catch(() => undefined);
+    await Promise.race([this.#drained(), deadline]);
+    timeUp.abort();
     this.#stopping.abort();
+    await Promise.all(this.#handles.map((h) => h.stop()));
+  }
+
+  #drained(): Promise<void> {
+    if (this.#running === 0) return Promise.resolve();
+    return new Promise((resolve) => { this.#onIdle = resolve; });
+  }
+
+  /** Work not started before stop(): held until the hard stop, then given back uncommitted. */
+  async #refuseWhileDraining(): Promise<void> {
+    if (!this.#draining) return;
+    if (!this.#stopping.signal.aborted) await new Promise((r) => this.#stopping.signal.addEventListener('abort', r, { once: true }));
+    throw new BridgeError('HSB_ABORTED', 'stopping', { retryable: true });
   }
 
   async #onBatch(batch: BusMessage[], ctx: BatchContext): Promise<void> {
@@ -98,7 +121,16 @@ export class Replicator {
     }
     const task = parsed.data;
     if (task.notBefore) await this.#waitUntil(new Date(task.notBefore), ctx);
-    await this.#limiter.run(() => this.#run(task, m, ctx));
+    await this.#refuseWhileDraining();
+    await this.#limiter.run(async () => {
+      await this.#refuseWhileDraining();
+      this.#running++;
+      try {
+        await this.#run(task, m, ctx);
+      } finally {
+        if (--this.#running === 0 && this.#draining) this.#onIdle?.();
+      }
+    });
   }
 
   async #run(task: ReplicationTask, m: BusMessage, ctx: BatchContext): Promise<void> {
@@ -162,6 +194,7 @@ export class Replicator {
   async #waitUntil(due: Date, ctx: BatchContext): Promise<void> {
     // Sleep in short steps, heartbeating, so the group sees us alive and a rebalance interrupts us.
     while (Date.now() < due.getTime()) {
+      await this.#refuseWhileDraining();
       if (ctx.signal.aborted || this.#stopping.signal.aborted) throw new BridgeError('HSB_ABORTED', 'stopping', { retryable: true });
       await sleep(Math.min(1000, due.getTime() - Date.now()));
       await ctx.heartbeat();

@@ -140,6 +140,12 @@ export class KafkaBus implements Bus {
     });
     const abort = new AbortController();
     const entry = { consumer, abort };
+    const active = new Set<Promise<void>>();
+    const track = async (work: () => Promise<void>): Promise<void> => {
+      const p = work();
+      active.add(p);
+      try { await p; } finally { active.delete(p); }
+    };
     this.#consumers.add(entry);
     await consumer.connect();
     const prefix = this.#opts.topicPrefix;
@@ -148,7 +154,8 @@ export class KafkaBus implements Bus {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.#opts.partitions,
-      eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+      eachBatch: (payload) => track(async () => {
+        const { batch, heartbeat, isRunning, isStale, resolveOffset } = payload;
         if (!batch.messages.length || !isRunning() || isStale()) return;
         const topic = batch.topic.slice(prefix.length) as TopicName;
         const messages: BusMessage[] = batch.messages.map((m) => ({
@@ -162,12 +169,14 @@ export class KafkaBus implements Bus {
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);
         await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-      },
+      }),
     });
     return {
       stop: async () => {
         abort.abort();
         this.#consumers.delete(entry);
+        // A batch whose handler finished as the stop came gets its commit in before the disconnect.
+        await Promise.allSettled(active);
         await consumer.disconnect();
       },
     };
