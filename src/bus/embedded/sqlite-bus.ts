@@ -26,6 +26,12 @@ export const EmbeddedBusOptionsSchema = z.object({
   partitions: z.number().int().min(1).max(1024).default(6),
   /** Records older than this are pruned once every group has committed past them. */
   retentionMs: z.number().int().positive().default(7 * DAY_MS),
+  /**
+   * A group with no live member that has not committed for this long is forgotten (as Kafka's
+   * offsets.retention.minutes), so a one-off reader (`status`, a process's policy view) that went
+   * away does not hold records back forever.
+   */
+  groupExpiryMs: z.number().int().positive().default(7 * DAY_MS),
   /** How often other processes' publishes are looked for; in-process publishes wake consumers at once. */
   pollIntervalMs: z.number().int().positive().default(250),
   /** A member (and its partitions) not heard from for this long is presumed dead. */
@@ -172,7 +178,10 @@ export class EmbeddedBus implements Bus {
 
   /** Deletes what retention allows now; runs periodically, exposed for tests and operators. */
   prune(now = Date.now()): number {
-    const n = this.#ready().prune(now - this.#o.retentionMs, new Set(this.#o.compactedTopics));
+    const store = this.#ready();
+    const expired = store.expireGroups(now - this.#o.groupExpiryMs, now);
+    if (expired.length > 0) this.#logger.info({ groups: expired }, 'embedded bus forgot groups gone for longer than groupExpiryMs');
+    const n = store.prune(now - this.#o.retentionMs, new Set(this.#o.compactedTopics));
     if (n > 0) this.#logger.info({ deleted: n }, 'embedded bus pruned records');
     return n;
   }

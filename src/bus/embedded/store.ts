@@ -222,6 +222,17 @@ export class BusStore {
     });
   }
 
+  /** Drops the offsets of groups with no live member whose last commit is older than `cutoff`; returns their names. */
+  expireGroups(cutoff: number, now: number): string[] {
+    return this.#tx(() => {
+      const gone = (this.#db.prepare(`SELECT grp FROM group_offsets GROUP BY grp HAVING MAX(updated_at) < ?
+        AND grp NOT IN (SELECT grp FROM members WHERE expires_at >= ?)`).all(cutoff, now) as { grp: string }[]).map((r) => r.grp);
+      const del = this.#db.prepare('DELETE FROM group_offsets WHERE grp = ?');
+      for (const g of gone) del.run(g);
+      return gone;
+    });
+  }
+
   /**
    * Deletes records older than `cutoff` that every group has committed past. For compacted topics
    * the latest record of each key is kept unless it is a tombstone. Returns the number deleted.

@@ -56,6 +56,30 @@ describe('embedded bus pruning', () => {
     assert.deepEqual(await lowHigh(bus, 'events'), [{ low: 2, high: 5 }]);
   });
 
+  it('forgets a group gone longer than groupExpiryMs (a one-off reader), but not one with a live member', async () => {
+    const bus = await openBus({ retentionMs: 1_000, groupExpiryMs: 1_000, maxBatchSize: 1 });
+    await bus.publish('results', Array.from({ length: 4 }, (_, i) => ({ key: 'k', value: { i } })));
+    const stuck = (group: string) => bus.subscribe({ group, topics: ['results'] }, async (batch) => {
+      if (Number(batch[0]!.offset) >= 1) throw new Error('stuck (expected by the test)');
+    });
+    const committed = async (group: string) => Math.max(0, ...((await bus.inspect()).groups.find((g) => g.group === group)?.offsets ?? []).map((o) => Number(o.committed)));
+    const alive = await stuck('replicator');
+    await waitUntil('replicator at 1', async () => (await committed('replicator')) === 1);
+    assert.equal(bus.prune(Date.now() + 2_000), 1, 'a group with a live member holds the rest, however old its commit');
+    await alive.stop();
+
+    const other = await openBus({ retentionMs: 1_000, groupExpiryMs: 1_000, maxBatchSize: 1 });
+    await other.publish('results', Array.from({ length: 4 }, (_, i) => ({ key: 'k', value: { i } })));
+    const once = await other.subscribe({ group: 'status-once', topics: ['results'] }, async (batch) => {
+      if (Number(batch[0]!.offset) >= 1) throw new Error('stuck (expected by the test)');
+    });
+    await waitUntil('status-once at 1', async () => Math.max(0, ...((await other.inspect()).groups.find((g) => g.group === 'status-once')?.offsets ?? []).map((o) => Number(o.committed))) === 1);
+    await once.stop();
+    assert.equal(other.prune(Date.now() + 500), 0, 'within retention and group expiry: nothing goes');
+    assert.equal(other.prune(Date.now() + 2_000), 4, 'the reader that went away is forgotten and no longer holds the records');
+    assert.ok(!(await other.inspect()).groups.some((g) => g.group === 'status-once'));
+  });
+
   it('prunes topics no group consumes by retention alone', async () => {
     const bus = await openBus({ retentionMs: 1_000 });
     await bus.publish('dlq', [{ key: 'a', value: 1 }, { key: 'b', value: 2 }]);
