@@ -27,7 +27,10 @@ export class Authenticator {
   readonly #now: () => number;
   tokenFetches = 0;
 
-  constructor(opts: { credentials?: Credentials; fetchToken: TokenFetch; ctx?: RegistryErrorCtx; now?: () => number }) {
+  readonly #secure: boolean;
+
+  constructor(opts: { credentials?: Credentials; fetchToken: TokenFetch; ctx?: RegistryErrorCtx; now?: () => number; secureRegistry?: boolean }) {
+    this.#secure = opts.secureRegistry ?? false;
     this.#creds = opts.credentials;
     this.#fetch = opts.fetchToken;
     this.#ctx = opts.ctx ?? {};
@@ -96,6 +99,10 @@ export class Authenticator {
       url = new URL(b.realm);
     } catch {
       throw registryError('HSB_REGISTRY_PROTOCOL', 'registry announced an invalid token realm', this.#ctx);
+    }
+    // An HTTPS registry naming a plain-HTTP realm would have the password sent in clear.
+    if (this.#secure && this.#creds && url.protocol !== 'https:') {
+      throw registryError('HSB_REGISTRY_PROTOCOL', `the registry's token realm ${url.origin} is not HTTPS; credentials are not sent to it`, this.#ctx);
     }
     if (b.service) url.searchParams.set('service', b.service);
     for (const s of scopes) url.searchParams.append('scope', s);

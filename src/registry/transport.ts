@@ -99,6 +99,7 @@ export class Transport {
     this.auth = new Authenticator({
       credentials: opts.credentials,
       ctx: { registry: this.base.host },
+      secureRegistry: this.base.protocol === 'https:',
       fetchToken: (url, headers, signal) => this.#fetchToken(url, headers, signal),
     });
   }

@@ -139,10 +139,11 @@ function checkStoredDigest(t: Transport, stored: string | undefined, expected: s
   throw registryError('HSB_REGISTRY_DIGEST_MISMATCH', `registry stored the blob as ${stored}, expected ${expected}`, { registry: t.registry, ...ctx, expected, actual: stored });
 }
 
+/** The session URL with `digest=` appended: the registry's own query parameters are kept as sent (the spec says clients must not rebuild them). */
 function finalUrl(location: string, digest: string): string {
-  const u = new URL(location);
-  u.searchParams.set('digest', digest);
-  return u.href;
+  const hash = location.indexOf('#');
+  const base = hash >= 0 ? location.slice(0, hash) : location;
+  return `${base}${base.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
 }
 
 const octet = (len: number, extra: Record<string, string> = {}) => ({ 'content-type': 'application/octet-stream', 'content-length': String(len), ...extra });
@@ -215,7 +216,13 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
   // Hash state at the last offset the registry acknowledged, to resume without rehashing all.
   let mark = { offset: 0, hash: hash.copy() };
   let offset = 0;
-  let reader = new ByteReader(await a.open(0));
+  let reader: ByteReader;
+  try {
+    reader = new ByteReader(await a.open(0));
+  } catch (e) {
+    await uploadCancel(t, a.repo, session.location).catch(() => {});
+    throw registryErrorFromThrown(e, { registry: t.registry, ...ctx }, a.signal);
+  }
   let failures = 0;
   let sentInChunk = 0;
   const progress = (b: Buffer) => { hash.update(b); a.onProgress?.(offset + (sentInChunk += b.length)); };

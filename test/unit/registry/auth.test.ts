@@ -108,3 +108,14 @@ test('a caller that gives up does not fail the others sharing its token fetch', 
   assert.equal(await second, 'Bearer t2');
   assert.equal(fetches, 2);
 });
+
+test('an HTTPS registry naming a plain-HTTP token realm does not get the credentials', async () => {
+  const f = fakeTokens();
+  const a = new Authenticator({ credentials: { username: 'u', password: 'p' }, fetchToken: f.fetchToken, secureRegistry: true });
+  await assert.rejects(a.challenged(parseWwwAuthenticate('Bearer realm="http://auth.example/token",service="reg"'), ['repository:x:pull'], undefined),
+    (e: BridgeError) => e.code === 'HSB_REGISTRY_PROTOCOL' && /not HTTPS/.test(e.message) && !e.message.includes('p@'));
+  assert.equal(f.calls.length, 0, 'nothing was sent to the realm');
+  // Anonymous pulls may still use a plain-HTTP realm: there is no secret to protect.
+  const anon = new Authenticator({ fetchToken: f.fetchToken, secureRegistry: true });
+  assert.equal(await anon.challenged(parseWwwAuthenticate('Bearer realm="http://auth.example/token"'), ['repository:x:pull'], undefined), true);
+});
