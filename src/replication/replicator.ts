@@ -72,10 +72,16 @@ export class Replicator {
     this.#draining = true;
     const timeUp = new AbortController();
     const deadline = sleep(this.#d.config.worker.shutdownTimeoutMs, undefined, { signal: timeUp.signal }).catch(() => undefined);
-    await Promise.race([this.#drained(), deadline]);
-    timeUp.abort();
-    this.#stopping.abort();
-    await Promise.all(this.#handles.map((h) => h.stop()));
+    try {
+      await Promise.race([this.#drained(), deadline]);
+      this.#stopping.abort();
+      // Bounded too: a consumer that cannot reach its broker must not keep the process from exiting.
+      const stopped = Promise.all(this.#handles.map((h) => h.stop()));
+      stopped.catch(() => undefined);
+      await Promise.race([stopped, sleep(this.#d.config.worker.shutdownTimeoutMs, undefined, { signal: timeUp.signal }).catch(() => undefined)]);
+    } finally {
+      timeUp.abort();
+    }
   }
 
   #drained(): Promise<void> {
