@@ -76,7 +76,19 @@ export const TargetSchema = z.object({
   limits: LimitsSchema.default({ concurrency: 8 }),
 }).strict().superRefine((t, ctx) => {
   if (t.kind === 'registry' && !t.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'a registry target needs a url' });
-  if (t.kind === 'swr' && !t.region && !t.registryUrl) ctx.addIssue({ code: 'custom', path: ['region'], message: 'an swr target needs a region (or registryUrl and apiUrl)' });
+  if (t.kind !== 'swr') return;
+  if (t.edition === 'enterprise') {
+    // An Enterprise instance has its own domain; the region's shared registry is SWR Basic.
+    if (!t.registryUrl) ctx.addIssue({ code: 'custom', path: ['registryUrl'], message: 'an SWR Enterprise target needs its instance\'s registryUrl (the region\'s swr.<region> host is SWR Basic)' });
+    return;
+  }
+  if (!t.region) {
+    if (!t.registryUrl) ctx.addIssue({ code: 'custom', path: ['region'], message: 'an swr target needs a region (or registryUrl and apiUrl)' });
+    if (!t.apiUrl) ctx.addIssue({ code: 'custom', path: ['apiUrl'], message: 'an swr target without a region needs an apiUrl' });
+    if (!t.project && t.credentials !== null && typeof t.credentials === 'object' && 'accessKey' in t.credentials) {
+      ctx.addIssue({ code: 'custom', path: ['project'], message: 'an swr target without a region needs a project for the AK/SK login (<project>@<AK>)' });
+    }
+  }
 });
 
 export const ConfigSchema = z.object({

@@ -7,7 +7,16 @@ import { BridgeError } from '../errors.ts';
 
 export const SWR_CODE_QUOTA = 'SVCSTG.SWR.4000097';
 export const SWR_CODE_TOO_MANY_REQUESTS = 'SVCSTG.SWR.4031042';
-const THROTTLE_CODES = new Set([SWR_CODE_TOO_MANY_REQUESTS, 'APIG.0308', 'APIGW.0308']);
+/** 409 "The system is busy. Try again later" (SWR error-code appendix): not "already exists". */
+export const SWR_CODE_BUSY = 'SVCSTG.SWR.4090023';
+/** 409 "The organization already exists". */
+export const SWR_CODE_ORG_EXISTS = 'SVCSTG.SWR.4090060';
+// SWR's own 403s for request limits (4031042, and 4031032 "number of requests exceeds the maximum"),
+// its busy 409, and the API gateway's flow control.
+const THROTTLE_CODES = new Set([SWR_CODE_TOO_MANY_REQUESTS, 'SVCSTG.SWR.4031032', SWR_CODE_BUSY, 'APIG.0308', 'APIGW.0308']);
+
+/** Whether an error code says SWR itself answered (not the API gateway in front of it). */
+export const isSwrCode = (code: string | undefined): boolean => code?.startsWith('SVCSTG.SWR.') ?? false;
 const IAM_AUTH_CODES = new Set(['APIG.0301', 'APIGW.0301', 'SVCSTG.SWR.4010000']);
 
 export interface SwrErrorBody {
@@ -89,7 +98,8 @@ export function swrErrorFromResponse(input: SwrErrorInput): BridgeError {
     });
   }
   if (status === 401 || (b.code !== undefined && IAM_AUTH_CODES.has(b.code))) {
-    if (/expired/i.test(b.message ?? '')) {
+    // The gateway's AK/SK check ("signature expired, signature time: …"), not an IAM token that expired.
+    if (/signature expired/i.test(b.message ?? '')) {
       return new BridgeError('HSB_SWR_CLOCK_SKEW', `${what}: signature rejected as expired (${huawei}); the host clock differs from Huawei Cloud's by more than 15 minutes`, {
         retryable: false,
         context,

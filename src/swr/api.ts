@@ -7,13 +7,13 @@ import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { signRequest } from './signer.ts';
 import { repoPathParam, validateOrgName } from './names.ts';
-import { swrErrorFromResponse, type SwrOperation } from './api-errors.ts';
+import { SWR_CODE_BUSY, SWR_CODE_ORG_EXISTS, isSwrCode, parseSwrErrorBody, swrErrorFromResponse, type SwrOperation } from './api-errors.ts';
 
 export type SwrApiAuth =
   | { kind: 'aksk'; accessKey: string; secretKey: string }
   | { kind: 'token'; token: string }
-  /** No management credentials (login pair only): organisations are assumed to exist. */
-  | { kind: 'none' };
+  /** No management API use (login pair only, or an edition whose API differs): organisations are assumed to exist. */
+  | { kind: 'none'; why?: string };
 
 export interface SwrApiOptions {
   apiUrl: string;
@@ -128,7 +128,9 @@ export class SwrApi {
       this.#log.info({ namespace: ns }, 'created SWR organisation');
       return 'created';
     }
-    if (created.status !== 409) throw this.#error('createNamespace', created, { namespace: ns });
+    // 409 means "exists" only with that code (or none); SWR's busy 409 is a throttle (#call waited it out).
+    const conflict = parseSwrErrorBody(created.body).code;
+    if (created.status !== 409 || (conflict !== undefined && conflict !== SWR_CODE_ORG_EXISTS)) throw this.#error('createNamespace', created, { namespace: ns });
     const found = await this.getNamespace(ns, signal);
     if (!found) {
       throw new BridgeError('HSB_SWR_NAMESPACE_TAKEN', `SWR organisation "${ns}" exists but is not visible to these credentials; another tenant owns it — choose another dest_namespace`, {
@@ -172,7 +174,7 @@ export class SwrApi {
   async deleteTag(ns: string, repository: string, tag: string, signal?: AbortSignal): Promise<boolean> {
     validateOrgName(ns);
     if (this.#auth.kind === 'none') {
-      throw new BridgeError('HSB_SWR_NO_API_CREDENTIALS', 'deleting a tag in SWR needs AK/SK or an IAM token for the management API', {
+      throw new BridgeError('HSB_SWR_NO_API_CREDENTIALS', this.#auth.why ?? 'deleting a tag in SWR needs AK/SK or an IAM token for the management API', {
         retryable: false,
         context: { namespace: ns, repository, tag },
       });
@@ -180,7 +182,9 @@ export class SwrApi {
     const path = `/v2/manage/namespaces/${encodeURIComponent(ns)}/repos/${encodeURIComponent(repoPathParam(repository))}/tags/${encodeURIComponent(tag)}`;
     const res = await this.#call('deleteTag', 'DELETE', path, undefined, { namespace: ns, repository, tag }, signal);
     if (res.status === 204 || res.status === 200) return true;
-    if (res.status === 404) return false;
+    // Gone only when SWR says so: a 404 from the API gateway ("API does not exist", a wrong apiUrl)
+    // deleted nothing.
+    if (res.status === 404 && isSwrCode(parseSwrErrorBody(res.body).code)) return false;
     throw this.#error('deleteTag', res, { namespace: ns, repository, tag });
   }
 
@@ -203,7 +207,7 @@ export class SwrApi {
   ): Promise<SwrResponse> {
     for (let attempt = 0; ; attempt++) {
       const res = await this.#send(operation, method, path, json, where, signal);
-      if (res.status < 400 || res.status === 404 || res.status === 409) return res;
+      if (res.status < 400 || res.status === 404 || (res.status === 409 && parseSwrErrorBody(res.body).code !== SWR_CODE_BUSY)) return res;
       const err = this.#error(operation, res, where);
       if (err.code !== 'HSB_SWR_THROTTLED') return res;
       const wait = typeof err.context.retryAfterMs === 'number' ? err.context.retryAfterMs : 500 * 2 ** attempt;

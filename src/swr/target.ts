@@ -29,7 +29,8 @@ export interface ResolveSwrTargetOptions {
 /** Everything the replicator needs for one `kind: swr` target, derived in one place. */
 export function resolveSwrTarget(t: TargetConfig, opts: ResolveSwrTargetOptions = {}): ResolvedSwrTarget {
   if (t.kind !== 'swr') throw new BridgeError('HSB_SWR_CONFIG', `target ${t.id} is not an swr target`, { retryable: false, context: { target: t.id } });
-  const ep = swrEndpoints(t);
+  // Enterprise: the management API is not called, so its URL need not be configured.
+  const ep = swrEndpoints(t.edition === 'enterprise' && !t.apiUrl && !t.region ? { ...t, apiUrl: t.registryUrl } : t);
   const creds = t.credentials;
   if (!creds) {
     throw new BridgeError('HSB_SWR_CONFIG', `target ${t.id}: an swr target needs credentials (accessKey/secretKey, or username/password)`, {
@@ -41,12 +42,15 @@ export function resolveSwrTarget(t: TargetConfig, opts: ResolveSwrTargetOptions 
     ? swrLogin({ project: ep.project, accessKey: creds.accessKey, secretKey: creds.secretKey })
     : swrLogin({ username: creds.username, password: creds.password });
 
-  // An IAM token, when configured, is preferred for the management API; AK/SK signs otherwise.
-  const auth: SwrApiAuth = t.iamToken
-    ? { kind: 'token', token: t.iamToken }
+  // AK/SK signs management calls when configured: it never expires, while an IAM token lasts 24 h.
+  // SWR Enterprise instances have a management API of their own, which the bridge does not call.
+  const auth: SwrApiAuth = t.edition === 'enterprise'
+    ? { kind: 'none', why: 'SWR Enterprise: deleting tags through its management API is not supported; delete in the console, or keep replicate_deletion off for this target' }
     : 'accessKey' in creds
       ? { kind: 'aksk', accessKey: creds.accessKey, secretKey: creds.secretKey }
-      : { kind: 'none' };
+      : t.iamToken
+        ? { kind: 'token', token: t.iamToken }
+        : { kind: 'none' };
 
   const api = new SwrApi({
     apiUrl: ep.apiUrl,

@@ -24,7 +24,9 @@
  * - SWR's own errors come as `{"errorCode":"SVCSTG.SWR.x","errorMessage":"..."}`, or wrapped
  *   in an array as the error-code appendix shows (option `swrErrorShape`).
  *
- * Codes marked "placeholder" below are not published for that case; clients must not rely on them.
+ * Codes are those of SWR's published error-code appendix (409 4090060 organisation exists, 404
+ * 4040058 organisation not found, 403 4039001 not yours, 409 4090023 system busy, 403 4031032 /
+ * 4031042 request limits).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -38,8 +40,11 @@ export const DOUBLE_CODES = {
   orgQuota: 'SVCSTG.SWR.4000097',
   tooManyRequests: 'SVCSTG.SWR.4031042',
   notFound: 'SVCSTG.SWR.4040010',
-  orgExists: 'SVCSTG.SWR.4091001', // placeholder
-  orgNotFound: 'SVCSTG.SWR.4040001', // placeholder
+  requestsExceeded: 'SVCSTG.SWR.4031032',
+  busy: 'SVCSTG.SWR.4090023',
+  orgExists: 'SVCSTG.SWR.4090060',
+  orgNotFound: 'SVCSTG.SWR.4040058',
+  notYours: 'SVCSTG.SWR.4039001',
 } as const;
 
 export interface SwrDoubleTenant {
@@ -81,8 +86,8 @@ export interface ThrottleSpec {
   status?: 429 | 503 | 403;
   /** Retry-After header value, sent verbatim. */
   retryAfter?: string;
-  /** 'apig' → APIG.0308 gateway body; 'swr' → SVCSTG.SWR.4031042 SWR body. */
-  shape?: 'apig' | 'swr';
+  /** 'apig' → APIG.0308 gateway body; 'swr' → SVCSTG.SWR.4031042 SWR body; 'swr-limit' → 403 4031032; 'busy' → 409 4090023. */
+  shape?: 'apig' | 'swr' | 'swr-limit' | 'busy';
 }
 
 export interface RecordedRequest {
@@ -241,6 +246,8 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
       if (--t.count <= 0) throttles.shift();
       const headers = t.retryAfter !== undefined ? { 'retry-after': t.retryAfter } : undefined;
       if (t.shape === 'swr') swr(res, t.status ?? 403, DOUBLE_CODES.tooManyRequests, 'Too many requests', headers);
+      else if (t.shape === 'swr-limit') swr(res, 403, DOUBLE_CODES.requestsExceeded, 'The number of requests exceeds the maximum number allowed', headers);
+      else if (t.shape === 'busy') swr(res, 409, DOUBLE_CODES.busy, 'The system is busy. Try again later', headers);
       else apig(res, t.status ?? 429, DOUBLE_CODES.gatewayThrottled, 'The throttling threshold has been reached: policy user over ratelimit', headers);
       return true;
     }
@@ -285,7 +292,7 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
       if (!o) return swr(res, 404, DOUBLE_CODES.orgNotFound, 'Namespace not found');
       if (o.tenant !== tenant.name) {
         return opts.foreignNamespaceStatus === 403
-          ? swr(res, 403, 'SVCSTG.SWR.4030001', 'No permission for the namespace') // placeholder code
+          ? swr(res, 403, DOUBLE_CODES.notYours, 'The resource does not belong to you')
           : swr(res, 404, DOUBLE_CODES.orgNotFound, 'Namespace not found');
       }
       return send(res, 200, { id: o.id, name: ns, creator_name: tenant.name, auth: 7 });

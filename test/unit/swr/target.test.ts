@@ -24,13 +24,18 @@ test('an AK/SK basic-edition target resolves to derived URLs, login, docker form
 test('enterprise keeps OCI; explicit manifestFormat, project and limits win', async () => {
   const t = TargetSchema.parse({
     id: 'swr-eu', kind: 'swr', region: 'eu-west-101', domain: 'myhuaweicloud.eu', edition: 'enterprise', project: 'eu-west-101_p',
+    registryUrl: 'https://team-a.swr.example.eu',
     credentials: { accessKey: 'AK2', secretKey: 'SK2' }, limits: { concurrency: 2, requestsPerSecond: 4 },
   });
   const r = resolveSwrTarget(t);
   try {
     assert.equal(r.manifestFormat, 'preserve');
     assert.equal(r.login.username, 'eu-west-101_p@AK2');
-    assert.equal(r.registryUrl, 'https://swr.eu-west-101.myhuaweicloud.eu');
+    // An Enterprise instance has its own domain; its organisations are not managed through the Basic API.
+    assert.equal(r.registryUrl, 'https://team-a.swr.example.eu');
+    assert.equal(await r.api.ensureNamespace('team'), 'unmanaged');
+    await assert.rejects(r.api.deleteTag('team', 'app', 'v1'), /SWR Enterprise: deleting tags through its management API is not supported/);
+    assert.throws(() => TargetSchema.parse({ id: 'e', kind: 'swr', region: 'eu-west-101', edition: 'enterprise' }), /registryUrl/);
     assert.deepEqual(r.limits, { concurrency: 2, requestsPerSecond: 4 });
     const forced = resolveSwrTarget({ ...t, manifestFormat: 'docker' });
     assert.equal(forced.manifestFormat, 'docker');
