@@ -89,6 +89,11 @@ export class SwrApi {
     this.#maxRetryAfterMs = opts.maxRetryAfterMs ?? 10_000;
   }
 
+  /** How management calls are authenticated (never the secret itself). */
+  get authKind(): SwrApiAuth['kind'] {
+    return this.#auth.kind;
+  }
+
   /** Whether this client can call the management API at all. */
   get managed(): boolean {
     return this.#auth.kind !== 'none';

@@ -186,3 +186,28 @@ test('without management credentials ensureNamespace is a no-op and deleteTag re
   await assert.rejects(a.deleteTag('kappa', 'app', 'v1'), bridgeError('HSB_SWR_NO_API_CREDENTIALS', false));
   assert.equal(double.requests.length, 0);
 });
+
+test('SWR\'s busy 409 (4090023) is a throttle, waited out, not "another tenant owns it"', async () => {
+  double.throttleNext({ count: 1, shape: 'busy' });
+  assert.equal(await api({ throttleRetries: 1 }).ensureNamespace('busyorg'), 'created');
+  assert.deepEqual(double.requests.map((r) => r.status), [409, 201]);
+  double.throttleNext({ count: 1, shape: 'busy' });
+  await assert.rejects(api().ensureNamespace('busyorg2'), bridgeError('HSB_SWR_THROTTLED', true));
+});
+
+test('403 4031032 (requests over the limit) is a throttle, not "forbidden"', async () => {
+  double.throttleNext({ count: 1, shape: 'swr-limit' });
+  double.addNamespace('us', 'limitorg');
+  await assert.rejects(api().deleteTag('limitorg', 'app', 'v1'), bridgeError('HSB_SWR_THROTTLED', true));
+});
+
+test('a 404 from the API gateway (wrong apiUrl) on a tag delete is an error, not "already gone"', async () => {
+  double.addNamespace('us', 'gworg');
+  // A path the gateway does not publish: APIG.0101 with 404.
+  const a = api({ apiUrl: `${double.url}/not-the-swr-api` });
+  await assert.rejects(a.deleteTag('gworg', 'app', 'v1'), (e: BridgeError) => {
+    assert.equal(e.context.status, 404);
+    assert.equal(e.context.huaweiCode, 'APIG.0101');
+    return true;
+  });
+});

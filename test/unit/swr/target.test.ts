@@ -62,3 +62,23 @@ test('missing credentials and non-swr targets are config errors', () => {
   const reg = TargetSchema.parse({ id: 'r', kind: 'registry', url: 'https://r.example' });
   assert.throws(() => resolveSwrTarget(reg), (e: unknown) => e instanceof BridgeError && e.code === 'HSB_SWR_CONFIG');
 });
+
+test('with both AK/SK and an IAM token, AK/SK signs the management calls (a token lasts 24 h)', async () => {
+  const t = TargetSchema.parse({ id: 's', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK1', secretKey: 'SK1' }, iamToken: 'tok' });
+  const r = resolveSwrTarget(t);
+  try {
+    assert.equal(r.api.managed, true);
+    assert.equal(r.api.authKind, 'aksk');
+    const tokenOnly = resolveSwrTarget(TargetSchema.parse({ id: 's', kind: 'swr', region: 'cn-north-4', credentials: { username: 'cn-north-4@AK1', password: 'x' }, iamToken: 'tok' }));
+    assert.equal(tokenOnly.api.authKind, 'token');
+    await tokenOnly.api.close();
+  } finally {
+    await r.api.close();
+  }
+});
+
+test('a region-less swr target needs apiUrl, and project for an AK/SK login', () => {
+  assert.throws(() => TargetSchema.parse({ id: 's', kind: 'swr', registryUrl: 'https://swr.example', credentials: { accessKey: 'A', secretKey: 'S' } }), (e: Error) => /apiUrl/.test(e.message) && /project/.test(e.message));
+  assert.doesNotThrow(() => TargetSchema.parse({ id: 's', kind: 'swr', registryUrl: 'https://swr.example', apiUrl: 'https://api.example', project: 'p', credentials: { accessKey: 'A', secretKey: 'S' } }));
+});
+
