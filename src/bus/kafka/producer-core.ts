@@ -12,6 +12,8 @@ export class ProducerCore {
   #producer: Producer | undefined;
   /** The current producer once connected; undefined after a failure, so the next send makes a new one. */
   #live: Promise<Producer> | undefined;
+  #queue: { topicMessages: ThreadTopicMessages[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #busy = false;
 
   constructor(kafka: Kafka, onReady: () => void) {
     this.#kafka = kafka;
@@ -22,7 +24,39 @@ export class ProducerCore {
     await this.#connected();
   }
 
-  async send(topicMessages: ThreadTopicMessages[]): Promise<void> {
+  /**
+   * Sends go out one at a time; those that arrive meanwhile are merged into the next. Two
+   * sendBatch calls at once on one idempotent producer are unsafe: kafkajs rolls a partition's
+   * sequence back when a request times out, a concurrent send can take that sequence while the
+   * timed-out request was in fact written, and the broker then acknowledges the second as a
+   * duplicate without writing it.
+   */
+  send(topicMessages: ThreadTopicMessages[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ topicMessages, resolve, reject });
+      void this.#pump();
+    });
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      while (this.#queue.length > 0) {
+        const waiting = this.#queue.splice(0);
+        try {
+          await this.#sendNow(mergeTopics(waiting.map((w) => w.topicMessages)));
+          for (const w of waiting) w.resolve();
+        } catch (e) {
+          for (const w of waiting) w.reject(e);
+        }
+      }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #sendNow(topicMessages: ThreadTopicMessages[]): Promise<void> {
     let used: Producer | undefined;
     try {
       used = await this.#connected();
@@ -67,3 +101,17 @@ export class ProducerCore {
     void p.disconnect().catch(() => undefined);
   }
 }
+
+/** One list per topic, messages in arrival order. */
+function mergeTopics(lists: ThreadTopicMessages[][]): ThreadTopicMessages[] {
+  const byTopic = new Map<string, ThreadTopicMessages['messages']>();
+  for (const list of lists) {
+    for (const { topic, messages } of list) {
+      const into = byTopic.get(topic);
+      if (into) into.push(...messages);
+      else byTopic.set(topic, [...messages]);
+    }
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
