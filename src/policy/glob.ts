@@ -6,7 +6,8 @@ import { BridgeError } from '../errors.ts';
 //   components in front of or between others (`a/**/b` matches `a/b`), and one or more at the
 //   end (`a/**` matches `a/b` and `a/b/c`, not `a`); `**` alone matches anything, even "";
 // - `*` is any run of non-`/` characters (so `*` matches "" and an untagged artifact);
-// - `?` one non-`/` character; `[a-z]`, `[^x]`/`[!x]` one character from a class;
+// - `?` one non-`/` character; `[a-z]`, `[^x]` one character from a class (as in Harbor's
+//   doublestar v1, `!` is an ordinary character there, not a negation);
 // - `{a,b}` alternation (nestable here; doublestar v1 only nests one level);
 // - `\x` the literal x;
 // - `regex:<re>` is an unanchored regular expression, as Harbor's util.Match allows.
@@ -155,7 +156,7 @@ function component(pattern: string, s: string): string {
 function charClass(pattern: string, s: string, from: number): [string, number] {
   let j = from;
   let negate = false;
-  if (s[j] === '^' || s[j] === '!') { negate = true; j++; }
+  if (s[j] === '^') { negate = true; j++; }
   const items: string[] = [];
   const readChar = (): number => {
     let cp = s.codePointAt(j);

@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { TlsSchema, LimitsSchema, type TlsConfig, type LimitsConfig } from '../config/schema.ts';
 import { Transport } from './transport.ts';
+import type { ByteRateLimiter } from './limits.ts';
 import { createAgent } from './agent.ts';
 import { retryPolicy, type RetryPolicy } from './retry-policy.ts';
 import { manifestDelete, manifestGet, manifestHead, manifestPut, type ManifestData, type ManifestHead } from './manifest.ts';
@@ -127,9 +128,9 @@ export class RegistryClient {
    * Uploads a blob from a source that can be reopened at any offset (for resume and restart).
    * `onProgress` receives the bytes of this blob sent so far.
    */
-  async uploadBlob(repo: string, desc: BlobDescriptor, open: OpenSource, onProgress?: (bytes: number) => void, signal?: AbortSignal): Promise<void> {
+  async uploadBlob(repo: string, desc: BlobDescriptor, open: OpenSource, onProgress?: (bytes: number) => void, signal?: AbortSignal, bandwidth?: ByteRateLimiter): Promise<void> {
     checkRepo(repo); assertDigest(desc.digest);
-    await blobUpload(this.transport, { repo, desc, open, onProgress, signal, tuning: this.#upload });
+    await blobUpload(this.transport, { repo, desc, open, onProgress, signal, tuning: this.#upload, bandwidth });
   }
 
   /** Referrers of a manifest (OCI 1.1 API, falling back to the `sha256-<hex>` tag schema). */

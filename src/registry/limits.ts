@@ -92,5 +92,5 @@ export class ByteRateLimiter {
   }
 }
 
-/** Harbor-style `speed` (Kbit/s) as bytes per second. */
-export const kbpsToBytesPerSecond = (kbps: number) => (kbps * 1000) / 8;
+/** Harbor-style `speed` (Kbit/s) as bytes per second: Harbor counts 1 Kbit as 1024 bits (lib/iothrottler). */
+export const kbpsToBytesPerSecond = (kbps: number) => (kbps * 1024) / 8;

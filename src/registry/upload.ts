@@ -6,6 +6,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Transport } from './transport.ts';
+import type { ByteRateLimiter } from './limits.ts';
 import { repoScope } from './scope.ts';
 import { contentRange, uploadOffsetFromRange } from './content-range.ts';
 import { registryError, registryErrorFromThrown, type RegistryErrorCtx } from './errors.ts';
@@ -39,6 +40,8 @@ export interface UploadArgs {
   onProgress?: (bytes: number) => void;
   signal?: AbortSignal;
   tuning: UploadTuning;
+  /** A cap of the caller's own (a policy's `speed`), on top of the registry's. */
+  bandwidth?: ByteRateLimiter | undefined;
 }
 
 /** Pulls exact byte counts out of a stream, across chunk boundaries. */
@@ -94,13 +97,13 @@ export class ByteReader {
   }
 }
 
-/** A body of exactly `n` bytes from the reader, paced by the registry's bandwidth cap. */
-function body(t: Transport, reader: ByteReader, n: number, onChunk: (b: Buffer) => void, signal?: AbortSignal): Readable {
-  const cap = t.bandwidth;
-  if (!cap) return Readable.from(reader.take(n, onChunk), { objectMode: false });
+/** A body of exactly `n` bytes from the reader, paced by the registry's and the caller's bandwidth caps. */
+function body(t: Transport, reader: ByteReader, n: number, onChunk: (b: Buffer) => void, signal?: AbortSignal, extra?: ByteRateLimiter): Readable {
+  const caps = [t.bandwidth, extra].filter((c): c is ByteRateLimiter => c !== undefined);
+  if (caps.length === 0) return Readable.from(reader.take(n, onChunk), { objectMode: false });
   return Readable.from((async function* paced() {
     for await (const part of reader.take(n, onChunk)) {
-      await cap.consume(part.length, signal);
+      for (const cap of caps) await cap.consume(part.length, signal);
       yield part;
     }
   })(), { objectMode: false });
@@ -180,7 +183,7 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
       session = await startSession(t, a.repo, ctx, a.signal);
       reader = new ByteReader(await a.open(0));
       let sent = 0;
-      const stream = body(t, reader, a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }, a.signal);
+      const stream = body(t, reader, a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }, a.signal, a.bandwidth);
       const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal });
       await res.discard();
       checkStoredDigest(t, res.header('docker-content-digest'), a.desc.digest, ctx);
@@ -231,7 +234,7 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
       const len = Math.min(chunk, size - offset);
       sentInChunk = 0;
       try {
-        const stream = body(t, reader, len, progress, a.signal);
+        const stream = body(t, reader, len, progress, a.signal, a.bandwidth);
         const res = await t.send({
           method: 'PATCH', path: session.location, headers: octet(len, { 'content-range': contentRange(offset, len) }), stream,
           scopes: [repoScope(a.repo, 'pull', 'push')], expect: [202, 204], ctx, signal: a.signal,

@@ -2,7 +2,7 @@
 // (target registry, digest) at a time, and an in-memory digest → repositories index per target
 // so a blob already pushed anywhere in the target is mounted instead of uploaded again.
 import type { RegistryClient } from '../registry/client.ts';
-import { Semaphore } from '../registry/limits.ts';
+import { Semaphore, type ByteRateLimiter } from '../registry/limits.ts';
 import type { Descriptor } from '../registry/referrers.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
@@ -19,6 +19,8 @@ export interface EnsureBlobArgs {
   onProgress?: (bytes: number) => void;
   /** True while the blob waits for a transfer slot or for another copy of the same digest, false after. */
   onWait?: (waiting: boolean) => void;
+  /** The copy's own bandwidth cap (a policy's `speed`), shared by its blobs. */
+  bandwidth?: ByteRateLimiter | undefined;
   signal?: AbortSignal;
   logger?: Logger;
 }
@@ -104,7 +106,7 @@ export class CopyPool {
     a.onWait?.(true);
     const release = await this.#transfers.acquire(a.signal).finally(() => a.onWait?.(false));
     try {
-      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal);
+      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal, a.bandwidth);
     } finally {
       release();
     }

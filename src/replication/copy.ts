@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { isDigest } from '../registry/digest.ts';
 import { registryError } from '../registry/errors.ts';
+import { ByteRateLimiter, kbpsToBytesPerSecond } from '../registry/limits.ts';
 import { BridgeError } from '../errors.ts';
 import type { Descriptor } from '../registry/referrers.ts';
 import { MediaType, isSchema1Type } from '../registry/media-types.ts';
@@ -26,6 +27,8 @@ export interface CopyOptions {
   onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
   /** True while a blob of this copy queues in the pool (no bytes can move), false when it stops. */
   onWait?: (waiting: boolean) => void;
+  /** Bandwidth cap for this copy's uploads in Kbit/s (a Harbor policy's `speed`), on top of the target's. */
+  speedKbps?: number | undefined;
   logger?: Logger;
   pool?: CopyPool;
 }
@@ -56,6 +59,7 @@ interface Ctx {
   counts: { uploaded: number; mounted: number; skipped: number };
   bytes: number;
   progress: { done: number; total: number; perBlob: Map<string, number> };
+  bandwidth: ByteRateLimiter | undefined;
 }
 
 /** Builds the plan tree: fetches child manifests by digest, filters platforms, converts formats. */
@@ -95,7 +99,7 @@ function reportProgress(c: Ctx, digest: string, bytes: number): void {
 async function copyBlob(c: Ctx, desc: Descriptor): Promise<BlobOutcome> {
   const outcome = await c.pool.ensureBlob({
     src: c.src, srcRepo: c.srcRepo, dst: c.dst, dstRepo: c.dstRepo, desc, signal: c.opts.signal, logger: c.log,
-    onProgress: (n) => reportProgress(c, desc.digest, n), onWait: c.opts.onWait,
+    onProgress: (n) => reportProgress(c, desc.digest, n), onWait: c.opts.onWait, bandwidth: c.bandwidth,
   });
   c.counts[outcome]++;
   if (outcome === 'uploaded') c.bytes += desc.size;
@@ -124,6 +128,7 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
   const c: Ctx = {
     src, srcRepo, dst, dstRepo, opts, log, pool: opts.pool ?? defaultCopyPool,
     counts: { uploaded: 0, mounted: 0, skipped: 0 }, bytes: 0, progress: { done: 0, total: 0, perBlob: new Map() },
+    bandwidth: opts.speedKbps ? new ByteRateLimiter(kbpsToBytesPerSecond(opts.speedKbps)) : undefined,
   };
   const root = await src.getManifest(srcRepo, srcRef, undefined, opts.signal);
   const transforms = opts.manifestFormat === 'docker' || (opts.platforms?.length ?? 0) > 0;

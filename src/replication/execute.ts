@@ -38,6 +38,7 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
       signal: ctx.signal,
       onProgress: ctx.onProgress,
       onWait: ctx.onWait,
+      speedKbps: task.options.speedKbps,
       logger: ctx.logger,
       pool: ctx.pool,
     });

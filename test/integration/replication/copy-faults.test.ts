@@ -135,3 +135,16 @@ test('a source tag that moves during the copy is not written back with the older
     await next.cleanup();
   }
 });
+
+test('a policy\'s speed (Kbit/s, Harbor\'s 1024-bit Kbit) caps the copy\'s uploads', async () => {
+  pa.clearRules(); pb.clearRules();
+  const { src, dst } = clientsFor();
+  const bytes = image.layers.reduce((n, l) => n + l.size, 0);
+  const t0 = Date.now();
+  const r = await copyArtifact(src, 'src/app', 'v1', dst, 'dst/paced', 'v1', { pool: new CopyPool(), speedKbps: 16_000 });
+  const ms = Date.now() - t0;
+  assert.equal(r.digest, image.digest);
+  // 16 000 Kbit/s is 2,048,000 bytes/s; the first tenth of a second is a burst.
+  const floor = ((bytes / 2_048_000) - 0.1) * 1000;
+  assert.ok(ms >= floor, `${bytes} bytes at 2 MB/s took ${ms} ms (at least ${Math.round(floor)} expected)`);
+});

@@ -28,8 +28,10 @@ describe('globMatch (doublestar v1 semantics)', () => {
     ['?', '/', false],
     ['v2.[4-6].*', 'v2.5.1', true],
     ['v2.[4-6].*', 'v2.7.0', false],
-    ['[!a]x', 'bx', true],
-    ['[!a]x', 'ax', false],
+    // doublestar v1 (Harbor's) negates with `^` only; `!` is a member of the class (v3 changed that).
+    ['[!a]x', 'bx', false],
+    ['[!a]x', 'ax', true],
+    ['[!a]x', '!x', true],
     ['[^a]x', 'ax', false],
     ['a[^b]c', 'a/c', false],
     ['[a\\-z]', '-', true],
