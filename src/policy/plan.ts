@@ -45,6 +45,13 @@ function destination(policy: Policy, repository: string, target: PlanTarget): { 
  * `unmatched` reasons: `disabled`, `trigger:<type>`, `deletion disabled`, `filter:<name|tag|label|resource>`.
  * `skipped` reasons: `unknown target <id>`, `no reference`, `rewrite: <code> <message>`.
  */
+/**
+ * Harbor's webhooks and the registry API carry no artifact labels, so a label filter cannot be
+ * evaluated from them; planning as if every artifact had no labels would replicate the wrong set.
+ */
+const LABELS_UNKNOWN = 'label filters are not evaluated: Harbor\'s webhooks and the registry API do not carry artifact labels (use name and tag filters)';
+const hasLabelFilters = (policy: Policy) => policy.filters.some((f) => f.type === 'label' && (typeof f.value === 'string' ? f.value !== '' : f.value.length > 0));
+
 export function planTasks(
   event: ArtifactEvent,
   policies: readonly Policy[],
@@ -67,6 +74,7 @@ export function planTasks(
     if (!policy.enabled) { pass('disabled'); continue; }
     if (policy.trigger.type !== 'event_based') { pass(`trigger:${policy.trigger.type}`); continue; }
     if (event.action === 'delete' && !policy.deletion) { pass('deletion disabled'); continue; }
+    if (hasLabelFilters(policy)) { skip(LABELS_UNKNOWN); continue; }
     const mismatch = firstMismatch(policy, { repository: event.repository, tags: tag !== undefined ? [tag] : [] });
     if (mismatch) { pass(`filter:${mismatch}`); continue; }
     const target = targets.get(policy.dest_registry);
@@ -121,6 +129,9 @@ export function reconcilePlan(
   const tasks: ReplicationTask[] = [];
   const skipped: Skipped[] = [];
   if (!policy.enabled) return { tasks, skipped, unmatched: [{ policyId: policy.id, reason: 'disabled' }] };
+  if (hasLabelFilters(policy) && !listing.some((r) => r.tags.some((e) => e.labels !== undefined))) {
+    return { tasks, skipped: [{ policyId: policy.id, reason: LABELS_UNKNOWN }], unmatched: [] };
+  }
   const t: PlanTarget = typeof target === 'string' ? { kind: target } : target;
   const eventId = reconcileEventId(policy.id, now);
   const at = now.toISOString();

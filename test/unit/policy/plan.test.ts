@@ -196,3 +196,23 @@ describe('reconcileTasks', () => {
     assert.equal(reconcileTasks(p, listing, { kind: 'registry' }, NOW).length, 2);
   });
 });
+
+describe('label filters (no labels in webhooks or registry listings)', () => {
+  const labelled = (decoration?: 'matches' | 'excludes') => policy({ filters: [{ type: 'label', value: ['prod'], ...(decoration ? { decoration } : {}) }] });
+  it('an event matching a label-filtered policy plans nothing and says why, for includes and excludes alike', () => {
+    for (const p of [labelled(), labelled('excludes')]) {
+      const { tasks, skipped } = planTasks(event(), [p], targets, NOW);
+      assert.equal(tasks.length, 0);
+      assert.match(skipped[0]!.reason, /label filters are not evaluated/);
+    }
+  });
+  it('a reconcile of a label-filtered policy without labels in the listing plans nothing and says why', () => {
+    const listing = [{ repository: 'library/app', tags: [{ tag: 'v1', digest: DIGEST }] }];
+    const r = reconcilePlan(labelled('excludes'), listing, 'swr', NOW);
+    assert.equal(r.tasks.length, 0);
+    assert.match(r.skipped[0]!.reason, /label filters are not evaluated/);
+    // With labels in the listing, the filter applies.
+    const known = reconcilePlan(labelled(), [{ repository: 'library/app', tags: [{ tag: 'v1', digest: DIGEST, labels: ['prod'] }, { tag: 'v2', digest: DIGEST, labels: [] }] }], 'swr', NOW);
+    assert.deepEqual(known.tasks.map((t) => t.tag), ['v1']);
+  });
+});
