@@ -179,6 +179,32 @@ export function busContract(name: string, makeBus: () => Promise<BusFixture>, op
       assert.deepEqual([...partsA].filter((p) => partsB.has(p)), [], 'no partition served by both');
     }));
 
+    it('aborts a running handler whose partitions move to a member that joins', { timeout: testTimeout }, withBus(async ({ bus }, run) => {
+      const group = `g-${run}`;
+      await bus.publish('tasks', Array.from({ length: 24 }, (_, i) => ({ key: `${run}-k-${i}`, value: { i } })));
+      let held = 0;
+      let aborted = 0;
+      // A holds every batch it gets without heartbeating itself, until its signal says the partition is gone.
+      const a = await bus.subscribe({ group, topics: ['tasks'], fromBeginning: true }, async (batch, ctx) => {
+        if (!batch.some((m) => m.key.startsWith(run))) return;
+        held++;
+        const until = Date.now() + waitMs;
+        while (!ctx.signal.aborted && Date.now() < until) await sleep(25);
+        if (ctx.signal.aborted) {
+          aborted++;
+          throw new Error('partition revoked (expected by the test)');
+        }
+      });
+      await waitUntil('A holding a batch', () => held > 0);
+      const servedByB = new Set<number>();
+      const b = await bus.subscribe({ group, topics: ['tasks'], fromBeginning: true }, async (batch) => {
+        for (const m of batch) if (m.key.startsWith(run)) servedByB.add(m.partition);
+      });
+      await waitUntil('a held batch of A to be aborted', () => aborted > 0);
+      await waitUntil('B to serve the records it took over', () => servedByB.size > 0);
+      await Promise.all([a.stop(), b.stop()]);
+    }));
+
     it('gives every group all records', { timeout: testTimeout }, withBus(async ({ bus }, run) => {
       await bus.publish('events', Array.from({ length: 10 }, (_, i) => ({ key: `${run}-${i}`, value: { i } })));
       const one = await collect(bus, `g1-${run}`, ['events'], run);

@@ -25,6 +25,9 @@ export interface KafkaBusOptions {
 
 interface Pending { topic: string; message: ThreadMessage }
 
+/** Heartbeat answers that mean this member's assignment is over (kafkajs' isRebalancing, plus eviction). */
+const GROUP_MOVED_ON = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP']);
+
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
   readonly #kafka: Kafka;
@@ -129,12 +132,13 @@ export class KafkaBus implements Bus {
   }
 
   async subscribe(sub: Subscription, onBatch: BatchHandler): Promise<ConsumerHandle> {
+    const heartbeatInterval = Math.min(3000, Math.floor(this.#opts.sessionTimeoutMs / 3));
     const consumer = this.#kafka.consumer({
       // Groups live under the topic prefix too: two bridges sharing a cluster must not share work.
       groupId: this.groupName(sub.group),
       sessionTimeout: this.#opts.sessionTimeoutMs,
       rebalanceTimeout: 60000,
-      heartbeatInterval: Math.min(3000, Math.floor(this.#opts.sessionTimeoutMs / 3)),
+      heartbeatInterval,
       maxWaitTimeInMs: 250,
       retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
     });
@@ -146,6 +150,16 @@ export class KafkaBus implements Bus {
       active.add(p);
       try { await p; } finally { active.delete(p); }
     };
+    // kafkajs learns of a rebalance only from a heartbeat answer, and rejoins only after every
+    // running batch has returned: a handler that is not told keeps working on partitions that
+    // are being handed to another member. So each batch heartbeats on its own timer too, and a
+    // heartbeat that says the group moved on aborts every running batch (the rebalance revokes
+    // all partitions of this member).
+    const running = new Set<AbortController>();
+    const revokeAll = (why: string) => {
+      for (const c of running) c.abort(new BridgeError('HSB_BUS_REBALANCE', why, { retryable: true }));
+    };
+    consumer.on(consumer.events.CRASH, () => revokeAll('consumer crashed'));
     this.#consumers.add(entry);
     await consumer.connect();
     const prefix = this.#opts.topicPrefix;
@@ -163,7 +177,29 @@ export class KafkaBus implements Bus {
           value: decodeValue(m.value, `${batch.topic}/${batch.partition}@${m.offset}`),
           timestamp: Number(m.timestamp), headers: headersOf(m.headers),
         }));
-        await onBatch(messages, { heartbeat, signal: abort.signal });
+        const mine = new AbortController();
+        running.add(mine);
+        const beat = async () => {
+          try {
+            await heartbeat();
+          } catch (e) {
+            const type = (e as { type?: string }).type;
+            if (type && GROUP_MOVED_ON.has(type)) revokeAll(`group rebalancing (${type})`);
+            throw e;
+          }
+        };
+        const timer = setInterval(() => { beat().catch(() => undefined); }, heartbeatInterval);
+        try {
+          await onBatch(messages, { heartbeat: beat, signal: AbortSignal.any([abort.signal, mine.signal]) });
+        } catch (e) {
+          // Revoked: nothing is committed and the new owner reads it again. Returning (rather than
+          // failing the batch, which kafkajs would retry with backoff) lets this member rejoin now.
+          if (!mine.signal.aborted) throw e;
+        } finally {
+          clearInterval(timer);
+          running.delete(mine);
+        }
+        if (mine.signal.aborted) return;
         // The whole batch settled: commit past its last record.
         if (isStale()) return;
         const last = batch.messages[batch.messages.length - 1]!.offset;
