@@ -197,20 +197,23 @@ export class GroupConsumer implements ConsumerHandle {
         pos = safe(() => store.committed(this.#group, tp.topic, tp.partition)) ?? pos;
         continue;
       }
-      failures = 0;
       const next = rows[rows.length - 1]!.offset + 1;
       let owner: boolean;
       try {
         owner = store.commitIfOwner(this.#group, memberId, tp, next, Date.now(), leaseMs);
       } catch (e) {
-        // Not committed: the batch comes again (at-least-once).
-        logger.warn({ err: e, group: this.#group, ...tp }, 'embedded bus: commit failed; batch will be redelivered');
+        // Not committed: the batch comes again (at-least-once), after the same backoff as a failed handler.
+        failures++;
+        const delay = retryDelay(failures, this.#o.retryBackoffMs, this.#o.maxRetryBackoffMs);
+        logger.warn({ err: e, group: this.#group, ...tp, failures, delayMs: delay }, 'embedded bus: commit failed; batch will be redelivered');
+        await sleep(delay, undefined, { signal }).catch(() => {});
         continue;
       }
       if (!owner) {
         logger.info({ group: this.#group, ...tp }, 'embedded bus: partition lease lost; stopping its worker');
         return;
       }
+      failures = 0;
       pos = next;
     }
   }
