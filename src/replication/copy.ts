@@ -62,8 +62,10 @@ interface Ctx {
   bandwidth: ByteRateLimiter | undefined;
 }
 
+type PlanCtx = Pick<Ctx, 'src' | 'srcRepo' | 'opts'>;
+
 /** Builds the plan tree: fetches child manifests by digest, filters platforms, converts formats. */
-async function buildPlan(c: Ctx, bytes: Buffer, mediaType: string, sourceDigest: string, depth = 0): Promise<PlanNode> {
+async function buildPlan(c: PlanCtx, bytes: Buffer, mediaType: string, sourceDigest: string, depth = 0): Promise<PlanNode> {
   if (depth > 4) throw registryError('HSB_REGISTRY_MANIFEST_INVALID', 'index nesting deeper than 4 levels', { digest: sourceDigest });
   if (isSchema1Type(mediaType)) throw registryError('HSB_REGISTRY_SCHEMA1', 'source serves a Docker schema1 manifest, which the bridge does not copy', { digest: sourceDigest });
   const docker = c.opts.manifestFormat === 'docker';
@@ -121,6 +123,16 @@ async function copyNode(c: Ctx, node: PlanNode, blobTasks: Map<string, Promise<B
     return t;
   }));
   if (!isRoot) await c.dst.putManifest(c.dstRepo, node.digest, node.bytes, node.mediaType, c.opts.signal);
+}
+
+/**
+ * The digest a copy with these options would write for `srcRef`: the source's own unless the
+ * manifest is converted (Docker format) or filtered (platforms). Reads manifests only.
+ */
+export async function targetDigestOf(src: RegistryClient, srcRepo: string, srcRef: string, opts: Pick<CopyOptions, 'manifestFormat' | 'platforms' | 'signal'>): Promise<string> {
+  const root = await src.getManifest(srcRepo, srcRef, undefined, opts.signal);
+  if (opts.manifestFormat !== 'docker' && (opts.platforms?.length ?? 0) === 0) return root.digest;
+  return (await buildPlan({ src, srcRepo, opts }, root.bytes, root.mediaType, root.digest)).digest;
 }
 
 export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef: string, dst: RegistryClient, dstRepo: string, dstTag: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {

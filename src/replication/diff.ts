@@ -54,6 +54,8 @@ export function diffPolicy(
   target: TargetState,
   targetKind: TargetKind | PlanTarget,
   now: Date,
+  /** Source digest → the digest a copy writes, where it differs (Docker conversion, platform filter). */
+  converted: ReadonlyMap<string, string> = new Map(),
 ): DiffResult {
   const out: DiffResult = { tasks: [], reasons: new Map(), skipped: [], unchanged: 0 };
   if (!policy.enabled) return out;
@@ -80,15 +82,16 @@ export function diffPolicy(
     const plan = reconcilePlan(policy, [repo], targetKind, now);
     for (const s of plan.skipped) out.skipped.push({ repository: repo.repository, reason: s.reason });
     for (const task of plan.tasks) {
+      const want = converted.get(task.digest!) ?? task.digest!;
       if (task.tag === undefined) {
         // Untagged: present when any target tag already points at the digest.
-        if ([...have.values()].includes(task.digest!)) { out.unchanged++; continue; }
+        if ([...have.values()].includes(want)) { out.unchanged++; continue; }
         out.tasks.push(task);
         out.reasons.set(task.id, 'untagged digest missing in target');
         continue;
       }
       const current = have.get(task.tag);
-      if (current === task.digest) { out.unchanged++; continue; }
+      if (current === want) { out.unchanged++; continue; }
       out.tasks.push(task);
       out.reasons.set(task.id, current === undefined
         ? 'missing in target'

@@ -18,6 +18,15 @@ import { destinationOf, diffPolicy, type ReconcileSkip } from './diff.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
 import { taskKey, type ReplicationTask } from './task.ts';
+import { targetDigestOf } from './copy.ts';
+
+/** Source digest + copy variant → the digest the copy writes; content-addressed, so never stale. */
+const convertedCache = new Map<string, string>();
+const MAX_CONVERTED = 100_000;
+function rememberConverted(key: string, digest: string): void {
+  if (convertedCache.size >= MAX_CONVERTED) convertedCache.delete(convertedCache.keys().next().value!);
+  convertedCache.set(key, digest);
+}
 
 export interface ReconcilerDeps {
   config: Config;
@@ -141,7 +150,8 @@ export class Reconciler {
       state.set(dest, have);
     }));
 
-    const diff = diffPolicy(policy, listing, state, target, this.#now());
+    const converted = await this.#convertedDigests(policy, source.id, src, listing, state, target, limit, signal);
+    const diff = diffPolicy(policy, listing, state, target, this.#now(), converted);
     for (const s of diff.skipped) this.#log.warn({ policy: policy.id, repository: s.repository, reason: s.reason }, 'reconcile skipped a repository');
     this.#log.info({
       policy: policy.id, repositories: listing.length, tags: listing.reduce((n, r) => n + r.tags.length, 0),
@@ -208,6 +218,37 @@ export class Reconciler {
   }
 
   /** Repositories of a source: the registry catalog, or Harbor's project API when robots may not read the catalog. */
+  /**
+   * Where a copy transforms the manifest (Docker format, a platform filter), the target holds
+   * another digest than the source even when in step: for each tag whose digests differ, the
+   * digest a copy would write, so a converged tag is not planned again on every pass. Remembered
+   * per source digest (conversion is deterministic), so later passes cost no requests.
+   */
+  async #convertedDigests(policy: Policy, sourceId: string, src: RegistryClient, listing: readonly SourceListing[], state: ReadonlyMap<string, ReadonlyMap<string, string>>, target: PlanTarget, limit: Limiter, signal?: AbortSignal): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const manifestFormat = policy.manifestFormat ?? this.#d.endpoints.target(policy.dest_registry).manifestFormat;
+    const platforms = policy.platforms ?? [];
+    if (manifestFormat !== 'docker' && platforms.length === 0) return out;
+    const variant = `${manifestFormat}\0${[...platforms].sort().join(',')}`;
+    await Promise.all(listing.flatMap((repo) => {
+      const d = destinationOf(policy, repo.repository, target);
+      const have = 'reason' in d ? undefined : state.get(d.dest);
+      return repo.tags.filter((e) => e.tag !== '' && have?.get(e.tag) && have.get(e.tag) !== e.digest).map(async (e) => {
+        const key = `${e.digest}\0${variant}`;
+        let digest = convertedCache.get(key);
+        if (digest === undefined) {
+          // A source this cannot convert is left to the copy, which reports why.
+          digest = await limit.run(() => targetDigestOf(src, repo.repository, e.digest, { manifestFormat, platforms, signal })).catch(() => undefined);
+          if (digest === undefined) return;
+          rememberConverted(key, digest);
+        }
+        if (digest !== e.digest) out.set(e.digest, digest);
+      });
+    }));
+    this.#log.debug({ policy: policy.id, source: sourceId, converted: out.size }, 'reconcile compared converted digests');
+    return out;
+  }
+
   async #repositories(source: SourceConfig, client: RegistryClient, signal?: AbortSignal): Promise<string[]> {
     try {
       return await client.catalog(signal);

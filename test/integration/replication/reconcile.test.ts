@@ -97,6 +97,34 @@ describe('reconciler: plan is the difference between source and target', () => {
     assert.equal(again.unchanged, 5);
   });
 
+  it('with Docker conversion, a converged tag is in step (compared with the converted digest) and a moved one is not', async () => {
+    const oci = await buildImage({ layers: [3000] });
+    const next = await buildImage({ layers: [4000] });
+    cleanup.push(() => oci.cleanup(), () => next.cleanup());
+    await pushImage(oci, src, 'conv/app', 'v1');
+    const cfg = config({ url: src.url }, dst, [
+      { id: 'docker', src_registry: 'harbor-a', dest_registry: 'backup', manifestFormat: 'docker', filters: [{ type: 'name', value: 'conv/**' }] },
+    ]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+
+    const first = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(summary(first.tasks), ['push conv/app:v1 -> conv/app']);
+    const o = await executeTask(first.tasks[0]!, endpoints.source('harbor-a'), endpoints.target('backup'), { logger: silentLogger });
+    assert.equal(o.status, 'done');
+    assert.notEqual(o.digest, oci.digest, 'the copy converted the manifest');
+
+    const again = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(again.tasks, [], 'a converted copy is in step');
+    assert.equal(again.unchanged, 1);
+
+    await pushImage(next, src, 'conv/app', 'v1');
+    const moved = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(summary(moved.tasks), ['push conv/app:v1 -> conv/app']);
+    assert.match(moved.reasons.get(moved.tasks[0]!.id)!, /^target has sha256:/);
+  });
+
   it('applies name and tag filters and the namespace rewrite; deletion off plans no deletes', async () => {
     const cfg = config({ url: src.url }, dst, [{
       id: 'lib-v', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'mirror', dest_namespace_replace_count: 1,
