@@ -3,6 +3,7 @@
 // shortly before expiry; concurrent requests for the same scope share one token fetch.
 import type { Challenge } from './www-authenticate.ts';
 import { mergeScopes } from './scope.ts';
+import { SharedFlight } from './shared-flight.ts';
 import { registryError, registryErrorFromStatus, type RegistryErrorCtx } from './errors.ts';
 
 export interface Credentials { username: string; password: string }
@@ -20,7 +21,7 @@ export class Authenticator {
   #mode: 'unknown' | 'anonymous' | 'basic' | 'bearer' = 'unknown';
   #bearer?: { realm: string; service?: string };
   readonly #tokens = new Map<string, CachedToken>();
-  readonly #inflight = new Map<string, Promise<string>>();
+  readonly #fetches = new SharedFlight<string>();
   readonly #creds?: Credentials;
   readonly #fetch: TokenFetch;
   readonly #ctx: RegistryErrorCtx;
@@ -80,15 +81,8 @@ export class Authenticator {
     const key = scopes.join(' ');
     const cached = this.#tokens.get(key);
     if (cached && cached.expiresAt > this.#now()) return Promise.resolve(cached.token);
-    let p = this.#inflight.get(key);
-    if (!p) {
-      // Shared by every caller that needs this scope, so it runs without any one caller's signal
-      // (the transport's timeouts bound it); each caller gives up on its own signal only.
-      p = this.#fetchToken(scopes).finally(() => this.#inflight.delete(key));
-      p.catch(() => undefined); // callers that gave up leave nobody else to observe a failure
-      this.#inflight.set(key, p);
-    }
-    return signal ? untilAborted(p, signal) : p;
+    // Bounded by the transport's timeouts rather than by any one caller's signal.
+    return this.#fetches.run(key, () => this.#fetchToken(scopes), signal);
   }
 
   async #fetchToken(scopes: string[]): Promise<string> {
@@ -133,14 +127,3 @@ export class Authenticator {
     return token;
   }
 }
-
-/** `p`, or the signal's reason once it aborts (p itself carries on for its other waiters). */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-

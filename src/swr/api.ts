@@ -5,6 +5,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { BridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
+import { SharedFlight } from '../registry/shared-flight.ts';
 import { signRequest } from './signer.ts';
 import { repoPathParam, validateOrgName } from './names.ts';
 import { SWR_CODE_BUSY, SWR_CODE_ORG_EXISTS, isSwrCode, parseSwrErrorBody, swrErrorFromResponse, type SwrOperation } from './api-errors.ts';
@@ -61,7 +62,7 @@ export class SwrApi {
   #throttleRetries: number;
   #maxRetryAfterMs: number;
   #known = new Set<string>();
-  #inflight = new Map<string, Promise<EnsureNamespaceResult>>();
+  readonly #ensuring = new SharedFlight<EnsureNamespaceResult>();
 
   constructor(opts: SwrApiOptions) {
     const u = new URL(opts.apiUrl);
@@ -119,15 +120,12 @@ export class SwrApi {
     validateOrgName(ns);
     if (this.#known.has(ns)) return 'cached';
     if (this.#auth.kind === 'none') return 'unmanaged';
-    const pending = this.#inflight.get(ns);
-    if (pending) return pending;
-    const p = this.#ensure(ns, signal).finally(() => this.#inflight.delete(ns));
-    this.#inflight.set(ns, p);
-    return p;
+    // Shared by the tasks that need it, bounded by the API timeout rather than by one task's signal.
+    return this.#ensuring.run(ns, () => this.#ensure(ns), signal);
   }
 
-  async #ensure(ns: string, signal?: AbortSignal): Promise<EnsureNamespaceResult> {
-    const created = await this.#call('createNamespace', 'POST', '/v2/manage/namespaces', { namespace: ns }, { namespace: ns }, signal);
+  async #ensure(ns: string): Promise<EnsureNamespaceResult> {
+    const created = await this.#call('createNamespace', 'POST', '/v2/manage/namespaces', { namespace: ns }, { namespace: ns });
     if (created.status === 201 || created.status === 200) {
       this.#known.add(ns);
       this.#log.info({ namespace: ns }, 'created SWR organisation');
@@ -136,7 +134,7 @@ export class SwrApi {
     // 409 means "exists" only with that code (or none); SWR's busy 409 is a throttle (#call waited it out).
     const conflict = parseSwrErrorBody(created.body).code;
     if (created.status !== 409 || (conflict !== undefined && conflict !== SWR_CODE_ORG_EXISTS)) throw this.#error('createNamespace', created, { namespace: ns });
-    const found = await this.getNamespace(ns, signal);
+    const found = await this.getNamespace(ns);
     if (!found) {
       throw new BridgeError('HSB_SWR_NAMESPACE_TAKEN', `SWR organisation "${ns}" exists but is not visible to these credentials; another tenant owns it — choose another dest_namespace`, {
         retryable: false,

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { busHarnesses, type BusHarness } from '../../support/bus-harness.ts';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { pushTask } from '../../support/tasks.ts';
 import { startFaultProxy, type FaultProxy } from '../../support/fault-proxy.ts';
 import { buildImage, inspectDigest, pushImage, type LocalImage } from '../../support/images.ts';
 import { parseConfig } from '../../../src/config/load.ts';
@@ -12,7 +13,7 @@ import { Endpoints } from '../../../src/replication/endpoints.ts';
 import { Replicator } from '../../../src/replication/replicator.ts';
 import { createMetrics } from '../../../src/observability/metrics.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
-import type { ReplicationTaskInput, TaskResult } from '../../../src/replication/task.ts';
+import type { TaskResult } from '../../../src/replication/task.ts';
 
 let src: TestRegistry;
 let dst: TestRegistry;
@@ -31,10 +32,6 @@ after(async () => {
   await image.cleanup();
 });
 
-const task = (repo: string): ReplicationTaskInput => ({
-  schema: 1, id: `t-${repo}`, eventId: `e-${repo}`, action: 'push', sourceId: 'src', repository: repo, tag: 'v1',
-  targetId: 'dst', destRepository: repo, policyId: 'p', occurredAt: new Date().toISOString(), createdAt: new Date().toISOString(),
-});
 
 for (const [kind, make] of Object.entries(busHarnesses('drain'))) {
   describe(`replicator stop drains in-flight tasks (${kind} bus)`, () => {
@@ -60,7 +57,7 @@ for (const [kind, make] of Object.entries(busHarnesses('drain'))) {
       // The copy's first upload session opens 2 s late: stop() arrives while it is in flight.
       proxy.clearRules();
       proxy.addRule({ match: { method: 'POST', path: new RegExp(`/${repo}/blobs/uploads/$`) }, action: 'delay', ms: 2000, times: 1 });
-      await h.bus.publish('tasks', [{ key: `dst/${repo}`, value: task(repo) }]);
+      await h.bus.publish('tasks', [{ key: `dst/${repo}`, value: pushTask(repo) }]);
       await replicator.start();
       for (let i = 0; i < 200 && !proxy.requests.some((r) => r.method === 'POST' && r.path.includes(repo)); i++) await new Promise((r) => setTimeout(r, 50));
       assert.ok(proxy.requests.some((r) => r.method === 'POST' && r.path.includes(repo)), 'the copy reached its upload');

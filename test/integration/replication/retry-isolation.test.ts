@@ -4,13 +4,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { busHarnesses, type BusHarness } from '../../support/bus-harness.ts';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { pushTask } from '../../support/tasks.ts';
 import { buildImage, inspectDigest, pushImage, type LocalImage } from '../../support/images.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import { Endpoints } from '../../../src/replication/endpoints.ts';
 import { Replicator, retryGroupOf } from '../../../src/replication/replicator.ts';
 import { createMetrics } from '../../../src/observability/metrics.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
-import type { ReplicationTaskInput, TaskResult } from '../../../src/replication/task.ts';
+import type { TaskResult } from '../../../src/replication/task.ts';
 import type { ConsumerHandle } from '../../../src/bus/port.ts';
 
 let src: TestRegistry;
@@ -30,10 +31,6 @@ after(async () => {
   await image.cleanup();
 });
 
-const task = (repo: string, extra: Partial<ReplicationTaskInput> = {}): ReplicationTaskInput => ({
-  schema: 1, id: `t-${repo}`, eventId: `e-${repo}`, action: 'push', sourceId: 'src', repository: repo, tag: 'v1',
-  targetId: 'dst', destRepository: repo, policyId: 'p', occurredAt: new Date().toISOString(), createdAt: new Date().toISOString(), ...extra,
-});
 
 async function eventually(what: string, check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
   const until = Date.now() + ms;
@@ -73,10 +70,10 @@ for (const [kind, make] of Object.entries(busHarnesses('retry-isolation'))) {
       const [fresh, later] = [`${kind}/fresh`, `${kind}/later`];
       // Due in 8 s: on one consumer group with `tasks`, this wait would hold back the fresh task.
       const due = new Date(Date.now() + 8000);
-      await h.bus.publish('tasks.retry', [{ key: `dst/${later}`, value: task(later, { attempt: 1, notBefore: due.toISOString() }) }]);
+      await h.bus.publish('tasks.retry', [{ key: `dst/${later}`, value: pushTask(later, { attempt: 1, notBefore: due.toISOString() }) }]);
       await replicator.start();
       await new Promise((r) => setTimeout(r, 500)); // the retry is fetched and waiting
-      await h.bus.publish('tasks', [{ key: `dst/${fresh}`, value: task(fresh) }]);
+      await h.bus.publish('tasks', [{ key: `dst/${fresh}`, value: pushTask(fresh) }]);
 
       await eventually('both results', () => results.length >= 2);
       // Ordered by what happened, not by the clock: the fresh task's outcome comes first.

@@ -4,13 +4,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { pushTask } from '../../support/tasks.ts';
 import { startFaultProxy, type FaultProxy } from '../../support/fault-proxy.ts';
 import { buildImage, inspectDigest, pushImage, type LocalImage } from '../../support/images.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import { Endpoints } from '../../../src/replication/endpoints.ts';
 import { executeWithRetries } from '../../../src/replication/attempts.ts';
 import { CopyPool } from '../../../src/replication/copy-pool.ts';
-import { ReplicationTaskSchema } from '../../../src/replication/task.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 import type { BridgeError } from '../../../src/errors.ts';
 
@@ -39,12 +39,8 @@ after(async () => {
   await Promise.all([slow.cleanup(), queued.cleanup()]);
 });
 
-const task = (repo: string) => ReplicationTaskSchema.parse({
-  schema: 1, id: `t-${repo}`, eventId: `e-${repo}`, action: 'push', sourceId: 'src', repository: repo, tag: 'v1',
-  targetId: 'dst', destRepository: repo, policyId: 'p', occurredAt: new Date().toISOString(), createdAt: new Date().toISOString(),
-});
 const run = (repo: string, stallTimeoutMs: number, pool: CopyPool) =>
-  executeWithRetries(task(repo), endpoints.source('src'), endpoints.target('dst'), { attempts: 1, stallTimeoutMs, logger: silentLogger, pool });
+  executeWithRetries(pushTask(repo), endpoints.source('src'), endpoints.target('dst'), { attempts: 1, stallTimeoutMs, logger: silentLogger, pool });
 
 test('a task queued behind another task\'s slow transfer is not a stall', async () => {
   proxy.clearRules();
