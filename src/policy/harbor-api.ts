@@ -1,6 +1,7 @@
-// A read-only client for the parts of Harbor's REST API the policy importer needs: the version
-// probe, replication policies and registries, for Harbor 2.x (`/api/v2.0/...`) and 1.10
-// (`/api/...`). Basic auth (robot names such as `robot$bridge` included); lists are paged with
+// A read-only client for the parts of Harbor's REST API the bridge needs: the version probe,
+// replication policies and registries (the importer), projects and repositories (listing when the
+// registry catalog is refused), and artifacts with their labels (label filters), for Harbor 2.x
+// (`/api/v2.0/...`) and 1.10 (`/api/...`). Basic auth (robot names such as `robot$bridge` included); lists are paged with
 // `page`/`page_size` and followed through the `Link: <...>; rel="next"` header, with
 // `X-Total-Count` as a fallback when Link is absent.
 import { request, type Dispatcher } from 'undici';
@@ -49,6 +50,29 @@ export const HarborPolicySchema = z.looseObject({
   speed: z.number().int().nullish(),
   copy_by_chunk: z.boolean().nullish(),
 });
+
+const NamedSchema = z.looseObject({ name: z.string() });
+
+/** 2.x `Artifact` (with_tag, with_label): tags and labels are lists of objects with a `name`. */
+export const HarborArtifactSchema = z.looseObject({
+  digest: z.string(),
+  tags: z.array(NamedSchema).nullish(),
+  labels: z.array(NamedSchema).nullish(),
+});
+
+/** 1.10 `TagDetail` (`/api/repositories/{repo}/tags`): one entry per tag, labels on the tag. */
+export const HarborV1TagSchema = z.looseObject({
+  name: z.string(),
+  digest: z.string(),
+  labels: z.array(NamedSchema).nullish(),
+});
+
+/** An artifact as the label filters need it: its digest, tags and label names. */
+export interface HarborArtifact {
+  digest: string;
+  tags: string[];
+  labels: string[];
+}
 
 export type HarborRegistry = z.infer<typeof HarborRegistrySchema>;
 export type HarborPolicy = z.infer<typeof HarborPolicySchema>;
@@ -120,15 +144,70 @@ export class HarborApi {
     return out;
   }
 
+  /** Every repository (`project/repo`) these credentials can see: 2.x projects, then each one's repositories. */
+  async listRepositories(signal?: AbortSignal): Promise<string[]> {
+    const out: string[] = [];
+    for (const p of await this.#listAll('api/v2.0/projects', {}, [], signal)) {
+      const name = (p as { name?: unknown } | null)?.name;
+      if (typeof name !== 'string' || name === '') continue;
+      for (const r of await this.#listAll(`api/v2.0/projects/${encodeURIComponent(name)}/repositories`, {}, [], signal)) {
+        const full = (r as { name?: unknown } | null)?.name;
+        if (typeof full === 'string' && full !== '') out.push(full);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Every artifact of a repository with its tags and label names. 2.x: one paged list of
+   * artifacts. 1.10 puts labels on tags: one entry per tag, so a digest may appear more than once.
+   * An unknown repository is empty.
+   */
+  async listArtifacts(api: HarborApiVersion, repository: string): Promise<HarborArtifact[]> {
+    if (api === 'v1') {
+      const res = await this.#get(`api/repositories/${repositoryPath(repository)}/tags`, [200, 404], { detail: 'true' });
+      if (res.status === 404 || res.body === null) return [];
+      if (!Array.isArray(res.body)) throw this.#error('HSB_HARBOR_RESPONSE', `the tags of ${repository} are not a JSON array`, res.status, false);
+      return res.body.map((t) => this.#parse(HarborV1TagSchema, t, repository)).map((t) => ({ digest: t.digest, tags: [t.name], labels: names(t.labels) }));
+    }
+    const raw = await this.#listAll(v2ArtifactsPath(repository), { with_tag: 'true', with_label: 'true' }, [404]);
+    return raw.map((a) => this.#parse(HarborArtifactSchema, a, repository)).map((a) => ({ digest: a.digest, tags: names(a.tags), labels: names(a.labels) }));
+  }
+
+  /** The label names of one artifact (by tag or digest), or undefined when Harbor does not have it. */
+  async artifactLabels(api: HarborApiVersion, repository: string, reference: string): Promise<string[] | undefined> {
+    if (api === 'v1') {
+      // 1.10 labels tags; an artifact pushed by digest is found through its tags.
+      if (reference.includes(':')) {
+        const found = (await this.listArtifacts(api, repository)).filter((a) => a.digest === reference);
+        return found.length === 0 ? undefined : [...new Set(found.flatMap((a) => a.labels))];
+      }
+      const res = await this.#get(`api/repositories/${repositoryPath(repository)}/tags/${encodeURIComponent(reference)}`, [200, 404]);
+      if (res.status === 404 || res.body === null) return undefined;
+      return names(this.#parse(HarborV1TagSchema, res.body, repository).labels);
+    }
+    const res = await this.#get(`${v2ArtifactsPath(repository)}/${encodeURIComponent(reference)}`, [200, 404], { with_label: 'true', with_tag: 'false' });
+    if (res.status === 404 || res.body === null) return undefined;
+    return names(this.#parse(HarborArtifactSchema, res.body, repository).labels);
+  }
+
   async close(): Promise<void> {
     if (this.#ownDispatcher) await this.#dispatcher.close();
   }
 
-  async #listAll(path: string): Promise<unknown[]> {
+  #parse<T extends z.ZodType>(schema: T, value: unknown, repository: string): z.infer<T> {
+    const r = schema.safeParse(value);
+    if (r.success) return r.data;
+    throw this.#error('HSB_HARBOR_RESPONSE', `an artifact of ${repository} came back in an unexpected shape (${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 300)})`, 200, false);
+  }
+
+  /** `absent`: statuses that mean "nothing here" (an empty list) rather than an error. */
+  async #listAll(path: string, query: Record<string, string> = {}, absent: number[] = [], signal?: AbortSignal): Promise<unknown[]> {
     const items: unknown[] = [];
     let page = 1;
     for (let n = 0; n < MAX_PAGES; n++) {
-      const res = await this.#get(path, [200], { page: String(page), page_size: String(this.#pageSize) });
+      const res = await this.#get(path, [200, ...absent], { ...query, page: String(page), page_size: String(this.#pageSize) }, signal);
+      if (res.status !== 200) break;
       if (!Array.isArray(res.body)) {
         // go-swagger answers an empty list as `[]`; tolerate `null` from older servers.
         if (res.body === null) break;
@@ -145,7 +224,7 @@ export class HarborApi {
     return items;
   }
 
-  async #get(path: string, expect: number[], query: Record<string, string> = {}): Promise<{ status: number; body: unknown; headers: { link?: string; total?: string } }> {
+  async #get(path: string, expect: number[], query: Record<string, string> = {}, signal?: AbortSignal): Promise<{ status: number; body: unknown; headers: { link?: string; total?: string } }> {
     const url = new URL(path, this.#base);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     let res: Dispatcher.ResponseData;
@@ -154,7 +233,7 @@ export class HarborApi {
         method: 'GET',
         dispatcher: this.#dispatcher,
         headers: { accept: 'application/json', ...(this.#auth ? { authorization: this.#auth } : {}) },
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.#timeoutMs)]) : AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (e) {
       throw new BridgeError('HSB_HARBOR_UNREACHABLE', `source ${this.#sourceId}: cannot reach Harbor at ${this.#base.origin}: ${(e as Error).message}`, {
@@ -172,7 +251,10 @@ export class HarborApi {
         throw this.#error('HSB_HARBOR_UNAUTHORIZED', `Harbor refused the credentials${this.#user ? ` of "${this.#user}"` : ' (none configured)'} on ${url.pathname}${why ? `: ${why}` : ''}`, 401, false);
       }
       if (res.statusCode === 403) {
-        throw this.#error('HSB_HARBOR_FORBIDDEN', `"${this.#user ?? 'anonymous'}" may not read ${url.pathname}${why ? ` (${why})` : ''}: use a system administrator or a system robot account allowed to list replication policies and registries`, 403, false);
+        const need = url.pathname.includes('/replication/') || url.pathname.endsWith('/registries')
+          ? 'a system administrator or a system robot account allowed to list replication policies and registries'
+          : 'an account (or robot) that may read the projects, repositories and artifacts to replicate';
+        throw this.#error('HSB_HARBOR_FORBIDDEN', `"${this.#user ?? 'anonymous'}" may not read ${url.pathname}${why ? ` (${why})` : ''}: use ${need}`, 403, false);
       }
       throw this.#error('HSB_HARBOR_RESPONSE', `GET ${url.pathname} answered ${res.statusCode}${why ? `: ${why}` : ''}`, res.statusCode, res.statusCode >= 500 || res.statusCode === 429);
     }
@@ -190,6 +272,26 @@ export class HarborApi {
   #error(code: string, message: string, status: number, retryable: boolean): BridgeError {
     return new BridgeError(code, `source ${this.#sourceId}: ${message}`, { retryable, context: { source: this.#sourceId, status } });
   }
+}
+
+/**
+ * 2.x addresses a repository as project + the rest, the rest URL-encoded twice when it holds a
+ * `/` (Harbor decodes the path once before routing): `proj/a/b` → `projects/proj/repositories/a%252Fb`.
+ */
+export function v2ArtifactsPath(repository: string): string {
+  const slash = repository.indexOf('/');
+  const project = slash < 0 ? repository : repository.slice(0, slash);
+  const rest = slash < 0 ? '' : repository.slice(slash + 1);
+  return `api/v2.0/projects/${encodeURIComponent(project)}/repositories/${encodeURIComponent(encodeURIComponent(rest))}/artifacts`;
+}
+
+/** 1.10 routes `/api/repositories/*` with the slashes of the repository kept. */
+function repositoryPath(repository: string): string {
+  return repository.split('/').map(encodeURIComponent).join('/');
+}
+
+function names(list: readonly { name: string }[] | null | undefined): string[] {
+  return (list ?? []).map((x) => x.name);
 }
 
 /** The page number a `Link` header's rel="next" entry points at (Harbor's own URLs are relative). */

@@ -60,6 +60,11 @@ export function labelsMatch(policy: PolicyFilters, labels: readonly string[] = [
   });
 }
 
+/** The policy has a label filter that is not empty (an empty one passes everything). */
+export function hasLabelFilters(policy: PolicyFilters): boolean {
+  return ofType(policy, 'label').some((f) => (typeof f.value === 'string' ? f.value !== '' : f.value.length > 0));
+}
+
 /** Every resource filter passes: `image` rejects non-image artifacts; `artifact` takes all. */
 export function resourceMatches(policy: PolicyFilters, kind: ArtifactRef['kind']): boolean {
   return ofType(policy, 'resource').every((f) => f.value !== 'image' || kind !== 'artifact');

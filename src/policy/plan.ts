@@ -1,7 +1,7 @@
 import type { ArtifactEvent } from '../ingest/event.ts';
 import { TASK_SCHEMA_VERSION, taskId, type ReplicationTask } from '../replication/task.ts';
 import type { Policy } from './model.ts';
-import { firstMismatch, matchesPolicy } from './match.ts';
+import { firstMismatch, hasLabelFilters, matchesPolicy } from './match.ts';
 import { resolveDestination, type TargetKind } from './rewrite.ts';
 
 // Pure planning: events × policies → tasks, and source listings × policy → reconcile tasks.
@@ -43,20 +43,20 @@ function destination(policy: Policy, repository: string, target: PlanTarget): { 
  * match (a push by digest is matched as the tag ""). Deletes plan only for `deletion: true`.
  * Policies of other sources are not mentioned at all.
  * `unmatched` reasons: `disabled`, `trigger:<type>`, `deletion disabled`, `filter:<name|tag|label|resource>`.
- * `skipped` reasons: `unknown target <id>`, `no reference`, `rewrite: <code> <message>`.
+ * `skipped` reasons: `unknown target <id>`, `no reference`, `rewrite: <code> <message>`, and for
+ * label filters the labels being unknown (`labels` not given) or the artifact deleted.
+ * `labels`: the artifact's label names as Harbor's API gave them, when a label filter needs them.
  */
-/**
- * Harbor's webhooks and the registry API carry no artifact labels, so a label filter cannot be
- * evaluated from them; planning as if every artifact had no labels would replicate the wrong set.
- */
-const LABELS_UNKNOWN = 'label filters are not evaluated: Harbor\'s webhooks and the registry API do not carry artifact labels (use name and tag filters)';
-const hasLabelFilters = (policy: Policy) => policy.filters.some((f) => f.type === 'label' && (typeof f.value === 'string' ? f.value !== '' : f.value.length > 0));
+/** Labels could not be read (a plain-registry source, or Harbor's API refused): never plan as if there were none. */
+const LABELS_UNKNOWN = 'label filters need the artifact\'s labels, which could not be read from Harbor\'s API (see the log; a plain-registry source has none)';
+const LABELS_OF_DELETED = 'label filters: a deleted artifact\'s labels can no longer be read, so its deletion is not replicated by this policy';
 
 export function planTasks(
   event: ArtifactEvent,
   policies: readonly Policy[],
   targets: ReadonlyMap<string, PlanTarget>,
   now: Date,
+  labels?: readonly string[],
 ): Plan {
   const tasks: ReplicationTask[] = [];
   const skipped: Skipped[] = [];
@@ -74,8 +74,9 @@ export function planTasks(
     if (!policy.enabled) { pass('disabled'); continue; }
     if (policy.trigger.type !== 'event_based') { pass(`trigger:${policy.trigger.type}`); continue; }
     if (event.action === 'delete' && !policy.deletion) { pass('deletion disabled'); continue; }
-    if (hasLabelFilters(policy)) { skip(LABELS_UNKNOWN); continue; }
-    const mismatch = firstMismatch(policy, { repository: event.repository, tags: tag !== undefined ? [tag] : [] });
+    if (hasLabelFilters(policy) && event.action === 'delete') { skip(LABELS_OF_DELETED); continue; }
+    if (hasLabelFilters(policy) && labels === undefined) { skip(LABELS_UNKNOWN); continue; }
+    const mismatch = firstMismatch(policy, { repository: event.repository, tags: tag !== undefined ? [tag] : [], ...(labels ? { labels: [...labels] } : {}) });
     if (mismatch) { pass(`filter:${mismatch}`); continue; }
     const target = targets.get(policy.dest_registry);
     if (!target) { skip(`unknown target ${policy.dest_registry}`); continue; }
@@ -129,7 +130,7 @@ export function reconcilePlan(
   const tasks: ReplicationTask[] = [];
   const skipped: Skipped[] = [];
   if (!policy.enabled) return { tasks, skipped, unmatched: [{ policyId: policy.id, reason: 'disabled' }] };
-  if (hasLabelFilters(policy) && !listing.some((r) => r.tags.some((e) => e.labels !== undefined))) {
+  if (hasLabelFilters(policy) && listing.some((r) => r.tags.some((e) => e.labels === undefined))) {
     return { tasks, skipped: [{ policyId: policy.id, reason: LABELS_UNKNOWN }], unmatched: [] };
   }
   const t: PlanTarget = typeof target === 'string' ? { kind: target } : target;

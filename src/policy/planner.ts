@@ -5,8 +5,12 @@ import type { Metrics } from '../observability/metrics.ts';
 import { ArtifactEventSchema } from '../ingest/event.ts';
 import { taskKey } from '../replication/task.ts';
 import { unparsableRecordLetter, type DeadLetter } from '../replication/dead-letter.ts';
-import { BridgeError } from '../errors.ts';
+import { BridgeError, toBridgeError } from '../errors.ts';
+import type { ArtifactEvent } from '../ingest/event.ts';
 import { planTasks } from './plan.ts';
+import { hasLabelFilters } from './match.ts';
+import type { Policy } from './model.ts';
+import { HarborLabels } from './harbor-labels.ts';
 import type { PolicyTable } from './table.ts';
 
 export const PLANNER_GROUP = 'planner';
@@ -19,14 +23,16 @@ export class Planner {
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #recent = new Set<string>();
+  readonly #labels: HarborLabels;
   #handle: ConsumerHandle | undefined;
 
-  constructor(deps: { config: Config; bus: Bus; policies: PolicyTable; metrics: Metrics; logger: Logger }) {
+  constructor(deps: { config: Config; bus: Bus; policies: PolicyTable; metrics: Metrics; logger: Logger; labels?: HarborLabels }) {
     this.#bus = deps.bus;
     this.#policies = deps.policies;
     this.#targets = new Map(deps.config.targets.map((t) => [t.id, { kind: t.kind, manifestFormat: t.manifestFormat }]));
     this.#metrics = deps.metrics;
     this.#log = deps.logger.child({ component: 'planner' });
+    this.#labels = deps.labels ?? new HarborLabels(deps.config, this.#log);
   }
 
   async start(group = PLANNER_GROUP): Promise<void> {
@@ -55,7 +61,9 @@ export class Planner {
       // Harbor retries resend the same event; the id makes the copy a no-op to drop here.
       if (this.#recent.has(event.id)) continue;
       seen.push(event.id);
-      const { tasks, skipped } = planTasks(event, this.#policies.list(), this.#targets, new Date());
+      const policies = this.#policies.list();
+      const labels = await this.#labelsFor(event, policies);
+      const { tasks, skipped } = planTasks(event, policies, this.#targets, new Date(), labels);
       for (const s of skipped) this.#log.warn({ event: event.id, policy: s.policyId, reason: s.reason }, 'policy matched but no task planned');
       for (const t of tasks) {
         out.push({ key: taskKey(t), value: t });
@@ -66,6 +74,31 @@ export class Planner {
     if (letters.length) await this.#bus.publish('dlq', letters.map((l) => ({ key: l.id, value: l })));
     if (out.length) await this.#bus.publish('tasks', out);
     for (const id of seen) this.#remember(id);
+  }
+
+  /**
+   * The pushed artifact's labels, read from Harbor only when a policy that could take the event has
+   * a label filter. A failure Harbor may get over (unreachable, 5xx, 429) fails the batch, which the
+   * bus delivers again; a refusal (credentials, permissions) leaves the labels unknown, and those
+   * policies skip the event with the reason logged.
+   */
+  async #labelsFor(event: ArtifactEvent, policies: readonly Policy[]): Promise<string[] | undefined> {
+    if (event.action !== 'push') return undefined;
+    const wanted = policies.some((p) => p.src_registry === event.sourceId && p.enabled && p.trigger.type === 'event_based' && hasLabelFilters(p));
+    if (!wanted) return undefined;
+    const source = this.#labels.forSource(event.sourceId);
+    if (!source) return undefined;
+    const reference = event.tag !== undefined && !event.tag.includes(':') ? event.tag : (event.digest ?? event.tag);
+    if (reference === undefined) return undefined;
+    try {
+      // An artifact already gone has no labels; its task finds nothing at the source and skips.
+      return (await source.of(event.repository, reference)) ?? [];
+    } catch (e) {
+      const err = toBridgeError(e);
+      if (err.retryable) throw err;
+      this.#log.error({ event: event.id, source: event.sourceId, code: err.code, err: err.message }, 'cannot read the artifact\'s labels from Harbor; policies with label filters skip this event');
+      return undefined;
+    }
   }
 
   #remember(id: string): void {

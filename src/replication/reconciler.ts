@@ -1,18 +1,17 @@
 // Reconciler: per policy, list the source's matching repositories and tags, compare with the
 // target by digest and emit a task for every difference. Heals webhooks Harbor never delivered.
 // The listing is I/O; the decision is diffPolicy (./diff.ts, pure).
-import { request, type Dispatcher } from 'undici';
 import type { Bus } from '../bus/port.ts';
 import type { Config, SourceConfig } from '../config/schema.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { harborMessage, nextPage } from '../policy/harbor-api.ts';
-import { matchingTags, nameMatches } from '../policy/match.ts';
+import { HarborApi } from '../policy/harbor-api.ts';
+import { hasLabelFilters, matchingTags, nameMatches } from '../policy/match.ts';
+import { HarborLabels, labelsByReference } from '../policy/harbor-labels.ts';
 import type { Policy } from '../policy/model.ts';
 import type { PlanTarget, SourceListing } from '../policy/plan.ts';
 import type { PolicyTable } from '../policy/table.ts';
-import { createAgent } from '../registry/agent.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { destinationOf, diffPolicy, type ReconcileSkip } from './diff.ts';
 import type { Endpoints } from './endpoints.ts';
@@ -39,6 +38,8 @@ export interface ReconcilerDeps {
   table?: PolicyTable;
   /** Registry requests in flight per policy plan (listings and manifest HEADs). */
   concurrency?: number;
+  /** Artifact labels for policies with label filters (default: read from each Harbor source's API). */
+  labels?: HarborLabels;
   now?: () => Date;
 }
 
@@ -92,10 +93,12 @@ export class Reconciler {
   readonly #log: Logger;
   readonly #now: () => Date;
   readonly #targets: Map<string, PlanTarget>;
+  readonly #labels: HarborLabels;
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: 'reconciler' });
+    this.#labels = deps.labels ?? new HarborLabels(deps.config, this.#log);
     this.#now = deps.now ?? (() => new Date());
     // As the planner builds them, so reconcile tasks carry the same options as event tasks.
     this.#targets = new Map(deps.config.targets.map((t) => [t.id, { kind: t.kind, ...(t.manifestFormat ? { manifestFormat: t.manifestFormat } : {}) }]));
@@ -127,6 +130,7 @@ export class Reconciler {
       }));
       return { repository, tags: entries.filter((e) => e !== undefined) };
     }));
+    if (hasLabelFilters(policy)) await this.#attachLabels(source.id, listing, cache, limit);
 
     // Target: destination repository → tag → digest, heading only the tags the source also has
     // (a tag only the target has needs no digest to be deleted).
@@ -217,7 +221,23 @@ export class Reconciler {
     return this.runPass({ dryRun: false, bus, table, signal, include: (p) => p.trigger.type !== 'manual' });
   }
 
-  /** Repositories of a source: the registry catalog, or Harbor's project API when robots may not read the catalog. */
+  /**
+   * Label filters: each listed tag gets its artifact's labels from Harbor's API (one artifact
+   * listing per repository, shared by the pass). A source that is not a Harbor gets none, and
+   * the plan then skips the policy with the reason.
+   */
+  async #attachLabels(sourceId: string, listing: SourceListing[], cache: PassCache, limit: Limiter): Promise<void> {
+    const labels = this.#labels.forSource(sourceId);
+    if (!labels) return;
+    await Promise.all(listing.map(async (repo) => {
+      if (repo.tags.length === 0) return;
+      const artifacts = await cache.get(`labels\0${sourceId}\0${repo.repository}`, () => limit.run(() => labels.listing(repo.repository)));
+      const { byTag, byDigest } = labelsByReference(artifacts);
+      // A tag pushed after Harbor listed its artifacts has no labels yet, as in Harbor itself.
+      repo.tags = repo.tags.map((e) => ({ ...e, labels: (e.tag === '' ? byDigest.get(e.digest) : byTag.get(e.tag)) ?? [] }));
+    }));
+  }
+
   /**
    * Where a copy transforms the manifest (Docker format, a platform filter), the target holds
    * another digest than the source even when in step: for each tag whose digests differ, the
@@ -249,6 +269,7 @@ export class Reconciler {
     return out;
   }
 
+  /** Repositories of a source: the registry catalog, or Harbor's project API when robots may not read the catalog. */
   async #repositories(source: SourceConfig, client: RegistryClient, signal?: AbortSignal): Promise<string[]> {
     try {
       return await client.catalog(signal);
@@ -257,76 +278,12 @@ export class Reconciler {
       const status = Number(err.context.status);
       if (source.kind !== 'harbor' || (status !== 401 && status !== 403)) throw err;
       this.#log.info({ source: source.id, status }, 'the registry catalog is not readable with these credentials; listing repositories through Harbor\'s API');
-      return harborRepositories(source, signal);
-    }
-  }
-}
-
-const PAGE_SIZE = 100;
-const MAX_PAGES = 10_000;
-
-/**
- * Every repository (`project/repo`) the source's credentials can see through Harbor's REST API:
- * `/api/v2.0/projects`, then `/api/v2.0/projects/{name}/repositories`, both paged.
- */
-export async function harborRepositories(source: SourceConfig, signal?: AbortSignal, dispatcher?: Dispatcher): Promise<string[]> {
-  const agent = dispatcher ?? createAgent({ tls: source.tls, idleTimeoutMs: 30_000 });
-  try {
-    const projects = await harborList(source, agent, 'api/v2.0/projects', signal);
-    const out: string[] = [];
-    for (const p of projects) {
-      const name = (p as { name?: unknown } | null)?.name;
-      if (typeof name !== 'string' || name === '') continue;
-      const repos = await harborList(source, agent, `api/v2.0/projects/${encodeURIComponent(name)}/repositories`, signal);
-      for (const r of repos) {
-        const full = (r as { name?: unknown } | null)?.name;
-        if (typeof full === 'string' && full !== '') out.push(full);
+      const api = new HarborApi({ baseUrl: source.url, username: source.credentials?.username, password: source.credentials?.password, tls: source.tls, sourceId: source.id, logger: this.#log });
+      try {
+        return await api.listRepositories(signal);
+      } finally {
+        await api.close();
       }
     }
-    return out;
-  } finally {
-    if (!dispatcher) await agent.close();
   }
-}
-
-async function harborList(source: SourceConfig, dispatcher: Dispatcher, path: string, signal?: AbortSignal): Promise<unknown[]> {
-  const base = new URL(source.url.replace(/\/+$/, '') + '/');
-  const auth = source.credentials ? `Basic ${Buffer.from(`${source.credentials.username}:${source.credentials.password}`, 'utf8').toString('base64')}` : undefined;
-  const items: unknown[] = [];
-  let page = 1;
-  for (let n = 0; n < MAX_PAGES; n++) {
-    const url = new URL(path, base);
-    url.searchParams.set('page', String(page));
-    url.searchParams.set('page_size', String(PAGE_SIZE));
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(url, { method: 'GET', dispatcher, headers: { accept: 'application/json', ...(auth ? { authorization: auth } : {}) }, signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000) });
-    } catch (e) {
-      throw new BridgeError('HSB_HARBOR_UNREACHABLE', `source ${source.id}: cannot reach Harbor at ${base.origin}: ${(e as Error).message}`, { retryable: true, context: { source: source.id }, cause: e });
-    }
-    const text = await res.body.text();
-    if (res.statusCode !== 200) {
-      const code = res.statusCode === 401 ? 'HSB_HARBOR_UNAUTHORIZED' : res.statusCode === 403 ? 'HSB_HARBOR_FORBIDDEN' : 'HSB_HARBOR_RESPONSE';
-      const why = harborMessage(text);
-      throw new BridgeError(code, `source ${source.id}: GET ${url.pathname} answered ${res.statusCode}${why ? `: ${why}` : ''}`, {
-        retryable: res.statusCode >= 500 || res.statusCode === 429, context: { source: source.id, status: res.statusCode },
-      });
-    }
-    let body: unknown;
-    try {
-      body = text === '' ? null : JSON.parse(text);
-    } catch {
-      throw new BridgeError('HSB_HARBOR_RESPONSE', `source ${source.id}: GET ${url.pathname} did not return JSON`, { context: { source: source.id, status: 200 } });
-    }
-    if (body === null) break;
-    if (!Array.isArray(body)) throw new BridgeError('HSB_HARBOR_RESPONSE', `source ${source.id}: GET ${url.pathname} did not return a JSON array`, { context: { source: source.id, status: 200 } });
-    items.push(...body);
-    const header = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(', ') : h);
-    const next = nextPage(header(res.headers.link), page);
-    const total = Number(header(res.headers['x-total-count']) ?? NaN);
-    if (next !== undefined) page = next;
-    else if (Number.isFinite(total) && items.length < total && body.length > 0) page += 1;
-    else break;
-  }
-  return items;
 }

@@ -19,6 +19,14 @@
  *   wrong basic credentials, robot names such as `robot$bridge` included) and `FORBIDDEN` (403,
  *   a user without the replication-policy permission), `NOT_FOUND` for unknown /api/v2.0 paths.
  *
+ * - Artifacts (label filters): `GET /api/v2.0/projects` and `/projects/{p}/repositories` (paged as
+ *   above), `GET /api/v2.0/projects/{p}/repositories/{r}/artifacts` (paged) and `.../artifacts/{ref}`
+ *   (tag or digest). `{r}` is the repository without its project, URL-encoded twice when it holds
+ *   a `/` (`a%252Fb`): Harbor's router decodes the path once, so a single encoding routes nowhere
+ *   (404). `with_tag` defaults to true and `with_label` to false; an artifact's `tags` and
+ *   `labels` are omitted when not asked for or empty. An unknown repository or artifact is 404
+ *   `NOT_FOUND`; without valid credentials 401.
+ *
  * Harbor 1.10 (`version: 'v1.10'`):
  * - `GET /api/systeminfo`; `/api/v2.0/*` is 404 (text).
  * - `GET /api/replication/policies`: `page`/`page_size` (default 500, capped at 500),
@@ -29,6 +37,9 @@
  *   speed or chunking; the policy's `src_registry` is the local registry for push policies.
  * - Both endpoints need a system administrator: 401 `{"code":401,"message":"UnAuthorized"}` and
  *   403 `{"code":403,"message":"<username>"}` as text/plain (beego's http.Error).
+ * - `GET /api/repositories/{repo}/tags` (the whole list) and `.../tags/{tag}`, with the
+ *   repository's slashes kept in the path: one DetailedTag per tag, labels on the tag (`labels: []`
+ *   when none). Unknown repository or tag: 404 `{"code":404,"message":"..."}`; no credentials: 401.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -74,12 +85,21 @@ export interface HarborDoublePolicy {
   copyByChunk?: boolean;
 }
 
+/** An artifact in a repository; 1.10 serves one entry per tag, each with these labels. */
+export interface HarborDoubleArtifact {
+  repository: string;
+  digest: string;
+  tags: string[];
+  labels: string[];
+}
+
 export interface HarborDoubleOptions {
   version: 'v2' | 'v1.10';
   harborVersion?: string;
   users: HarborDoubleUser[];
   registries: HarborDoubleRegistry[];
   policies: HarborDoublePolicy[];
+  artifacts?: HarborDoubleArtifact[];
 }
 
 export interface HarborDoubleRequest {
@@ -154,6 +174,7 @@ function serveV2(o: HarborDoubleOptions, url: URL, user: HarborDoubleUser | unde
       read_only: false, registry_storage_provider_name: 'filesystem', registry_url: 'harbor.example.com', self_registration: false,
     });
   }
+  if (p.startsWith('/api/v2.0/projects')) return serveV2Artifacts(o, url, user, send);
   if (p !== '/api/v2.0/replication/policies' && p !== '/api/v2.0/registries') {
     return send(404, { errors: [{ code: 'NOT_FOUND', message: `path ${p} was not found` }] });
   }
@@ -173,6 +194,43 @@ function serveV2(o: HarborDoubleOptions, url: URL, user: HarborDoubleUser | unde
   const items = size === 0 ? all : all.slice((page - 1) * size, page * size);
   const link = v2Links(url, all.length, page, size);
   send(200, items, { 'x-total-count': String(all.length), ...(link ? { link } : {}) });
+}
+
+function serveV2Artifacts(o: HarborDoubleOptions, url: URL, user: HarborDoubleUser | undefined, send: Send): void {
+  const notFound = (what: string) => send(404, { errors: [{ code: 'NOT_FOUND', message: `${what} not found` }] });
+  // The router sees the path decoded once: a repository encoded only once splits into more segments.
+  const parts = decodeURIComponent(url.pathname).split('/').slice(3); // after /api/v2.0
+  if (!user) return send(401, { errors: [{ code: 'UNAUTHORIZED', message: 'unauthorized' }] });
+  const artifacts = o.artifacts ?? [];
+  const projects = [...new Set(artifacts.map((a) => a.repository.split('/')[0]!))].sort();
+  const paged = (all: unknown[]) => {
+    const page = intParam(url, 'page', 1) ?? 1;
+    const size = intParam(url, 'page_size', 10) ?? 10;
+    if (size > 100) return send(422, { errors: [{ code: 'UNPROCESSABLE_ENTITY', message: 'validation failure list:\npage_size in query should be less than or equal to 100' }] });
+    const link = v2Links(url, all.length, page, size);
+    send(200, all.slice((page - 1) * size, page * size), { 'x-total-count': String(all.length), ...(link ? { link } : {}) });
+  };
+  if (parts.length === 1) return paged(projects.map((name, i) => ({ project_id: i + 1, name })));
+  const project = parts[1]!;
+  if (!projects.includes(project)) return notFound(`project ${project}`);
+  const repos = [...new Set(artifacts.filter((a) => a.repository.startsWith(`${project}/`)).map((a) => a.repository))].sort();
+  if (parts.length === 3 && parts[2] === 'repositories') return paged(repos.map((name, i) => ({ id: i + 1, name })));
+  if (parts[2] !== 'repositories' || parts[4] !== 'artifacts' || parts.length > 6) return notFound(`path ${url.pathname}`);
+  const repository = `${project}/${decodeURIComponent(parts[3]!)}`;
+  if (!repos.includes(repository)) return notFound(`repository ${repository}`);
+  const withTag = url.searchParams.get('with_tag') !== 'false';
+  const withLabel = url.searchParams.get('with_label') === 'true';
+  const render = (a: HarborDoubleArtifact, i: number) => omitZero({
+    id: i + 1, type: 'IMAGE', media_type: 'application/vnd.oci.image.config.v1+json', manifest_media_type: 'application/vnd.oci.image.manifest.v1+json',
+    digest: a.digest, size: 1234, push_time: CREATED, pull_time: ZERO_SWAGGER_TIME, repository_id: 1, project_id: 1,
+    tags: withTag && a.tags.length ? a.tags.map((name, j) => ({ id: j + 1, name, artifact_id: i + 1, repository_id: 1, push_time: CREATED, pull_time: ZERO_SWAGGER_TIME, immutable: false })) : undefined,
+    labels: withLabel && a.labels.length ? a.labels.map((name, j) => ({ id: j + 1, name, description: '', color: '#0095D3', scope: 'g', project_id: 0, creation_time: CREATED, update_time: CREATED })) : undefined,
+  });
+  const inRepo = artifacts.filter((a) => a.repository === repository);
+  if (parts.length === 5) return paged(inRepo.map(render));
+  const ref = parts[5]!;
+  const found = inRepo.find((a) => a.digest === ref || a.tags.includes(ref));
+  return found ? send(200, render(found, inRepo.indexOf(found))) : notFound(`artifact ${repository}:${ref}`);
 }
 
 /** As Harbor's BaseAPI.Links: prev and next with page and page_size set, joined by " , ". */
@@ -260,8 +318,23 @@ function serveV110(o: HarborDoubleOptions, url: URL, user: HarborDoubleUser | un
       registry_storage_provider_name: 'filesystem', read_only: false, with_chartmuseum: false, notification_enable: true,
     });
   }
-  if (p !== '/api/replication/policies' && p !== '/api/registries') return send(404, '404 page not found\n', {}, 'text/plain; charset=utf-8');
   const text = 'text/plain; charset=utf-8';
+  const tags = /^\/api\/repositories\/(.+?)\/tags(?:\/([^/]+))?$/.exec(p);
+  if (tags) {
+    if (!user) return send(401, JSON.stringify({ code: 401, message: 'UnAuthorized' }) + '\n', {}, text);
+    const repository = decodeURIComponent(tags[1]!);
+    const entries = (o.artifacts ?? []).filter((a) => a.repository === repository).flatMap((a) => a.tags.map((tag) => ({ a, tag })));
+    if (entries.length === 0) return send(404, JSON.stringify({ code: 404, message: `repository ${repository} not found` }) + '\n', {}, text);
+    const render = ({ a, tag }: { a: HarborDoubleArtifact; tag: string }) => ({
+      digest: a.digest, name: tag, size: 1234, architecture: 'amd64', os: 'linux', 'os.version': '', docker_version: '19.03.12', author: '',
+      created: CREATED_GO, config: { labels: null }, signature: null, push_time: CREATED_GO, pull_time: ZERO_GO_TIME,
+      labels: a.labels.map((name, j) => ({ id: j + 1, name, description: '', color: '', scope: 'g', project_id: 0, creation_time: CREATED_GO, update_time: CREATED_GO, deleted: false })),
+    });
+    if (tags[2] === undefined) return send(200, entries.map(render));
+    const one = entries.find((e) => e.tag === decodeURIComponent(tags[2]!));
+    return one ? send(200, render(one)) : send(404, JSON.stringify({ code: 404, message: `resource: ${repository}:${tags[2]} not found` }) + '\n', {}, text);
+  }
+  if (p !== '/api/replication/policies' && p !== '/api/registries') return send(404, '404 page not found\n', {}, 'text/plain; charset=utf-8');
   if (!user) return send(401, JSON.stringify({ code: 401, message: 'UnAuthorized' }) + '\n', {}, text);
   if (!user.sysadmin) return send(403, JSON.stringify({ code: 403, message: user.username }) + '\n', {}, text);
   if (p === '/api/registries') return send(200, o.registries.map(v110Registry));

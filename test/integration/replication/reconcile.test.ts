@@ -1,6 +1,6 @@
 // Reconciler against real distribution registries: the plan is exactly the differences between
 // source and target; executing it converges the target; Harbor sources whose robots may not read
-// the catalog are listed through Harbor's project API.
+// the catalog are listed through Harbor's project API; label filters read labels from Harbor's API.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -13,6 +13,7 @@ import { Endpoints } from '../../../src/replication/endpoints.ts';
 import { Reconciler } from '../../../src/replication/reconciler.ts';
 import { executeTask } from '../../../src/replication/execute.ts';
 import { ReplicationTaskSchema, type ReplicationTask } from '../../../src/replication/task.ts';
+import { startHarborDouble, type HarborDouble } from '../../support/harbor-api-double.ts';
 
 const user = { username: 'robot$bridge', password: 'src-pass-1' };
 const pusher = { username: 'pusher', password: 'dst-pass-2' };
@@ -234,5 +235,66 @@ describe('reconciler: Harbor source whose robot may not read the catalog', () =>
     const endpoints = new Endpoints(cfg, silentLogger);
     cleanup.push(() => endpoints.close());
     await assert.rejects(new Reconciler({ config: cfg, endpoints, logger: silentLogger }).plan(cfg.policies[0]!), (e: { code?: string }) => e.code === 'HSB_REGISTRY_UNAUTHORIZED' || e.code === 'HSB_REGISTRY_DENIED');
+  });
+});
+
+describe('reconciler: label filters, labels read from Harbor\'s API', () => {
+  let reg: TestRegistry;
+  let dst: TestRegistry;
+  let harbor: HarborDouble;
+  let prod: LocalImage;
+  let dev: LocalImage;
+
+  before(async () => {
+    [reg, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'basic', users: [pusher] })]);
+    cleanup.push(() => reg.stop(), () => dst.stop());
+    [prod, dev] = await Promise.all([buildImage({ layers: [1024] }), buildImage({ layers: [2048] })]);
+    cleanup.push(() => prod.cleanup(), () => dev.cleanup());
+    await pushImage(prod, reg, 'library/app', 'v1');
+    await pushImage(prod, reg, 'library/app', 'stable');
+    await pushImage(dev, reg, 'library/app', 'v2');
+    await pushImage(dev, reg, 'team/x/tool', 'v1');
+    // Harbor knows the same artifacts, labelled; `v1` was labelled, `v2` not; the tool carries only "dev".
+    harbor = await startHarborDouble({
+      version: 'v2', users: [{ ...user }], registries: [], policies: [],
+      artifacts: [
+        { repository: 'library/app', digest: prod.digest, tags: ['v1', 'stable'], labels: ['prod'] },
+        { repository: 'library/app', digest: dev.digest, tags: ['v2'], labels: [] },
+        { repository: 'team/x/tool', digest: dev.digest, tags: ['v1'], labels: ['dev'] },
+      ],
+    });
+    cleanup.push(() => harbor.close());
+  });
+
+  it('plans only the tags whose artifact has every label (matches) or lacks them (excludes), one artifact listing per repository', async () => {
+    const cfg = config({ url: harbor.url, registryUrl: reg.url }, dst, [
+      { id: 'prod', src_registry: 'harbor-a', dest_registry: 'backup', filters: [{ type: 'label', value: ['prod'] }], trigger: { type: 'manual' } },
+      { id: 'no-prod', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'np', filters: [{ type: 'label', value: ['prod'], decoration: 'excludes' }], trigger: { type: 'manual' } },
+    ]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const pass = await new Reconciler({ config: cfg, endpoints, logger: silentLogger }).runPass({ dryRun: true });
+    assert.equal(pass.failed, 0);
+    assert.deepEqual(summary(pass.policies[0]!.tasks), ['push library/app:stable -> library/app', 'push library/app:v1 -> library/app']);
+    assert.deepEqual(summary(pass.policies[1]!.tasks), ['push library/app:v2 -> np/app', 'push team/x/tool:v1 -> np/tool']);
+    const listings = harbor.requests.filter((r) => r.path.endsWith('/artifacts'));
+    assert.deepEqual(listings.map((r) => r.path).sort(), [
+      '/api/v2.0/projects/library/repositories/app/artifacts',
+      '/api/v2.0/projects/team/repositories/x%252Ftool/artifacts',
+    ], 'one listing per repository, shared by both policies; the nested name encoded twice');
+    assert.ok(listings.every((r) => r.status === 200 && r.query['with_label'] === 'true'));
+  });
+
+  it('a plain-registry source has no labels: the policy plans nothing and says why', async () => {
+    const cfg = ConfigSchema.parse({
+      sources: [{ id: 'plain', kind: 'registry', url: reg.url, credentials: user, insecure: true }],
+      targets: [{ id: 'backup', kind: 'registry', url: dst.url, credentials: pusher }],
+      policies: [{ id: 'prod', src_registry: 'plain', dest_registry: 'backup', filters: [{ type: 'label', value: ['prod'] }] }],
+    });
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const plan = await new Reconciler({ config: cfg, endpoints, logger: silentLogger }).plan(cfg.policies[0]!);
+    assert.equal(plan.tasks.length, 0);
+    assert.match(plan.skipped.map((s) => s.reason).join('\n'), /label filters need the artifact's labels/);
   });
 });

@@ -197,22 +197,44 @@ describe('reconcileTasks', () => {
   });
 });
 
-describe('label filters (no labels in webhooks or registry listings)', () => {
-  const labelled = (decoration?: 'matches' | 'excludes') => policy({ filters: [{ type: 'label', value: ['prod'], ...(decoration ? { decoration } : {}) }] });
-  it('an event matching a label-filtered policy plans nothing and says why, for includes and excludes alike', () => {
+describe('label filters (labels read from Harbor\'s API by the caller)', () => {
+  const labelled = (decoration?: 'matches' | 'excludes', value = ['prod']) => policy({ filters: [{ type: 'label', value, ...(decoration ? { decoration } : {}) }] });
+  it('without labels (a plain-registry source, or Harbor refused) an event plans nothing and says why, for includes and excludes alike', () => {
     for (const p of [labelled(), labelled('excludes')]) {
       const { tasks, skipped } = planTasks(event(), [p], targets, NOW);
       assert.equal(tasks.length, 0);
-      assert.match(skipped[0]!.reason, /label filters are not evaluated/);
+      assert.match(skipped[0]!.reason, /label filters need the artifact's labels/);
     }
   });
-  it('a reconcile of a label-filtered policy without labels in the listing plans nothing and says why', () => {
+  it('with labels, `matches` needs every listed label and `excludes` drops an artifact that has them all', () => {
+    const plan = (p: ReturnType<typeof labelled>, labels: string[]) => planTasks(event(), [p], targets, NOW, labels).tasks.length;
+    assert.equal(plan(labelled(), ['prod', 'team-a']), 1);
+    assert.equal(plan(labelled(), ['staging']), 0);
+    assert.equal(plan(labelled(), []), 0);
+    assert.equal(plan(labelled('matches', ['prod', 'signed']), ['prod']), 0, 'all of the labels, not any');
+    assert.equal(plan(labelled('matches', ['prod', 'signed']), ['signed', 'prod']), 1);
+    assert.equal(plan(labelled('excludes'), ['prod']), 0);
+    assert.equal(plan(labelled('excludes'), ['staging']), 1);
+    assert.equal(plan(labelled('excludes', ['prod', 'signed']), ['prod']), 1, 'excludes only what has every label');
+    const mismatch = planTasks(event(), [labelled()], targets, NOW, ['staging']);
+    assert.deepEqual(mismatch.unmatched.map((u) => u.reason), ['filter:label']);
+  });
+  it('a delete under a label-filtered policy is skipped with the reason (a deleted artifact\'s labels cannot be read)', () => {
+    const p = policy({ deletion: true, filters: [{ type: 'label', value: ['prod'] }] });
+    const { tasks, skipped } = planTasks(event({ action: 'delete' }), [p], targets, NOW, ['prod']);
+    assert.equal(tasks.length, 0);
+    assert.match(skipped[0]!.reason, /deleted artifact's labels/);
+  });
+  it('an empty label filter passes everything and needs no labels', () => {
+    assert.equal(planTasks(event(), [labelled('matches', [])], targets, NOW).tasks.length, 1);
+  });
+  it('a reconcile listing without labels plans nothing and says why; with labels the filter applies per tag', () => {
     const listing = [{ repository: 'library/app', tags: [{ tag: 'v1', digest: DIGEST }] }];
     const r = reconcilePlan(labelled('excludes'), listing, 'swr', NOW);
     assert.equal(r.tasks.length, 0);
-    assert.match(r.skipped[0]!.reason, /label filters are not evaluated/);
-    // With labels in the listing, the filter applies.
+    assert.match(r.skipped[0]!.reason, /label filters need the artifact's labels/);
     const known = reconcilePlan(labelled(), [{ repository: 'library/app', tags: [{ tag: 'v1', digest: DIGEST, labels: ['prod'] }, { tag: 'v2', digest: DIGEST, labels: [] }] }], 'swr', NOW);
     assert.deepEqual(known.tasks.map((t) => t.tag), ['v1']);
+    assert.deepEqual(reconcilePlan(labelled(), [], 'swr', NOW).skipped, [], 'nothing listed: nothing to say');
   });
 });
