@@ -68,7 +68,7 @@ export async function blobGet(t: Transport, repo: string, digest: string, opts: 
   let path = `/v2/${repo}/blobs/${digest}`;
   const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
   for (let i = 0; i <= MAX_REDIRECTS; i++) {
-    const res = await t.send({ method: 'GET', path, headers, scopes: [repoScope(repo, 'pull')], expect: [200, 206, ...REDIRECTS], ctx: { repo, digest }, signal: opts.signal });
+    const res = await t.send({ method: 'GET', path, headers, scopes: [repoScope(repo, 'pull')], expect: [200, 206, ...REDIRECTS], ctx: { repo, digest }, signal: opts.signal, holdWhileStreaming: true });
     if (REDIRECTS.includes(res.status)) {
       await res.discard();
       const loc = res.header('location');

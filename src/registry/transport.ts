@@ -32,6 +32,12 @@ export interface RegistryRequest {
   signal?: AbortSignal;
   /** Retry on 408/429/5xx/connection errors; default: methods without a one-shot body. */
   retry?: boolean;
+  /**
+   * Keep the request's concurrency slot until an answered body has been read or destroyed, not just
+   * until its headers: a blob download then counts against `limits.concurrency` while it streams.
+   * The caller must consume or destroy the body (as any streamed body), or the slot stays taken.
+   */
+  holdWhileStreaming?: boolean;
 }
 
 export interface RegistryResponse {
@@ -131,6 +137,7 @@ export class Transport {
       if (authz) headers.authorization = authz;
       let res: Dispatcher.ResponseData;
       let release: (() => void) | undefined;
+      let streaming = false;
       const started = performance.now();
       try {
         release = await this.#sem.acquire(req.signal);
@@ -138,6 +145,12 @@ export class Transport {
         const body = req.stream ?? (typeof req.body === 'function' ? await req.body() : req.body);
         this.requests++;
         res = await request(url, { method: req.method, headers, body, dispatcher: this.#dispatcher, signal: req.signal });
+        if (req.holdWhileStreaming && req.expect.includes(res.statusCode)) {
+          // 'close' follows the end of the body, its destruction and an aborted request alike.
+          res.body.once('close', release);
+          streaming = true;
+          if (res.body.closed) release(); // already over (an abort in between): release is idempotent
+        }
       } catch (e) {
         release?.();
         const err = registryErrorFromThrown(e, ctx, req.signal);
@@ -151,8 +164,8 @@ export class Transport {
         await sleep(wait, req.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, req.signal); });
         continue;
       } finally {
-        // The slot covers sending and waiting for headers; bodies stream outside it.
-        release?.();
+        // The slot covers sending and waiting for headers; other bodies stream outside it.
+        if (!streaming) release?.();
       }
       const status = res.statusCode;
       this.#log.debug({ registry: this.base.host, method: req.method, path: url.pathname, status, ms: Math.round(performance.now() - started) }, 'registry request');

@@ -266,6 +266,28 @@ test('limits.concurrency bounds requests in flight to one registry; requestsPerS
   proxy.clearRules();
 });
 
+test('limits.concurrency counts a blob download until its body is read or destroyed, not just until its headers', async () => {
+  proxy.clearRules();
+  const c = new RegistryClient({ url: proxy.url, credentials: reg.users[0], limits: { concurrency: 1 } });
+  clients.push(c);
+  await c.headManifest('src/app', 'v1'); // settle auth first
+  proxy.resetStats();
+  const layer = image.layers[1]!;
+  const first = await c.getBlob('src/app', layer.digest);
+  let second: Awaited<ReturnType<typeof c.getBlob>> | undefined;
+  const secondAsked = c.getBlob('src/app', layer.digest).then((b) => { second = b; return b; });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(second, undefined, 'the second download waits while the first one streams');
+  assert.equal(sha(await readAll(first.body)), layer.digest);
+  assert.equal(sha(await readAll((await secondAsked).body)), layer.digest);
+  // A body given up on (destroyed unread) frees its slot as well.
+  const third = await c.getBlob('src/app', layer.digest);
+  third.body.on('error', () => {}).destroy();
+  const fourth = await c.getBlob('src/app', layer.digest, { signal: AbortSignal.timeout(5000) });
+  assert.equal(sha(await readAll(fourth.body)), layer.digest);
+  assert.equal(proxy.maxInFlight(), 1);
+});
+
 test('limits.speedKbps caps upload bandwidth', async () => {
   proxy.clearRules();
   const blob = randomBytes(1024 * 1024);
