@@ -10,6 +10,7 @@ import { BridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TlsConfig } from '../config/schema.ts';
 import { createAgent } from '../registry/agent.ts';
+import { tlsErrorCode } from '../registry/errors.ts';
 
 export type HarborApiVersion = 'v2' | 'v1';
 
@@ -163,30 +164,30 @@ export class HarborApi {
    * artifacts. 1.10 puts labels on tags: one entry per tag, so a digest may appear more than once.
    * An unknown repository is empty.
    */
-  async listArtifacts(api: HarborApiVersion, repository: string): Promise<HarborArtifact[]> {
+  async listArtifacts(api: HarborApiVersion, repository: string, signal?: AbortSignal): Promise<HarborArtifact[]> {
     if (api === 'v1') {
-      const res = await this.#get(`api/repositories/${repositoryPath(repository)}/tags`, [200, 404], { detail: 'true' });
+      const res = await this.#get(`api/repositories/${repositoryPath(repository)}/tags`, [200, 404], { detail: 'true' }, signal);
       if (res.status === 404 || res.body === null) return [];
       if (!Array.isArray(res.body)) throw this.#error('HSB_HARBOR_RESPONSE', `the tags of ${repository} are not a JSON array`, res.status, false);
       return res.body.map((t) => this.#parse(HarborV1TagSchema, t, repository)).map((t) => ({ digest: t.digest, tags: [t.name], labels: names(t.labels) }));
     }
-    const raw = await this.#listAll(v2ArtifactsPath(repository), { with_tag: 'true', with_label: 'true' }, [404]);
+    const raw = await this.#listAll(v2ArtifactsPath(repository), { with_tag: 'true', with_label: 'true' }, [404], signal);
     return raw.map((a) => this.#parse(HarborArtifactSchema, a, repository)).map((a) => ({ digest: a.digest, tags: names(a.tags), labels: names(a.labels) }));
   }
 
   /** The label names of one artifact (by tag or digest), or undefined when Harbor does not have it. */
-  async artifactLabels(api: HarborApiVersion, repository: string, reference: string): Promise<string[] | undefined> {
+  async artifactLabels(api: HarborApiVersion, repository: string, reference: string, signal?: AbortSignal): Promise<string[] | undefined> {
     if (api === 'v1') {
       // 1.10 labels tags; an artifact pushed by digest is found through its tags.
       if (reference.includes(':')) {
-        const found = (await this.listArtifacts(api, repository)).filter((a) => a.digest === reference);
+        const found = (await this.listArtifacts(api, repository, signal)).filter((a) => a.digest === reference);
         return found.length === 0 ? undefined : [...new Set(found.flatMap((a) => a.labels))];
       }
-      const res = await this.#get(`api/repositories/${repositoryPath(repository)}/tags/${encodeURIComponent(reference)}`, [200, 404]);
+      const res = await this.#get(`api/repositories/${repositoryPath(repository)}/tags/${encodeURIComponent(reference)}`, [200, 404], {}, signal);
       if (res.status === 404 || res.body === null) return undefined;
       return names(this.#parse(HarborV1TagSchema, res.body, repository).labels);
     }
-    const res = await this.#get(`${v2ArtifactsPath(repository)}/${encodeURIComponent(reference)}`, [200, 404], { with_label: 'true', with_tag: 'false' });
+    const res = await this.#get(`${v2ArtifactsPath(repository)}/${encodeURIComponent(reference)}`, [200, 404], { with_label: 'true', with_tag: 'false' }, signal);
     if (res.status === 404 || res.body === null) return undefined;
     return names(this.#parse(HarborArtifactSchema, res.body, repository).labels);
   }
@@ -207,7 +208,11 @@ export class HarborApi {
     let page = 1;
     for (let n = 0; n < MAX_PAGES; n++) {
       const res = await this.#get(path, [200, ...absent], { ...query, page: String(page), page_size: String(this.#pageSize) }, signal);
-      if (res.status !== 200) break;
+      if (res.status !== 200) {
+        // "Nothing here" only as the first answer: a list that vanishes half-way is an error.
+        if (page === 1 && items.length === 0) break;
+        throw this.#error('HSB_HARBOR_RESPONSE', `${path} answered ${res.status} on page ${page}`, res.status, true);
+      }
       if (!Array.isArray(res.body)) {
         // go-swagger answers an empty list as `[]`; tolerate `null` from older servers.
         if (res.body === null) break;
@@ -236,6 +241,13 @@ export class HarborApi {
         signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.#timeoutMs)]) : AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (e) {
+      // A certificate problem does not go away by itself: fix tls.caFile / tls.insecure.
+      const tls = tlsErrorCode(e);
+      if (tls) {
+        throw new BridgeError('HSB_HARBOR_TLS', `source ${this.#sourceId}: TLS connection to Harbor at ${this.#base.origin} failed: ${tls}`, {
+          retryable: false, context: { source: this.#sourceId, errno: tls }, cause: e,
+        });
+      }
       throw new BridgeError('HSB_HARBOR_UNREACHABLE', `source ${this.#sourceId}: cannot reach Harbor at ${this.#base.origin}: ${(e as Error).message}`, {
         retryable: true, context: { source: this.#sourceId }, cause: e,
       });

@@ -8,9 +8,9 @@ import { HarborApi, type HarborApiVersion, type HarborArtifact } from './harbor-
 
 export interface SourceLabels {
   /** Label names of one artifact (tag or digest); undefined when Harbor does not have it (any more). */
-  of(repository: string, reference: string): Promise<string[] | undefined>;
+  of(repository: string, reference: string, signal?: AbortSignal): Promise<string[] | undefined>;
   /** Every artifact of a repository with its tags and label names. */
-  listing(repository: string): Promise<HarborArtifact[]>;
+  listing(repository: string, signal?: AbortSignal): Promise<HarborArtifact[]>;
 }
 
 export type HarborApiFactory = (source: SourceConfig, logger: Logger) => HarborApi;
@@ -52,8 +52,8 @@ export class HarborLabels {
       return version;
     };
     const labels: SourceLabels = {
-      of: async (repository, reference) => api.artifactLabels(await versionOf(), repository, reference),
-      listing: async (repository) => api.listArtifacts(await versionOf(), repository),
+      of: async (repository, reference, signal) => api.artifactLabels(await versionOf(), repository, reference, signal),
+      listing: async (repository, signal) => api.listArtifacts(await versionOf(), repository, signal),
     };
     this.#apis.set(sourceId, labels);
     return labels;

@@ -1,4 +1,4 @@
-import type { Bus, BusMessage, ConsumerHandle, OutgoingRecord } from '../bus/port.ts';
+import type { BatchContext, Bus, BusMessage, ConsumerHandle, OutgoingRecord } from '../bus/port.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -8,12 +8,15 @@ import { unparsableRecordLetter, type DeadLetter } from '../replication/dead-let
 import { BridgeError, toBridgeError } from '../errors.ts';
 import type { ArtifactEvent } from '../ingest/event.ts';
 import { planTasks } from './plan.ts';
-import { hasLabelFilters } from './match.ts';
+import { firstMismatch, hasLabelFilters } from './match.ts';
 import type { Policy } from './model.ts';
 import { HarborLabels } from './harbor-labels.ts';
 import type { PolicyTable } from './table.ts';
 
 export const PLANNER_GROUP = 'planner';
+
+/** How long events wait for a Harbor whose API keeps failing before label-filtered policies skip them. */
+export const LABEL_OUTAGE_MS = 5 * 60_000;
 
 /** Consumer of `events`: one task per matching policy onto `tasks`, committed once published. */
 export class Planner {
@@ -24,26 +27,31 @@ export class Planner {
   readonly #log: Logger;
   readonly #recent = new Set<string>();
   readonly #labels: HarborLabels;
+  /** Per source: when label reads started failing (cleared by a success). */
+  readonly #labelOutage = new Map<string, number>();
   #handle: ConsumerHandle | undefined;
 
-  constructor(deps: { config: Config; bus: Bus; policies: PolicyTable; metrics: Metrics; logger: Logger; labels?: HarborLabels }) {
+  readonly #labelOutageMs: number;
+
+  constructor(deps: { config: Config; bus: Bus; policies: PolicyTable; metrics: Metrics; logger: Logger; labels?: HarborLabels; labelOutageMs?: number }) {
     this.#bus = deps.bus;
     this.#policies = deps.policies;
     this.#targets = new Map(deps.config.targets.map((t) => [t.id, { kind: t.kind, manifestFormat: t.manifestFormat }]));
     this.#metrics = deps.metrics;
     this.#log = deps.logger.child({ component: 'planner' });
     this.#labels = deps.labels ?? new HarborLabels(deps.config, this.#log);
+    this.#labelOutageMs = deps.labelOutageMs ?? LABEL_OUTAGE_MS;
   }
 
   async start(group = PLANNER_GROUP): Promise<void> {
-    this.#handle = await this.#bus.subscribe({ group, topics: ['events'], fromBeginning: true }, (batch) => this.#onBatch(batch));
+    this.#handle = await this.#bus.subscribe({ group, topics: ['events'], fromBeginning: true }, (batch, ctx) => this.#onBatch(batch, ctx));
   }
 
   async stop(): Promise<void> {
     await this.#handle?.stop();
   }
 
-  async #onBatch(batch: BusMessage[]): Promise<void> {
+  async #onBatch(batch: BusMessage[], ctx?: BatchContext): Promise<void> {
     const out: OutgoingRecord[] = [];
     const letters: DeadLetter[] = [];
     const seen: string[] = [];
@@ -62,7 +70,7 @@ export class Planner {
       if (this.#recent.has(event.id)) continue;
       seen.push(event.id);
       const policies = this.#policies.list();
-      const labels = await this.#labelsFor(event, policies);
+      const labels = await this.#labelsFor(event, policies, ctx?.signal);
       const { tasks, skipped } = planTasks(event, policies, this.#targets, new Date(), labels);
       for (const s of skipped) this.#log.warn({ event: event.id, policy: s.policyId, reason: s.reason }, 'policy matched but no task planned');
       for (const t of tasks) {
@@ -71,31 +79,43 @@ export class Planner {
       }
       this.#log.debug({ event: event.id, tasks: tasks.length }, 'event planned');
     }
+    // Revoked meanwhile (slow label reads): the new owner plans these events; publishing too would double the tasks.
+    if (ctx?.signal.aborted) throw new BridgeError('HSB_BUS_REBALANCE', 'planner batch given up: the partition moved or the consumer is stopping', { retryable: true });
     if (letters.length) await this.#bus.publish('dlq', letters.map((l) => ({ key: l.id, value: l })));
     if (out.length) await this.#bus.publish('tasks', out);
     for (const id of seen) this.#remember(id);
   }
 
   /**
-   * The pushed artifact's labels, read from Harbor only when a policy that could take the event has
-   * a label filter. A failure Harbor may get over (unreachable, 5xx, 429) fails the batch, which the
-   * bus delivers again; a refusal (credentials, permissions) leaves the labels unknown, and those
-   * policies skip the event with the reason logged.
+   * The pushed artifact's labels, read from Harbor only when a policy that could take the event
+   * (source, trigger, name and tag filters) has a label filter. While Harbor's API fails in a way
+   * that may pass (unreachable, 5xx, 429), the batch fails and the bus delivers it again, for at
+   * most `labelOutageMs` (default LABEL_OUTAGE_MS) per source; after that, and at once for a refusal (credentials, TLS), the
+   * labels stay unknown and those policies skip the event with the reason logged.
    */
-  async #labelsFor(event: ArtifactEvent, policies: readonly Policy[]): Promise<string[] | undefined> {
+  async #labelsFor(event: ArtifactEvent, policies: readonly Policy[], signal: AbortSignal | undefined): Promise<string[] | undefined> {
     if (event.action !== 'push') return undefined;
-    const wanted = policies.some((p) => p.src_registry === event.sourceId && p.enabled && p.trigger.type === 'event_based' && hasLabelFilters(p));
+    const ref = { repository: event.repository, tags: event.tag !== undefined ? [event.tag] : [] };
+    const wanted = policies.some((p) => p.src_registry === event.sourceId && p.enabled && p.trigger.type === 'event_based' && hasLabelFilters(p)
+      && firstMismatch({ filters: p.filters.filter((f) => f.type !== 'label') }, ref) === undefined);
     if (!wanted) return undefined;
     const source = this.#labels.forSource(event.sourceId);
-    if (!source) return undefined;
-    const reference = event.tag !== undefined && !event.tag.includes(':') ? event.tag : (event.digest ?? event.tag);
-    if (reference === undefined) return undefined;
+    const reference = event.tag ?? event.digest;
+    if (!source || reference === undefined) return undefined;
     try {
       // An artifact already gone has no labels; its task finds nothing at the source and skips.
-      return (await source.of(event.repository, reference)) ?? [];
+      const labels = (await source.of(event.repository, reference, signal)) ?? [];
+      this.#labelOutage.delete(event.sourceId);
+      return labels;
     } catch (e) {
       const err = toBridgeError(e);
-      if (err.retryable) throw err;
+      if (signal?.aborted) throw err;
+      const since = this.#labelOutage.get(event.sourceId) ?? Date.now();
+      this.#labelOutage.set(event.sourceId, since);
+      if (err.retryable && Date.now() - since < this.#labelOutageMs) {
+        this.#log.warn({ event: event.id, source: event.sourceId, code: err.code, err: err.message }, 'cannot read the artifact\'s labels from Harbor yet; the events wait');
+        throw err;
+      }
       this.#log.error({ event: event.id, source: event.sourceId, code: err.code, err: err.message }, 'cannot read the artifact\'s labels from Harbor; policies with label filters skip this event');
       return undefined;
     }

@@ -98,6 +98,11 @@ function errCode(e: unknown, set: Set<string>): string | undefined {
   return undefined;
 }
 
+/** The TLS failure code (untrusted or expired certificate, wrong name, not TLS) behind an error, if any. */
+export function tlsErrorCode(e: unknown): string | undefined {
+  return errCode(e, TLS_CODES);
+}
+
 /** True for failures of the connection itself (reset, refused, timeouts), which a retry may fix. */
 export function isConnectionError(e: unknown): boolean {
   return errCode(e, CONNECTION_CODES) !== undefined;

@@ -2,7 +2,7 @@
 // digest, as the tasks that make the target equal to the source. Copies come from
 // reconcilePlan (src/policy/plan.ts) so task ids, options and filters stay the planner's.
 import type { Policy } from '../policy/model.ts';
-import { nameMatches, tagMatches } from '../policy/match.ts';
+import { hasLabelFilters, nameMatches, tagMatches } from '../policy/match.ts';
 import { reconcileEventId, reconcilePlan, type PlanTarget, type SourceListing } from '../policy/plan.ts';
 import { resolveDestination, type TargetKind } from '../policy/rewrite.ts';
 import { TASK_SCHEMA_VERSION, taskId, type ReplicationTask } from './task.ts';
@@ -100,17 +100,23 @@ export function diffPolicy(
   }
 
   if (!policy.deletion) return out;
+  // A tag the source no longer has left no labels to read: whether it passed the label filter is
+  // unknown, so a label-filtered policy deletes nothing (as its event path does), and says so.
+  const labelled = hasLabelFilters(policy);
+  let kept = 0;
   const at = now.toISOString();
   for (const [dest, { repository, tags }] of [...wantedByDest].sort(([a], [b]) => a.localeCompare(b))) {
     const have = target.get(dest);
     if (!have) continue;
     for (const [tag, digest] of [...have].sort(([a], [b]) => a.localeCompare(b))) {
       if (tags.has(tag) || REFERRER_TAG.test(tag) || !tagMatches(policy, tag)) continue;
+      if (labelled) { kept++; continue; }
       const task = deleteTask(policy, targetKind, { eventId, at, repository, dest, tag, digest });
       out.tasks.push(task);
       out.reasons.set(task.id, digest ? `not in source (target has ${short(digest)})` : 'not in source');
     }
   }
+  if (kept > 0) out.skipped.push({ reason: `deletion: ${kept} target tag(s) the source no longer has are kept: label filters cannot be evaluated for an artifact that is gone` });
   return out;
 }
 

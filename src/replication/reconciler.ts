@@ -130,7 +130,7 @@ export class Reconciler {
       }));
       return { repository, tags: entries.filter((e) => e !== undefined) };
     }));
-    if (hasLabelFilters(policy)) await this.#attachLabels(source.id, listing, cache, limit);
+    if (hasLabelFilters(policy)) await this.#attachLabels(source.id, listing, cache, limit, signal);
 
     // Target: destination repository → tag → digest, heading only the tags the source also has
     // (a tag only the target has needs no digest to be deleted).
@@ -226,12 +226,12 @@ export class Reconciler {
    * listing per repository, shared by the pass). A source that is not a Harbor gets none, and
    * the plan then skips the policy with the reason.
    */
-  async #attachLabels(sourceId: string, listing: SourceListing[], cache: PassCache, limit: Limiter): Promise<void> {
+  async #attachLabels(sourceId: string, listing: SourceListing[], cache: PassCache, limit: Limiter, signal?: AbortSignal): Promise<void> {
     const labels = this.#labels.forSource(sourceId);
     if (!labels) return;
     await Promise.all(listing.map(async (repo) => {
       if (repo.tags.length === 0) return;
-      const artifacts = await cache.get(`labels\0${sourceId}\0${repo.repository}`, () => limit.run(() => labels.listing(repo.repository)));
+      const artifacts = await cache.get(`labels\0${sourceId}\0${repo.repository}`, () => limit.run(() => labels.listing(repo.repository, signal)));
       const { byTag, byDigest } = labelsByReference(artifacts);
       // A tag pushed after Harbor listed its artifacts has no labels yet, as in Harbor itself.
       repo.tags = repo.tags.map((e) => ({ ...e, labels: (e.tag === '' ? byDigest.get(e.digest) : byTag.get(e.tag)) ?? [] }));

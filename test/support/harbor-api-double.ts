@@ -24,8 +24,10 @@
  *   (tag or digest). `{r}` is the repository without its project, URL-encoded twice when it holds
  *   a `/` (`a%252Fb`): Harbor's router decodes the path once, so a single encoding routes nowhere
  *   (404). `with_tag` defaults to true and `with_label` to false; an artifact's `tags` and
- *   `labels` are omitted when not asked for or empty. An unknown repository or artifact is 404
- *   `NOT_FOUND`; without valid credentials 401.
+ *   `labels` are `null` when not asked for or empty (go-swagger arrays carry no omitempty). The
+ *   artifact list of an unknown repository in a known project is `200 []` (Harbor lists by name);
+ *   one artifact of it, or an unknown artifact, is 404 `NOT_FOUND`; an unknown project is 403
+ *   `FORBIDDEN` for the robot (no access to it); without valid credentials 401.
  *
  * Harbor 1.10 (`version: 'v1.10'`):
  * - `GET /api/systeminfo`; `/api/v2.0/*` is 404 (text).
@@ -39,7 +41,9 @@
  *   403 `{"code":403,"message":"<username>"}` as text/plain (beego's http.Error).
  * - `GET /api/repositories/{repo}/tags` (the whole list) and `.../tags/{tag}`, with the
  *   repository's slashes kept in the path: one DetailedTag per tag, labels on the tag (`labels: []`
- *   when none). Unknown repository or tag: 404 `{"code":404,"message":"..."}`; no credentials: 401.
+ *   when none). An unknown repository in a known project lists as `[]` (Harbor drops the
+ *   registry's 404), an unknown project or tag is 404 `{"code":404,"message":"..."}`; no
+ *   credentials: 401.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -212,19 +216,20 @@ function serveV2Artifacts(o: HarborDoubleOptions, url: URL, user: HarborDoubleUs
   };
   if (parts.length === 1) return paged(projects.map((name, i) => ({ project_id: i + 1, name })));
   const project = parts[1]!;
-  if (!projects.includes(project)) return notFound(`project ${project}`);
+  if (!projects.includes(project)) return send(403, { errors: [{ code: 'FORBIDDEN', message: 'forbidden' }] });
   const repos = [...new Set(artifacts.filter((a) => a.repository.startsWith(`${project}/`)).map((a) => a.repository))].sort();
   if (parts.length === 3 && parts[2] === 'repositories') return paged(repos.map((name, i) => ({ id: i + 1, name })));
   if (parts[2] !== 'repositories' || parts[4] !== 'artifacts' || parts.length > 6) return notFound(`path ${url.pathname}`);
   const repository = `${project}/${decodeURIComponent(parts[3]!)}`;
-  if (!repos.includes(repository)) return notFound(`repository ${repository}`);
   const withTag = url.searchParams.get('with_tag') !== 'false';
   const withLabel = url.searchParams.get('with_label') === 'true';
-  const render = (a: HarborDoubleArtifact, i: number) => omitZero({
-    id: i + 1, type: 'IMAGE', media_type: 'application/vnd.oci.image.config.v1+json', manifest_media_type: 'application/vnd.oci.image.manifest.v1+json',
-    digest: a.digest, size: 1234, push_time: CREATED, pull_time: ZERO_SWAGGER_TIME, repository_id: 1, project_id: 1,
-    tags: withTag && a.tags.length ? a.tags.map((name, j) => ({ id: j + 1, name, artifact_id: i + 1, repository_id: 1, push_time: CREATED, pull_time: ZERO_SWAGGER_TIME, immutable: false })) : undefined,
-    labels: withLabel && a.labels.length ? a.labels.map((name, j) => ({ id: j + 1, name, description: '', color: '#0095D3', scope: 'g', project_id: 0, creation_time: CREATED, update_time: CREATED })) : undefined,
+  const render = (a: HarborDoubleArtifact, i: number) => ({
+    ...omitZero({
+      id: i + 1, type: 'IMAGE', media_type: 'application/vnd.oci.image.config.v1+json', manifest_media_type: 'application/vnd.oci.image.manifest.v1+json',
+      digest: a.digest, size: 1234, push_time: CREATED, pull_time: ZERO_SWAGGER_TIME, repository_id: 1, project_id: 1,
+    }),
+    tags: withTag && a.tags.length ? a.tags.map((name, j) => ({ id: j + 1, name, artifact_id: i + 1, repository_id: 1, push_time: CREATED, pull_time: ZERO_SWAGGER_TIME, immutable: false })) : null,
+    labels: withLabel && a.labels.length ? a.labels.map((name, j) => ({ id: j + 1, name, description: '', color: '#0095D3', scope: 'g', project_id: 0, creation_time: CREATED, update_time: CREATED })) : null,
   });
   const inRepo = artifacts.filter((a) => a.repository === repository);
   if (parts.length === 5) return paged(inRepo.map(render));
@@ -323,8 +328,9 @@ function serveV110(o: HarborDoubleOptions, url: URL, user: HarborDoubleUser | un
   if (tags) {
     if (!user) return send(401, JSON.stringify({ code: 401, message: 'UnAuthorized' }) + '\n', {}, text);
     const repository = decodeURIComponent(tags[1]!);
+    const project = repository.split('/')[0]!;
+    if (!(o.artifacts ?? []).some((a) => a.repository.split('/')[0] === project)) return send(404, JSON.stringify({ code: 404, message: `project ${project} not found` }) + '\n', {}, text);
     const entries = (o.artifacts ?? []).filter((a) => a.repository === repository).flatMap((a) => a.tags.map((tag) => ({ a, tag })));
-    if (entries.length === 0) return send(404, JSON.stringify({ code: 404, message: `repository ${repository} not found` }) + '\n', {}, text);
     const render = ({ a, tag }: { a: HarborDoubleArtifact; tag: string }) => ({
       digest: a.digest, name: tag, size: 1234, architecture: 'amd64', os: 'linux', 'os.version': '', docker_version: '19.03.12', author: '',
       created: CREATED_GO, config: { labels: null }, signature: null, push_time: CREATED_GO, pull_time: ZERO_GO_TIME,

@@ -48,14 +48,14 @@ for (const version of ['v2', 'v1.10'] as const) {
     it('reads them by digest, and answers undefined for what Harbor does not have', async () => {
       assert.deepEqual(await api.artifactLabels(apiVersion, 'library/app', d('a')), ['prod']);
       assert.equal(await api.artifactLabels(apiVersion, 'library/app', 'v9'), undefined);
-      assert.equal(await api.artifactLabels(apiVersion, 'nope/app', 'v1'), undefined);
+      assert.equal(await api.artifactLabels(apiVersion, 'library/nope', 'v1'), undefined);
     });
 
     it('lists a repository\'s artifacts with tags and labels (paged in 2.x)', async () => {
       const list = await api.listArtifacts(apiVersion, 'library/app');
       const byTag = new Map(list.flatMap((a) => a.tags.map((t) => [t, a.labels] as const)));
       assert.deepEqual(Object.fromEntries(byTag), { v1: ['prod'], latest: ['prod'], v2: [] });
-      assert.deepEqual(await api.listArtifacts(apiVersion, 'nope/app'), []);
+      assert.deepEqual(await api.listArtifacts(apiVersion, 'library/nope'), []);
       if (version === 'v2') {
         // Two artifacts in one repository with page_size 2, four in team/* over two pages.
         assert.equal((await api.listArtifacts('v2', 'team/a/b')).length, 2);
@@ -89,10 +89,11 @@ for (const [kind, make] of Object.entries(busHarnesses('labels'))) {
       proxy = await startFaultProxy(harbor.url);
       const config = { ...h.config, sources: [{ ...h.config.sources[0]!, url: proxy.url, credentials: { ...robot } }] };
       const policies = new PolicyTable([
+        PolicySchema.parse({ id: 'plain', src_registry: 'harbor', dest_registry: 'backup', dest_namespace: 'all', filters: [{ type: 'name', value: 'late/**' }] }),
         PolicySchema.parse({ id: 'prod-only', src_registry: 'harbor', dest_registry: 'backup', deletion: true, filters: [{ type: 'label', value: ['prod'] }] }),
         PolicySchema.parse({ id: 'not-prod', src_registry: 'harbor', dest_registry: 'backup', dest_namespace: 'np', filters: [{ type: 'label', value: ['prod'], decoration: 'excludes' }] }),
       ]);
-      planner = new Planner({ config, bus: h.bus, policies, metrics: createMetrics(), logger: silentLogger, labels: new HarborLabels(config, silentLogger) });
+      planner = new Planner({ config, bus: h.bus, policies, metrics: createMetrics(), logger: silentLogger, labels: new HarborLabels(config, silentLogger), labelOutageMs: 3000 });
       const handle = await h.bus.subscribe({ group: `${h.prefix}labels-tasks`, topics: ['tasks'], fromBeginning: true }, async (batch) => {
         for (const m of batch) tasks.push(ReplicationTaskSchema.parse(m.value));
       });
@@ -133,6 +134,26 @@ for (const [kind, make] of Object.entries(busHarnesses('labels'))) {
         'prod-only push team/a/b:v1 -> team/a/b',
       ]);
       assert.equal(proxy.requests.filter((r) => r.status === 503).length, 3, 'the planner met the outage and came back');
+    });
+
+    it('a refusal (credentials) skips the label-filtered policies at once; an outage longer than the window does too; other policies plan', async () => {
+      const before = tasks.length;
+      proxy.clearRules();
+      proxy.addRule({ match: { path: /\/library\/repositories\/app\/artifacts\/v2/ }, action: 'status', status: 401, body: '{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized"}]}', times: 1 });
+      await h.bus.publish('events', [event('e5', 'library/app', 'v2')]);
+      // Harbor stays down past the planner's window (3 s here): the event is skipped, not held for ever.
+      proxy.addRule({ match: { path: /\/team\/repositories\/a%252Fb\/artifacts\// }, action: 'status', status: 503, body: '{"errors":[{"code":"UNKNOWN","message":"down"}]}' });
+      const late = event('e7', 'late/app', 'v1', 'delete'); // shaped as a push below: not an artifact Harbor knows
+      await h.bus.publish('events', [event('e6', 'team/a/b', 'v1'), { key: late.key, value: { ...late.value, action: 'push', sourceType: 'PUSH_ARTIFACT', digest: d('f') } }]);
+      // e8 shares e6's key (so its partition, behind e6): once it is planned, the planner has moved past e6.
+      await h.bus.publish('events', [{ key: 'harbor/team/a/b', value: { ...late.value, id: 'e8', action: 'push', sourceType: 'PUSH_ARTIFACT', repository: 'late/other', digest: d('f') } }]);
+      for (let i = 0; i < 300 && !(tasks.some((t) => t.eventId === 'e7') && tasks.some((t) => t.eventId === 'e8')); i++) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 300));
+      const planned = tasks.slice(before).map((t) => `${t.policyId} ${t.eventId}`).sort();
+      assert.deepEqual(planned, ['plain e7', 'plain e8'], 'e5 (refused) and e6 (Harbor down past the window) planned nothing for label policies; the events behind them went through');
+      assert.equal(proxy.requests.filter((r) => r.status === 401).length, 1, 'a refusal is not retried');
+      assert.ok(proxy.requests.filter((r) => r.status === 503).length >= 2, 'the outage was retried within the window');
+      proxy.clearRules();
     });
   });
 }

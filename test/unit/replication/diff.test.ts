@@ -43,6 +43,17 @@ describe('diffPolicy', () => {
     assert.match(r.reasons.get(r.tasks[0]!.id)!, /target has sha256:cccc.*source sha256:aaaa/);
   });
 
+  it('under a label filter, deletes nothing (a gone artifact\'s labels are unknown) and says how many tags it kept', () => {
+    const labelled = policy({ deletion: true, filters: [{ type: 'label', value: ['prod'] }] });
+    const src: SourceListing[] = [{ repository: 'library/app', tags: [{ tag: 'v1', digest: D('a'), labels: ['prod'] }] }];
+    const r = diffPolicy(labelled, src, state({ 'library/app': { v1: D('a'), old: D('d'), gone: '' } }), 'registry', NOW);
+    assert.deepEqual(r.tasks, []);
+    assert.equal(r.unchanged, 1);
+    assert.deepEqual(r.skipped.map((x) => x.reason), ['deletion: 2 target tag(s) the source no longer has are kept: label filters cannot be evaluated for an artifact that is gone']);
+    const nothingToDelete = diffPolicy(labelled, src, state({ 'library/app': { v1: D('a') } }), 'registry', NOW);
+    assert.deepEqual(nothingToDelete.skipped, [], 'no note when nothing was kept');
+  });
+
   it('plans nothing when source and target are equal', () => {
     const src = { 'a/x': { v1: D('a'), v2: D('b') }, 'a/y': { latest: D('c') } };
     const r = diffPolicy(policy({ deletion: true }), listing(src), state(src), 'registry', NOW);
