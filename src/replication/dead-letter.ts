@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { BusMessage } from '../bus/port.ts';
 import type { BridgeError } from '../errors.ts';
-import { ReplicationTaskSchema, TASK_SCHEMA_VERSION } from './task.ts';
+import { ReplicationTaskSchema, TASK_SCHEMA_VERSION, type ReplicationTask } from './task.ts';
 
 // A task that will not succeed by waiting: kept on the `dlq` topic with what an operator needs
 // to decide, and replayable as it is.
@@ -18,6 +18,28 @@ export const DeadLetterSchema = z.object({
 });
 
 export type DeadLetter = z.infer<typeof DeadLetterSchema>;
+
+/**
+ * A task's letter id: the task id, plus the replay round for a replayed task. A replay tombstones
+ * the letter it replayed; the replayed task failing again fast gets a letter of its own id, which
+ * that tombstone (landing later) cannot erase.
+ */
+export function letterIdOf(task: Pick<ReplicationTask, 'id' | 'replays'>): string {
+  return task.replays ? `${task.id}.replay-${task.replays}` : task.id;
+}
+
+/** The letter for a task that will not succeed by waiting. */
+export function taskLetter(task: ReplicationTask, m: Pick<BusMessage, 'topic' | 'partition' | 'offset'>, err: BridgeError, attempts: number): DeadLetter {
+  return {
+    schema: TASK_SCHEMA_VERSION,
+    id: letterIdOf(task),
+    task,
+    error: { code: err.code, message: err.message, retryable: err.retryable },
+    attempts,
+    source: { topic: m.topic, partition: m.partition, offset: m.offset },
+    failedAt: new Date().toISOString(),
+  };
+}
 
 /** Raw records kept in a letter up to this size (JSON); larger ones are cut, so the letter itself always fits the bus. */
 const MAX_RAW_CHARS = 64 * 1024;

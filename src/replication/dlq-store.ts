@@ -57,7 +57,7 @@ export function matchesDlqFilter(l: DeadLetter, f: DlqFilter): boolean {
 /** The task a replay publishes: as it failed, but a fresh start with no due time or last error. */
 export function replayTask(task: ReplicationTask): ReplicationTask {
   const { notBefore: _n, lastError: _e, ...rest } = task;
-  return ReplicationTaskSchema.parse({ ...rest, attempt: 0, origin: 'replay' });
+  return ReplicationTaskSchema.parse({ ...rest, attempt: 0, origin: 'replay', replays: (task.replays ?? 0) + 1 });
 }
 
 export class DlqStore {

@@ -10,7 +10,7 @@ import type { Outcome } from './execute.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
 import { ReplicationTaskSchema, TASK_SCHEMA_VERSION, taskKey, type ReplicationTask, type TaskResult } from './task.ts';
-import { unparsableRecordLetter, type DeadLetter } from './dead-letter.ts';
+import { taskLetter, unparsableRecordLetter } from './dead-letter.ts';
 import { Progress } from './progress.ts';
 import { CopyPool } from './copy-pool.ts';
 
@@ -220,15 +220,7 @@ export class Replicator {
   }
 
   async #publishDlq(task: ReplicationTask, m: BusMessage, err: BridgeError, attempts: number): Promise<void> {
-    const letter: DeadLetter = {
-      schema: TASK_SCHEMA_VERSION,
-      id: task.id,
-      task,
-      error: { code: err.code, message: err.message, retryable: err.retryable },
-      attempts,
-      source: { topic: m.topic, partition: m.partition, offset: m.offset },
-      failedAt: new Date().toISOString(),
-    };
+    const letter = taskLetter(task, m, err, attempts);
     // Keyed by the letter's id: `dlq` is compacted and a replay writes a tombstone for it.
     const record: OutgoingRecord = { key: letter.id, value: letter };
     await this.#d.bus.publish('dlq', [record]);

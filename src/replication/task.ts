@@ -33,6 +33,8 @@ export const ReplicationTaskSchema = z.object({
   }).default({ deletion: false, override: true, referrers: false }),
   /** Attempts through the retry topic so far. */
   attempt: z.number().int().min(0).default(0),
+  /** Times this task was replayed from the DLQ; a dead letter of a replay carries it in its id. */
+  replays: z.number().int().min(1).optional(),
   /** Earliest time to run (retry topic). */
   notBefore: z.iso.datetime({ offset: true }).optional(),
   occurredAt: z.iso.datetime({ offset: true }),

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import type { Bus, BusInspection, ConsumerHandle, OutgoingRecord, TopicName } from '../../../src/bus/port.ts';
 import { isBridgeError } from '../../../src/errors.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
-import type { DeadLetter } from '../../../src/replication/dead-letter.ts';
+import { letterIdOf, taskLetter, type DeadLetter } from '../../../src/replication/dead-letter.ts';
+import { BridgeError } from '../../../src/errors.ts';
 import { DlqStore, NOT_FOUND_REASON, UNPARSEABLE_REASON, replayTask } from '../../../src/replication/dlq-store.ts';
 import { ReplicationTaskSchema, taskKey, type ReplicationTask } from '../../../src/replication/task.ts';
 
@@ -142,8 +143,26 @@ describe('DlqStore.replay', () => {
     assert.equal(bus.log.length, 1);
   });
 
-  it('replayTask resets the retry state and keeps identity', () => {
+  it('replayTask resets the retry state and keeps identity, counting the replay round', () => {
     const t = replayTask(task(4, { digest: 'sha256:abc' }));
-    assert.deepEqual([t.id, t.eventId, t.attempt, t.origin, t.tag, t.digest], ['task-4', 'ev-4', 0, 'replay', 'v1', 'sha256:abc']);
+    assert.deepEqual([t.id, t.eventId, t.attempt, t.origin, t.tag, t.digest, t.replays], ['task-4', 'ev-4', 0, 'replay', 'v1', 'sha256:abc', 1]);
+    assert.equal(replayTask(t).replays, 2);
+  });
+
+  it('a replayed task that fails again before the replay\'s tombstone lands keeps its new letter', async () => {
+    const { bus, store } = await seeded([letter(1)]);
+    await store.replay({ ids: ['task-1'] });
+    const replayed = bus.published('tasks')[0]!.value as ReplicationTask;
+    // The race, in the order it would land: the replay's task fails at once and is dead-lettered,
+    // then the replay's tombstone for the old letter arrives.
+    const tombstones = bus.log.pop()!;
+    assert.equal(tombstones.topic, 'dlq');
+    const again = taskLetter(replayed, { topic: 'tasks', partition: 0, offset: '9' }, new BridgeError('HSB_REGISTRY_DENIED', 'still no'), 1);
+    await bus.publish('dlq', [{ key: again.id, value: again }]);
+    bus.log.push(tombstones);
+    const { items } = await store.list();
+    assert.deepEqual(items.map((l) => l.id), ['task-1.replay-1']);
+    assert.equal(items[0]!.error.message, 'still no');
+    assert.equal(letterIdOf(task(1)), 'task-1', 'letters of tasks never replayed keep the task id');
   });
 });
