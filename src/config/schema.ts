@@ -23,7 +23,8 @@ export const TlsSchema = z.object({
 }).strict();
 
 export const LimitsSchema = z.object({
-  concurrency: z.number().int().min(1).max(256).default(8),
+  /** Requests at once; a blob download or upload holds its slot while it moves (twice worker.transfers by default). */
+  concurrency: z.number().int().min(1).max(256).default(16),
   requestsPerSecond: z.number().positive().optional(),
   /** Bandwidth cap in Kbit/s, as Harbor's `speed`. */
   speedKbps: z.number().int().positive().optional(),
@@ -55,7 +56,7 @@ export const SourceSchema = z.object({
   /** Accept webhooks without an Authorization check (logged loudly at start-up). */
   insecure: z.boolean().default(false),
   tls: TlsSchema.default({ insecure: false }),
-  limits: LimitsSchema.default({ concurrency: 8 }),
+  limits: LimitsSchema.default({ concurrency: 16 }),
 }).strict();
 
 export const TargetSchema = z.object({
@@ -73,7 +74,7 @@ export const TargetSchema = z.object({
   iamToken: secretString.optional(),
   manifestFormat: z.enum(['preserve', 'docker']).optional(),
   tls: TlsSchema.default({ insecure: false }),
-  limits: LimitsSchema.default({ concurrency: 8 }),
+  limits: LimitsSchema.default({ concurrency: 16 }),
 }).strict().superRefine((t, ctx) => {
   if (t.kind === 'registry' && !t.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'a registry target needs a url' });
   if (t.kind !== 'swr') return;

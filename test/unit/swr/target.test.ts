@@ -13,7 +13,7 @@ test('an AK/SK basic-edition target resolves to derived URLs, login, docker form
     assert.equal(r.apiUrl, 'https://swr-api.cn-north-4.myhuaweicloud.com');
     assert.deepEqual(r.login, { username: 'cn-north-4@AK1', password: swrLoginPassword('AK1', 'SK1') });
     assert.equal(r.manifestFormat, 'docker');
-    assert.deepEqual(r.limits, { concurrency: 8, requestsPerSecond: 15 });
+    assert.deepEqual(r.limits, { concurrency: 16, requestsPerSecond: 15 });
     assert.equal(r.api.apiUrl, r.apiUrl);
     assert.equal(r.api.managed, true);
   } finally {
