@@ -68,7 +68,7 @@ export class RegistryClient {
       baseUrl: parsed.url,
       credentials: parsed.credentials,
       dispatcher: this.#dispatcher,
-      concurrency: parsed.limits?.concurrency ?? 8,
+      concurrency: parsed.limits?.concurrency ?? 16,
       requestsPerSecond: parsed.limits?.requestsPerSecond,
       speedKbps: parsed.limits?.speedKbps,
       retry: { ...retryPolicy, ...opts.retry },

@@ -1,5 +1,23 @@
 // Per-registry request limits: a concurrency semaphore and a requests-per-second token bucket.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { sleep } from './retry-policy.ts';
+
+/**
+ * Told when a request of the current async context starts and stops queueing for a limit (a slot
+ * taken by other requests or downloads, the request rate). A task's stall timer runs its work
+ * inside it: time queued behind other work is not silence on the wire.
+ */
+export const queueWatch = new AsyncLocalStorage<(waiting: boolean) => void>();
+
+async function queued<T>(wait: () => Promise<T>): Promise<T> {
+  const report = queueWatch.getStore();
+  report?.(true);
+  try {
+    return await wait();
+  } finally {
+    report?.(false);
+  }
+}
 
 export class Semaphore {
   #free: number;
@@ -13,7 +31,7 @@ export class Semaphore {
     if (this.#free > 0) {
       this.#free--;
     } else {
-      await new Promise<void>((resolve, reject) => {
+      await queued(() => new Promise<void>((resolve, reject) => {
         const wake = () => { signal?.removeEventListener('abort', onAbort); resolve(); };
         const onAbort = () => {
           const i = this.#waiters.indexOf(wake);
@@ -23,7 +41,7 @@ export class Semaphore {
         if (signal?.aborted) { reject(signal.reason); return; }
         signal?.addEventListener('abort', onAbort, { once: true });
         this.#waiters.push(wake);
-      });
+      }));
     }
     let released = false;
     return () => {
@@ -56,7 +74,7 @@ export class RateLimiter {
       this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) / 1000) * this.#rate);
       this.#last = now;
       if (this.#tokens < 1) {
-        await sleep(((1 - this.#tokens) / this.#rate) * 1000, signal);
+        await queued(() => sleep(((1 - this.#tokens) / this.#rate) * 1000, signal));
         this.#tokens = 1;
         this.#last = performance.now();
       }

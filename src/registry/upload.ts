@@ -187,6 +187,9 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
       const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal });
       await res.discard();
       checkStoredDigest(t, res.header('docker-content-digest'), a.desc.digest, ctx);
+      // Exactly `size` bytes were read: the source's end may not have been seen, so close it here
+      // (a download holds its registry request slot until its body is over).
+      reader.destroy();
       return true;
     } catch (e) {
       reader?.destroy();

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { backoffMs, retryPolicy } from '../registry/retry-policy.ts';
+import { queueWatch } from '../registry/limits.ts';
 import type { CopyPool } from './copy-pool.ts';
 import type { SourceHandle, TargetHandle } from './endpoints.ts';
 import { executeTask, type Outcome } from './execute.ts';
@@ -26,14 +27,20 @@ export async function executeWithRetries(task: ReplicationTask, src: SourceHandl
   const stalled = () => new BridgeError('HSB_TASK_STALLED', `no progress for ${o.stallTimeoutMs} ms`, { retryable: true });
   for (let i = 0; ; i++) {
     const stall = new AbortController();
-    // Time queued in the shared pool (behind other tasks' transfers) is not a stall.
+    // Time queued in the shared pool (behind other tasks' transfers) or for a registry's request
+    // slots and rate is not a stall.
     let waiting = 0;
     const arm = () => setTimeout(() => stall.abort(stalled()), o.stallTimeoutMs);
     let timer: NodeJS.Timeout | undefined = arm();
     const rearm = () => { clearTimeout(timer); timer = waiting > 0 ? undefined : arm(); };
     const signal = o.signal ? AbortSignal.any([o.signal, stall.signal]) : stall.signal;
     try {
-      return await executeTask(task, src, dst, {
+      const onWait = (w: boolean) => {
+        waiting += w ? 1 : -1;
+        rearm();
+      };
+      // Requests queued for a registry's limits (slots, rate) report through queueWatch.
+      return await queueWatch.run(onWait, () => executeTask(task, src, dst, {
         signal,
         logger: o.logger,
         pool: o.pool,
@@ -41,11 +48,8 @@ export async function executeWithRetries(task: ReplicationTask, src: SourceHandl
           rearm();
           o.onProgress?.(p);
         },
-        onWait: (w) => {
-          waiting += w ? 1 : -1;
-          rearm();
-        },
-      });
+        onWait,
+      }));
     } catch (e) {
       const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
       const wait = o.signal?.aborted ? undefined : inProcessWait(err, i, o.attempts);

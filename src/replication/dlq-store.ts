@@ -92,7 +92,8 @@ export class DlqStore {
     const chosen: Stored[] = [];
     const wanted = req.all ? [...current.keys()] : [...new Set(req.ids)];
     for (const id of wanted) {
-      const s = current.get(id);
+      // A task id finds its newest letter too (a replayed task's letter is `<task id>.replay-N`).
+      const s = current.get(id) ?? [...current.values()].find((x) => x.letter.task?.id === id);
       if (!s || !matchesDlqFilter(s.letter, filter)) {
         if (!req.all) reasons[id] = s ? 'does not match the filter' : NOT_FOUND_REASON;
         continue;
@@ -101,7 +102,7 @@ export class DlqStore {
         reasons[id] = UNPARSEABLE_REASON;
         continue;
       }
-      chosen.push(s);
+      if (!chosen.includes(s)) chosen.push(s); // named twice (by its id and its task's id): replayed once
     }
     if (chosen.length) {
       const tasks: OutgoingRecord[] = chosen.map((s) => {

@@ -288,6 +288,22 @@ test('limits.concurrency counts a blob download until its body is read or destro
   assert.equal(proxy.maxInFlight(), 1);
 });
 
+test('a single-PUT upload closes its source once the registry took the blob, even when the source never said it ended', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(200_000);
+  const opened: Readable[] = [];
+  // Exactly the blob's bytes and no end-of-stream yet (a chunked download whose last empty chunk is late).
+  const open = async (offset: number) => {
+    const r = new Readable({ read() {} });
+    r.push(blob.subarray(offset));
+    opened.push(r);
+    return r;
+  };
+  await client().uploadBlob('dst/open-ended', { digest: sha(blob), size: blob.length }, open);
+  assert.equal(opened.length, 1);
+  assert.equal(opened[0]!.destroyed, true, 'the source body is closed, so its download slot is free again');
+});
+
 test('limits.speedKbps caps upload bandwidth', async () => {
   proxy.clearRules();
   const blob = randomBytes(1024 * 1024);

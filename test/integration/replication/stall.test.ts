@@ -65,3 +65,29 @@ test('a transfer that goes quiet is abandoned as stalled (retryable)', async () 
     return true;
   });
 });
+
+test('a transfer waiting for a request slot at the source (taken by another download) is not a stall', async () => {
+  const srcProxy = await startFaultProxy(src.url);
+  const limited = new Endpoints(parseConfig({
+    sources: [{ id: 'src', kind: 'registry', url: srcProxy.url, insecure: true, limits: { concurrency: 1 } }],
+    targets: [{ id: 'dst', kind: 'registry', url: dst.url }],
+  }, '<test>', {}), silentLogger);
+  try {
+    await pushImage(slow, src, 'lib/slow-src', 'v1');
+    await pushImage(queued, src, 'lib/queued-src', 'v1');
+    // lib/slow-src's blob downloads answer 2 s late, holding the source's only request slot.
+    srcProxy.addRule({ match: { method: 'GET', path: /\/lib\/slow-src\/blobs\/sha256:/ }, action: 'delay', ms: 2000 });
+    const pool = new CopyPool({ concurrency: 2 });
+    const go = (repo: string, stallTimeoutMs: number) =>
+      executeWithRetries(pushTask(repo), limited.source('src'), limited.target('dst'), { attempts: 1, stallTimeoutMs, logger: silentLogger, pool });
+    const first = go('lib/slow-src', 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const second = await go('lib/queued-src', 800);
+    assert.equal(second.status, 'done');
+    assert.equal((await first).status, 'done');
+    assert.equal(await inspectDigest(dst, 'lib/queued-src', 'v1'), queued.digest);
+  } finally {
+    await limited.close();
+    await srcProxy.stop();
+  }
+});

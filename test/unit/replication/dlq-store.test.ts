@@ -164,5 +164,10 @@ describe('DlqStore.replay', () => {
     assert.deepEqual(items.map((l) => l.id), ['task-1.replay-1']);
     assert.equal(items[0]!.error.message, 'still no');
     assert.equal(letterIdOf(task(1)), 'task-1', 'letters of tasks never replayed keep the task id');
+    // The task id (as results show it) finds the replayed task's letter; naming it twice replays it once.
+    const r = await store.replay({ ids: ['task-1', 'task-1.replay-1'] });
+    assert.deepEqual(r.replayed, ['task-1.replay-1']);
+    assert.equal((bus.published('tasks').at(-1)!.value as ReplicationTask).replays, 2);
+    assert.equal(bus.published('tasks').length, 2);
   });
 });

@@ -36,7 +36,7 @@ test('a domain that is not a DNS name is rejected', () => {
   assert.throws(() => swrEndpoints({ ...base, region: 'cn-north-4', domain: 'evil.com/x' }), (e: unknown) => e instanceof BridgeError && e.code === 'HSB_SWR_CONFIG');
 });
 
-test('SWR limits default to 15 req/s and concurrency 8, configured values kept', () => {
+test('SWR limits default to 15 req/s and concurrency 16, configured values kept', () => {
   assert.deepEqual(swrLimits({ concurrency: 8 }), { concurrency: 8, requestsPerSecond: 15 });
   assert.deepEqual(swrLimits({ concurrency: 4, requestsPerSecond: 5, speedKbps: 100 }), { concurrency: 4, requestsPerSecond: 5, speedKbps: 100 });
   assert.deepEqual(swrLimits(), { concurrency: 16, requestsPerSecond: 15 });
