@@ -2,11 +2,10 @@ import type { BatchContext, Bus, BusMessage, ConsumerHandle, OutgoingRecord } fr
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { ArtifactEventSchema } from '../ingest/event.ts';
+import { ArtifactEventSchema, type ArtifactEvent } from '../ingest/event.ts';
 import { taskKey } from '../replication/task.ts';
 import { unparsableRecordLetter, type DeadLetter } from '../replication/dead-letter.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
-import type { ArtifactEvent } from '../ingest/event.ts';
 import { planTasks } from './plan.ts';
 import { firstMismatch, hasLabelFilters } from './match.ts';
 import type { Policy } from './model.ts';
@@ -29,9 +28,8 @@ export class Planner {
   readonly #labels: HarborLabels;
   /** Per source: when label reads started failing (cleared by a success). */
   readonly #labelOutage = new Map<string, number>();
-  #handle: ConsumerHandle | undefined;
-
   readonly #labelOutageMs: number;
+  #handle: ConsumerHandle | undefined;
 
   constructor(deps: { config: Config; bus: Bus; policies: PolicyTable; metrics: Metrics; logger: Logger; labels?: HarborLabels; labelOutageMs?: number }) {
     this.#bus = deps.bus;
@@ -90,8 +88,8 @@ export class Planner {
    * The pushed artifact's labels, read from Harbor only when a policy that could take the event
    * (source, trigger, name and tag filters) has a label filter. While Harbor's API fails in a way
    * that may pass (unreachable, 5xx, 429), the batch fails and the bus delivers it again, for at
-   * most `labelOutageMs` (default LABEL_OUTAGE_MS) per source; after that, and at once for a refusal (credentials, TLS), the
-   * labels stay unknown and those policies skip the event with the reason logged.
+   * most `labelOutageMs` per source; after that, and at once for a refusal (credentials, TLS),
+   * the labels stay unknown and those policies skip the event with the reason logged.
    */
   async #labelsFor(event: ArtifactEvent, policies: readonly Policy[], signal: AbortSignal | undefined): Promise<string[] | undefined> {
     if (event.action !== 'push') return undefined;
