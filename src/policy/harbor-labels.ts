@@ -29,6 +29,7 @@ export class HarborLabels {
   readonly #log: Logger;
   readonly #factory: HarborApiFactory;
   readonly #apis = new Map<string, SourceLabels>();
+  readonly #clients: HarborApi[] = [];
 
   constructor(config: Pick<Config, 'sources'>, logger: Logger, factory: HarborApiFactory = defaultFactory) {
     this.#sources = new Map(config.sources.map((s) => [s.id, s]));
@@ -43,6 +44,7 @@ export class HarborLabels {
     const source = this.#sources.get(sourceId);
     if (!source || source.kind !== 'harbor') return undefined;
     const api = this.#factory(source, this.#log);
+    this.#clients.push(api);
     // The API version is probed once; a failed probe is tried again by the next caller.
     const probe = new SharedFlight<HarborApiVersion>();
     let version: HarborApiVersion | undefined;
@@ -57,6 +59,13 @@ export class HarborLabels {
     };
     this.#apis.set(sourceId, labels);
     return labels;
+  }
+
+  /** Closes the API clients' connections; a later call opens new ones. */
+  async close(): Promise<void> {
+    const clients = this.#clients.splice(0);
+    this.#apis.clear();
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   }
 }
 

@@ -26,6 +26,7 @@ export class Planner {
   readonly #log: Logger;
   readonly #recent = new Set<string>();
   readonly #labels: HarborLabels;
+  readonly #ownLabels: boolean;
   /** Per source: when label reads started failing (cleared by a success). */
   readonly #labelOutage = new Map<string, number>();
   readonly #labelOutageMs: number;
@@ -37,6 +38,7 @@ export class Planner {
     this.#targets = new Map(deps.config.targets.map((t) => [t.id, { kind: t.kind, manifestFormat: t.manifestFormat }]));
     this.#metrics = deps.metrics;
     this.#log = deps.logger.child({ component: 'planner' });
+    this.#ownLabels = !deps.labels;
     this.#labels = deps.labels ?? new HarborLabels(deps.config, this.#log);
     this.#labelOutageMs = deps.labelOutageMs ?? LABEL_OUTAGE_MS;
   }
@@ -47,6 +49,7 @@ export class Planner {
 
   async stop(): Promise<void> {
     await this.#handle?.stop();
+    if (this.#ownLabels) await this.#labels.close();
   }
 
   async #onBatch(batch: BusMessage[], ctx?: BatchContext): Promise<void> {

@@ -50,4 +50,22 @@ describe('HarborLabels', () => {
     assert.deepEqual(await labels.of('lib/app', 'v2'), ['v1:lib/app:v2']);
     assert.equal(probes, 2);
   });
+  it('close() closes the API clients; a later read opens a new one', async () => {
+    let made = 0;
+    let closed = 0;
+    const factory = () => {
+      made++;
+      return {
+        detectVersion: async () => ({ api: 'v2' as const, harborVersion: 'v2.11.0' }),
+        artifactLabels: async () => ['prod'],
+        close: async () => { closed++; },
+      } as unknown as HarborApi;
+    };
+    const labels = new HarborLabels({ sources: [source({})] }, silentLogger, factory);
+    assert.deepEqual(await labels.forSource('h')!.of('lib/app', 'v1'), ['prod']);
+    await labels.close();
+    assert.equal(closed, 1);
+    assert.deepEqual(await labels.forSource('h')!.of('lib/app', 'v1'), ['prod']);
+    assert.equal(made, 2);
+  });
 });
