@@ -8,7 +8,7 @@ import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { BridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { TlsConfig } from '../config/schema.ts';
+import type { SourceConfig, TlsConfig } from '../config/schema.ts';
 import { createAgent } from '../registry/agent.ts';
 import { tlsErrorCode } from '../registry/errors.ts';
 
@@ -116,6 +116,18 @@ export class HarborApi {
     this.#pageSize = o.pageSize ?? 100;
     this.#timeoutMs = o.timeoutMs ?? 30_000;
     this.#log = o.logger.child({ component: 'harbor-api', source: o.sourceId });
+  }
+
+  /** The client for a configured Harbor source: its URL, credentials and TLS settings. */
+  static forSource(source: Pick<SourceConfig, 'id' | 'url' | 'credentials' | 'tls'>, logger: Logger): HarborApi {
+    return new HarborApi({
+      baseUrl: source.url,
+      username: source.credentials?.username,
+      password: source.credentials?.password,
+      tls: source.tls,
+      sourceId: source.id,
+      logger,
+    });
   }
 
   /** `v2` when `/api/v2.0/systeminfo` answers, `v1` (1.10 and earlier) when only `/api/systeminfo` does. */

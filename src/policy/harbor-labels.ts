@@ -15,14 +15,7 @@ export interface SourceLabels {
 
 export type HarborApiFactory = (source: SourceConfig, logger: Logger) => HarborApi;
 
-const defaultFactory: HarborApiFactory = (source, logger) => new HarborApi({
-  baseUrl: source.url,
-  username: source.credentials?.username,
-  password: source.credentials?.password,
-  tls: source.tls,
-  sourceId: source.id,
-  logger,
-});
+const defaultFactory: HarborApiFactory = (source, logger) => HarborApi.forSource(source, logger);
 
 export class HarborLabels {
   readonly #sources: Map<string, SourceConfig>;

@@ -173,14 +173,7 @@ export async function importFromHarbor(opts: { config: Config; sourceId: string;
       retryable: false, context: { source: source.id },
     });
   }
-  const api = opts.api ?? new HarborApi({
-    baseUrl: source.url,
-    username: source.credentials?.username,
-    password: source.credentials?.password,
-    tls: source.tls,
-    sourceId: source.id,
-    logger: opts.logger,
-  });
+  const api = opts.api ?? HarborApi.forSource(source, opts.logger);
   try {
     const { api: version, harborVersion } = await api.detectVersion();
     const registries = await api.listRegistries(version);

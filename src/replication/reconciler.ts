@@ -278,7 +278,7 @@ export class Reconciler {
       const status = Number(err.context.status);
       if (source.kind !== 'harbor' || (status !== 401 && status !== 403)) throw err;
       this.#log.info({ source: source.id, status }, 'the registry catalog is not readable with these credentials; listing repositories through Harbor\'s API');
-      const api = new HarborApi({ baseUrl: source.url, username: source.credentials?.username, password: source.credentials?.password, tls: source.tls, sourceId: source.id, logger: this.#log });
+      const api = HarborApi.forSource(source, this.#log);
       try {
         return await api.listRepositories(signal);
       } finally {
