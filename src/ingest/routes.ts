@@ -1,11 +1,12 @@
-import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { Config, SourceConfig } from '../config/schema.ts';
 import type { Bus, OutgoingRecord } from '../bus/port.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import { secretMatcher } from '../http/auth.ts';
-import { bodyErrorOf, sendError, sendJson } from '../http/errors.ts';
+import { bodyReader } from '../http/body.ts';
+import { sendError, sendJson } from '../http/errors.ts';
 import { normaliseDistribution, normaliseHarbor, type NormaliseResult } from './normalise.ts';
 import { eventKey, type ArtifactEvent } from './event.ts';
 
@@ -45,7 +46,7 @@ const FULL_GROUP = 16;
  * did not within `server.publishTimeoutMs`.
  */
 export function mountIngest(router: Router, deps: IngestDeps): void {
-  const readBody = express.raw({ type: () => true, limit: deps.config.server.bodyLimitBytes });
+  const readBody = bodyReader(deps.config.server.bodyLimitBytes);
   const sources = new Map(deps.config.sources.map((s) => [s.id, s]));
   const authorised = new Map(deps.config.sources.map((s) => [s.id, authorisation(s)]));
   const onlySource = deps.config.sources.length === 1 ? deps.config.sources[0] : undefined;
@@ -69,7 +70,7 @@ export function mountIngest(router: Router, deps: IngestDeps): void {
       return sendError(res, 401, 'unauthorized', 'the Authorization header does not match the webhook secret configured for this source');
     }
 
-    const read = await readRaw(readBody, req, res);
+    const read = await readBody(req, res);
     if (read.error) {
       count('unknown', 'unknown', read.error.status === 413 ? 'too_large' : read.error.status === 415 ? 'unsupported_media_type' : 'invalid');
       return sendError(res, read.error.status, read.error.error, read.error.message);
@@ -135,18 +136,6 @@ export function mountIngest(router: Router, deps: IngestDeps): void {
 function authorisation(source: SourceConfig): (header: string | undefined) => boolean {
   if (source.webhookSecrets.length === 0) return () => source.insecure;
   return secretMatcher(source.webhookSecrets);
-}
-
-type Read = { body: Buffer; error?: undefined } | { body?: undefined; error: { status: number; error: string; message: string } };
-
-/** Runs the raw body parser and turns its errors (size, encoding, aborted) into 4xx answers. */
-function readRaw(parser: RequestHandler, req: Request, res: Response): Promise<Read> {
-  return new Promise((resolve) => {
-    parser(req, res, (err?: unknown) => {
-      if (err !== undefined && err !== null) return resolve({ error: bodyErrorOf(err) });
-      resolve({ body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0) });
-    });
-  });
 }
 
 /** Only whitespace (or nothing): v1.10's "test endpoint" call. Stops at the first other byte. */

@@ -3,6 +3,8 @@
 // kafka-ack.test.ts and broker-down.test.ts.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import type { Bus } from '../../../src/bus/port.ts';
@@ -124,6 +126,28 @@ describe('webhook HTTP contract', () => {
     } as RequestInit);
     assert.equal(chunked.status, 413);
     assert.ok(await counterValue(app.metrics, 'hsb_webhooks_total', { result: 'too_large' }) >= 2);
+  });
+
+  it('a body cut short by the sender publishes nothing, and the server keeps answering', async () => {
+    const body = JSON.stringify(pushArtifact('library/cut', 'v1', digestFor(5)));
+    const before = await counterValue(app.metrics, 'hsb_webhooks_total', { result: 'invalid' });
+    await publishes(0, async () => {
+      const { port } = new URL(app.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      await once(socket, 'connect');
+      // Content-Length promises the whole body; half of it arrives, then the connection closes.
+      socket.write(`POST ${HARBOR} HTTP/1.1\r\nHost: x\r\nContent-Type: ${JSON_TYPE}\r\nAuthorization: ${SECRET}\r\n`
+        + `Content-Length: ${body.length}\r\n\r\n${body.slice(0, body.length / 2)}`);
+      await new Promise((r) => setTimeout(r, 50));
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+    });
+    assert.equal(await counterValue(app.metrics, 'hsb_webhooks_total', { result: 'invalid' }), before + 1);
+    await post(HARBOR, pushArtifact('library/after-cut', 'v1', digestFor(6))).expect(200);
+  });
+
+  it('Content-Encoding: identity is a plain body', async () => {
+    await publishes(1, async () => { await post(HARBOR, pushArtifact('library/identity', 'v1', digestFor(7)), { 'content-encoding': 'identity' }).expect(200); });
   });
 
   it('the default body limit is 1 MiB', async () => {

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ArtifactEventSchema, type ArtifactEvent } from '../../../src/ingest/event.ts';
 import { eventIdOf } from '../../../src/ingest/event-id.ts';
-import { normaliseHarbor, type NormaliseResult } from '../../../src/ingest/normalise.ts';
+import { isoOfUnixSeconds, normaliseHarbor, type NormaliseResult } from '../../../src/ingest/normalise.ts';
+import { MAX_UNIX_SECONDS } from '../../../src/ingest/formats/harbor-v1.ts';
+import fc from 'fast-check';
 
 const fixture = (name: string): Record<string, unknown> =>
   JSON.parse(readFileSync(new URL(`../../fixtures/harbor/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -403,5 +405,20 @@ describe('validation', () => {
     const b = push();
     data(b).resources = Array.from({ length: 1001 }, (_, i) => ({ digest: A, tag: `t${i}` }));
     assert.deepEqual(issues(run(b)).map((i) => i.path), ['event_data.resources']);
+  });
+});
+
+describe('isoOfUnixSeconds', () => {
+  it('gives what Date#toISOString gives for every whole second Harbor can send', () => {
+    const edges = [0, 1, 59, 86399, 86400, 951_782_400 /* 2000-02-29 */, 4_107_542_400 /* 2100-02-28 */, 4_107_628_800, 1_700_000_000, MAX_UNIX_SECONDS];
+    for (const s of edges) assert.equal(isoOfUnixSeconds(s), new Date(s * 1000).toISOString(), `at ${s}`);
+    fc.assert(fc.property(fc.integer({ min: 0, max: MAX_UNIX_SECONDS }), (s) => isoOfUnixSeconds(s) === new Date(s * 1000).toISOString()), { numRuns: 20000 });
+  });
+
+  it('is what an event carries as occurredAt, also when two webhooks share the second', () => {
+    for (const occurAt of [1_700_000_000, 1_700_000_000, 951_782_400]) {
+      const [e] = events(run({ ...fixture('v2-push-by-tag'), occur_at: occurAt }));
+      assert.equal(e!.occurredAt, new Date(occurAt * 1000).toISOString());
+    }
   });
 });
