@@ -1,16 +1,19 @@
-// The Kafka producer, in a worker thread of its own. Encoding record batches (kafkajs does it in
-// JavaScript, with a fresh buffer per record and a CRC over every byte), writing them and reading
-// the acknowledgements cost about a third of the main thread's CPU per webhook; here they run on
-// another core while the main thread reads and answers webhooks. Started by producer-client.ts.
+// The Kafka producer, in a worker thread of its own. Encoding record batches (produce-encoding.ts),
+// writing them and reading the acknowledgements run here, on another core, while the main thread
+// reads and answers webhooks. Started by producer-client.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import { kafkaClient, type KafkaClientOptions } from './client.ts';
 import { ProducerCore } from './producer-core.ts';
+import { installProduceEncoding } from './produce-encoding.ts';
 import type { FromProducer, ThreadError, ToProducer } from './producer-protocol.ts';
 
+// Before the first produce: kafkajs loads its Produce request module then.
+const fastEncoding = installProduceEncoding();
 const port = parentPort!;
 const post = (m: FromProducer) => port.postMessage(m);
 const kafka = kafkaClient(workerData as KafkaClientOptions, (level, message, extra) => post({ op: 'log', level, message, extra: plain(extra) }));
 const core = new ProducerCore(kafka, () => post({ op: 'ready' }));
+if (!fastEncoding) post({ op: 'log', level: 'warn', message: 'kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder', extra: {} });
 
 port.on('message', (m: ToProducer) => {
   if (m.op === 'connect') {
