@@ -48,8 +48,10 @@ function readPlain(req: Request, limit: number): Promise<BodyRead> {
     const onData = (chunk: Buffer) => {
       received += chunk.length;
       if (received > limit) {
-        req.pause();
         finish({ error: bodyErrorOf({ ...TOO_LARGE, limit }) });
+        // The rest is read and dropped (as body-parser does), so that a kept-alive connection can
+        // carry the next request once the 413 is out.
+        req.resume();
         return;
       }
       chunks.push(chunk);

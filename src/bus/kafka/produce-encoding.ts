@@ -102,10 +102,11 @@ interface PlannedBatch { partition: number; firstSequence: number; firstTimestam
 function planRecord(m: ProduceMessage, offsetDelta: number, tsDelta: number): PlannedRecord | undefined {
   const key = bytesOf(m.key);
   const value = bytesOf(m.value);
-  if (key === undefined || value === undefined || !Number.isSafeInteger(tsDelta)) return undefined;
+  // Beyond ±2^52 the zigzag value no longer fits a double exactly.
+  if (key === undefined || value === undefined || !Number.isSafeInteger(tsDelta) || Math.abs(tsDelta) > 2 ** 52) return undefined;
   const headers: [string, number, Bytes, number][] = [];
-  if (m.headers !== undefined && m.headers !== null) {
-    if (typeof m.headers !== 'object' || Array.isArray(m.headers)) return undefined;
+  if (m.headers !== undefined) {
+    if (typeof m.headers !== 'object' || m.headers === null || Array.isArray(m.headers)) return undefined;
     for (const [k, raw] of Object.entries(m.headers as Record<string, unknown>)) {
       for (const hv of Array.isArray(raw) ? raw : [raw]) {
         // kafkajs cannot size a null header value (it throws): that case stays with kafkajs.
@@ -172,7 +173,7 @@ function int64Of(v: unknown): bigint | undefined {
  * outside the plain case this encoder covers (kafkajs then encodes it itself).
  */
 export function encodeProduceRequest(input: ProduceRequestInput, now = Date.now()): Buffer | undefined {
-  if ((input.compression ?? 0) !== 0 || (input.transactionalId !== undefined && input.transactionalId !== null)) return undefined;
+  if ((input.compression !== undefined && input.compression !== 0) || (input.transactionalId !== undefined && input.transactionalId !== null)) return undefined;
   const producerId = input.producerId === undefined ? -1n : int64Of(input.producerId);
   if (producerId === undefined) return undefined;
   const producerEpoch = input.producerEpoch ?? 0;
@@ -180,6 +181,7 @@ export function encodeProduceRequest(input: ProduceRequestInput, now = Date.now(
   let size = 2 + 2 + 4 + 4; // transactional_id (null), acks, timeout, topic count
   const topics: { name: string; nameLen: number; batches: PlannedBatch[] }[] = [];
   for (const t of input.topicData) {
+    if (typeof t.topic !== 'string') return undefined;
     const batches: PlannedBatch[] = [];
     const nameLen = Buffer.byteLength(t.topic);
     size += 2 + nameLen + 4;
@@ -261,11 +263,18 @@ export function installProduceEncoding(): boolean {
   if (installed !== undefined) return installed;
   installed = false;
   const require = createRequire(import.meta.url);
-  const path = require.resolve(PRODUCE_V3);
-  const original = require(path) as RequestFactory;
-  const Encoder = require(ENCODER) as new () => { writeBuffer(b: Buffer): unknown };
+  let path: string;
+  let original: RequestFactory;
+  let Encoder: new (size?: number) => { writeBuffer(b: Buffer): unknown };
+  try {
+    path = require.resolve(PRODUCE_V3);
+    original = require(path) as RequestFactory;
+    Encoder = require(ENCODER) as typeof Encoder;
+  } catch {
+    return false;
+  }
   const cached = require.cache[path];
-  if (typeof original !== 'function' || !cached) return false;
+  if (typeof original !== 'function' || typeof Encoder !== 'function' || !cached) return false;
   const fast: RequestFactory = (input) => {
     const request = original(input);
     const kafkajsEncode = request.encode;
@@ -278,7 +287,7 @@ export function installProduceEncoding(): boolean {
           return kafkajsEncode();
         }
         encodings.here++;
-        return new Encoder().writeBuffer(body);
+        return new Encoder(body.length).writeBuffer(body);
       },
     };
   };

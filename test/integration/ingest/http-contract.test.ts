@@ -146,6 +146,25 @@ describe('webhook HTTP contract', () => {
     await post(HARBOR, pushArtifact('library/after-cut', 'v1', digestFor(6))).expect(200);
   });
 
+  it('after a 413 for a chunked body, the same kept-alive connection answers the next webhook', async () => {
+    const { port } = new URL(app.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    let answers = '';
+    socket.on('data', (d: Buffer) => { answers += d.toString('latin1'); });
+    const head = (extra: string) => `POST ${HARBOR} HTTP/1.1\r\nHost: x\r\nContent-Type: ${JSON_TYPE}\r\nAuthorization: ${SECRET}\r\n${extra}\r\n`;
+    // Far more than the limit (64 KiB) and than the socket buffers: the rest must be read and dropped.
+    socket.write(head('Transfer-Encoding: chunked\r\n'));
+    const chunk = 'x'.repeat(64 * 1024);
+    for (let i = 0; i < 40; i++) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+    socket.write('0\r\n\r\n');
+    const body = JSON.stringify(pushArtifact('library/after-413', 'v1', digestFor(8)));
+    socket.write(head(`Content-Length: ${Buffer.byteLength(body)}\r\n`) + body);
+    for (let waited = 0; (answers.match(/HTTP\/1\.1 \d{3}/g) ?? []).length < 2 && waited < 10000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    socket.destroy();
+    assert.deepEqual((answers.match(/HTTP\/1\.1 \d{3}/g) ?? []).map((l) => l.slice(9)), ['413', '200']);
+  });
+
   it('Content-Encoding: identity is a plain body', async () => {
     await publishes(1, async () => { await post(HARBOR, pushArtifact('library/identity', 'v1', digestFor(7)), { 'content-encoding': 'identity' }).expect(200); });
   });
