@@ -124,7 +124,6 @@ function planRecord(m: ProduceMessage, offsetDelta: number, tsDelta: number): Pl
 }
 
 const RECORD_BATCH_OVERHEAD = 61; // firstOffset … record count
-const BATCH_LENGTH_OFFSET = 8;
 const CRC_OFFSET = 17;
 const ATTRIBUTES_OFFSET = 21;
 
@@ -236,7 +235,7 @@ export function encodeProduceRequest(input: ProduceRequestInput, now = Date.now(
         }
       }
       buf.writeUInt32BE(crc32c(buf, start + ATTRIBUTES_OFFSET, at), start + CRC_OFFSET);
-      if (at - start !== b.size || buf.readInt32BE(start + BATCH_LENGTH_OFFSET) !== b.size - 12) throw new Error('produce encoding: size mismatch');
+      if (at - start !== b.size) throw new Error('produce encoding: size mismatch');
     }
   }
   if (at !== size) throw new Error('produce encoding: size mismatch');
