@@ -11,6 +11,7 @@ import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
+import { dropKafkajsTimerWarning } from '../../src/bus/kafka/client.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -135,6 +136,8 @@ export class KafkaBroker {
 
   async #waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    // Its readiness probe is a kafkajs client too: without the filter, every start printed kafkajs' harmless timer warning.
+    dropKafkajsTimerWarning();
     const kafka = new Kafka({ brokers: [this.brokers], logLevel: logLevel.NOTHING, connectionTimeout: 500, retry: { retries: 0 } });
     let lastErr: unknown;
     while (Date.now() < deadline) {

@@ -60,7 +60,7 @@ let warningFilterInstalled = false;
  * TimeoutNegativeWarning on every start, which reads like a fault. That one warning is dropped,
  * in the thread that builds the client; every other warning still reaches Node's own printer.
  */
-function dropKafkajsTimerWarning(): void {
+export function dropKafkajsTimerWarning(): void {
   if (warningFilterInstalled) return;
   warningFilterInstalled = true;
   const printers = process.listeners('warning');
