@@ -68,6 +68,10 @@ describe('ingest when the Kafka broker is down', { timeout: 240000 }, () => {
     t.diagnostic(`503 answered after ${refusals.join(', ')} ms`);
     for (const ms of refusals) assert.ok(ms < 2500, `503 after ${ms} ms (Harbor gives up at 3000 ms): ${refusals}`);
     assert.equal(await counterValue(app.metrics, 'hsb_webhooks_total', { result: 'unavailable' }), 3);
+    // Bad input is the sender's to fix whatever the broker's state: 400 (never 5xx), at once.
+    const bad = await post(pushArtifact('library/bad', 'v1', 'sha256:zz'));
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.equal(bad.body.error, 'invalid_payload');
 
     await broker.start();
     // Harbor retries the same webhook until it gets a 2xx.
