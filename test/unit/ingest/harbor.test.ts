@@ -380,6 +380,13 @@ describe('validation', () => {
     assert.ok(bad.some((i) => i.path.endsWith('sourceId')), JSON.stringify(bad));
   });
 
+  it('a time of receipt the event schema cannot hold is invalid, not a broken event', () => {
+    const far = normaliseHarbor(push(), { sourceId: 'harbor-prod', contentType: JSON_CT, receivedAt: new Date(Date.UTC(10000, 0, 1)) });
+    assert.ok(issues(far).some((i) => i.path.endsWith('receivedAt')), JSON.stringify(far));
+    // The same payload received at an ordinary time is fine, and its events satisfy the schema.
+    assert.equal(events(run(push())).length, 1);
+  });
+
   it('hostile objects never make it throw', () => {
     const throwing = Object.defineProperty({}, 'type', { enumerable: true, get() { throw new Error('boom'); } });
     const proxy = new Proxy({}, { ownKeys() { throw new Error('boom'); }, get() { throw new Error('boom'); } });
