@@ -1,3 +1,5 @@
+// First: it must replace a kafkajs module before kafkajs loads.
+import './partition-grouping.ts';
 import { Kafka, logLevel, type ICustomPartitioner, type ProducerConfig } from 'kafkajs';
 import { murmur2, partitionFor } from '../partition.ts';
 

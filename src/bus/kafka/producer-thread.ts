@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { kafkaClient, type KafkaClientOptions } from './client.ts';
 import { ProducerCore } from './producer-core.ts';
 import { installProduceEncoding } from './produce-encoding.ts';
+import { linearGrouping } from './partition-grouping.ts';
 import type { FromProducer, ThreadError, ToProducer } from './producer-protocol.ts';
 
 // Before the first produce: kafkajs loads its Produce request module then.
@@ -14,6 +15,7 @@ const post = (m: FromProducer) => port.postMessage(m);
 const kafka = kafkaClient(workerData as KafkaClientOptions, (level, message, extra) => post({ op: 'log', level, message, extra: plain(extra) }));
 const core = new ProducerCore(kafka, () => post({ op: 'ready' }));
 if (!fastEncoding) post({ op: 'log', level: 'warn', message: 'kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder', extra: {} });
+if (!linearGrouping) post({ op: 'log', level: 'warn', message: 'kafkajs module layout not recognised: records are sorted into partitions by kafkajs\' own (slower) grouping', extra: {} });
 
 port.on('message', (m: ToProducer) => {
   if (m.op === 'connect') {

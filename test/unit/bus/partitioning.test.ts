@@ -23,6 +23,16 @@ describe('partitionFor', () => {
     }
   });
 
+  it('hashes long keys and keys with non-ASCII characters anywhere as their UTF-8 bytes', () => {
+    const keys = ['a'.repeat(511), 'a'.repeat(512), 'a'.repeat(513), 'p/'.repeat(700), 'abc/ключ', 'ключ/abc', `${'x'.repeat(600)}é`, 'tab\tnul\u0000del\u007f'];
+    for (const key of keys) {
+      const bytes = new TextEncoder().encode(key);
+      for (const n of [1, 6, 7]) assert.equal(partitionFor(key, n), (murmur2(bytes) & 0x7fffffff) % n, key.slice(0, 20));
+    }
+    // Only the first `length` bytes count.
+    assert.equal(murmur2(new TextEncoder().encode('abcdXYZ'), 4), murmur2(new TextEncoder().encode('abcd')));
+  });
+
   it('is stable and in range, and spreads keys', () => {
     const seen = new Set<number>();
     for (let i = 0; i < 500; i++) {
