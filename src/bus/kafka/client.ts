@@ -3,7 +3,7 @@ import './partition-grouping.ts';
 import { Kafka, logLevel, type ICustomPartitioner, type ProducerConfig } from 'kafkajs';
 import { murmur2, partitionFor } from '../partition.ts';
 
-/** What both threads need to build the same kafkajs client. */
+/** What the Kafka adapter needs to build its kafkajs client. */
 export interface KafkaClientOptions {
   brokers: string[];
   clientId: string;
@@ -60,7 +60,7 @@ let warningFilterInstalled = false;
  * kafkajs' request queue arms `setTimeout(check, throttledUntil - Date.now())` with throttledUntil
  * -1 when nothing is throttled; Node 24 clamps that to 1 ms (what kafkajs means) but prints a
  * TimeoutNegativeWarning on every start, which reads like a fault. That one warning is dropped,
- * in the thread that builds the client; every other warning still reaches Node's own printer.
+ * in the process that builds the client; every other warning still reaches Node's own printer.
  */
 export function dropKafkajsTimerWarning(): void {
   if (warningFilterInstalled) return;

@@ -7,8 +7,9 @@ import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHan
 import { busUnavailable, decodeValue, encodeValue } from '../codec.ts';
 import { Batcher } from './batcher.ts';
 import { kafkaClient } from './client.ts';
-import { ThreadProducer } from './producer-client.ts';
-import type { ThreadMessage } from './producer-protocol.ts';
+import { installProduceEncoding } from './produce-encoding.ts';
+import { linearGrouping } from './partition-grouping.ts';
+import { IdempotentProducer, type OutgoingMessage } from './producer.ts';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -23,7 +24,7 @@ export interface KafkaBusOptions {
   sessionTimeoutMs?: number;
 }
 
-interface Pending { topic: string; message: ThreadMessage }
+interface Pending { topic: string; message: OutgoingMessage }
 
 /** Heartbeat answers that mean this member's assignment is over (kafkajs' isRebalancing, plus eviction). */
 const GROUP_MOVED_ON = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP']);
@@ -33,7 +34,7 @@ export class KafkaBus implements Bus {
   readonly #kafka: Kafka;
   readonly #opts: Required<Omit<KafkaBusOptions, 'logger'>>;
   readonly #log: Logger;
-  readonly #producer: ThreadProducer;
+  readonly #producer: IdempotentProducer;
   #admin: Admin | undefined;
   /** connect() got as far as the topics: publishes go to the producer (which connects on demand). */
   #opened = false;
@@ -54,7 +55,10 @@ export class KafkaBus implements Bus {
     const log = this.#log;
     const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs };
     this.#kafka = kafkaClient(client, (level, message, extra) => log[level]({ kafkajs: extra }, message));
-    this.#producer = new ThreadProducer(client, log);
+    // Before kafkajs first produces: it loads its Produce request module then.
+    if (!installProduceEncoding()) log.warn('kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder');
+    if (!linearGrouping) log.warn('kafkajs module layout not recognised: records are sorted into partitions by kafkajs\' own (slower) grouping');
+    this.#producer = new IdempotentProducer(this.#kafka);
   }
 
   topicName(topic: TopicName): string {
@@ -118,7 +122,7 @@ export class KafkaBus implements Bus {
   }
 
   async #send(items: Pending[]): Promise<void> {
-    const byTopic = new Map<string, ThreadMessage[]>();
+    const byTopic = new Map<string, OutgoingMessage[]>();
     for (const { topic, message } of items) {
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, list = []);

@@ -1,6 +1,6 @@
 // kafkajs sorts every sendBatch's messages into partitions with a reduce that copies the partition's
 // list and the result object for each message (quadratic in a partition's share of the batch). At
-// full webhook speed that was about 9% of the thread that produces, a tenth of it the partitioner.
+// full webhook speed that was about 9% of the producer's thread, a tenth of it the partitioner.
 // This puts a one-pass version with the same result behind kafkajs' module, in this process's
 // module cache, before kafkajs loads it.
 import { createRequire } from 'node:module';

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 // The Produce request body (versions 3 to 7 share it) with its record batches (magic 2), written
 // in one pass into one buffer. kafkajs 2.2.4 builds the same bytes through a growing buffer per
 // record, a Buffer.from() per varint and BigInt arithmetic per timestamp: about 6 µs per record,
-// half of the producer thread's CPU per webhook. This encoder writes the identical bytes (a test
+// more than the rest of the producer's CPU per webhook. This encoder writes the identical bytes (a test
 // compares them with kafkajs' own for generated requests) in well under a microsecond per record.
 // Anything outside the plain case (compression, transactions, unusual field types) is left to
 // kafkajs. Format: https://kafka.apache.org/documentation/#recordbatch and the Produce request
@@ -255,7 +255,7 @@ export const encodings = { here: 0, kafkajs: 0 };
 
 /**
  * Puts encodeProduceRequest behind kafkajs' Produce request (v3, which v4–v7 wrap) in this
- * thread's module cache. Must run before kafkajs first produces; returns false (and kafkajs keeps
+ * process's module cache. Must run before kafkajs first produces; returns false (and kafkajs keeps
  * its own encoder) when the module layout is not the one this was written against.
  */
 export function installProduceEncoding(): boolean {

@@ -1,19 +1,23 @@
-// The Kafka adapter's producer thread (src/bus/kafka/producer-client.ts) against the real broker:
-// acknowledgements and errors cross the thread, close() ends it, and a process that publishes and
-// closes exits by itself (the thread never keeps it alive).
+// The Kafka adapter's producer (src/bus/kafka/producer.ts) against the real broker, with the
+// adapter's one-pass Produce encoder and partition grouping installed: acknowledged records are on
+// the topic in kafkajs' partitions, a refusal is an error and the next send works, close() ends
+// it, and a process that publishes and closes exits by itself.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+// client.ts before kafkajs itself: it installs the partition grouping ahead of kafkajs' producer.
+import { kafkaClient } from '../../../src/bus/kafka/client.ts';
 import { Kafka, logLevel } from 'kafkajs';
-import { ThreadProducer } from '../../../src/bus/kafka/producer-client.ts';
-import { silentLogger } from '../../../src/observability/logger.ts';
+import { encodings, installProduceEncoding } from '../../../src/bus/kafka/produce-encoding.ts';
+import { linearGrouping } from '../../../src/bus/kafka/partition-grouping.ts';
+import { IdempotentProducer } from '../../../src/bus/kafka/producer.ts';
 import { sharedBrokers, uniquePrefix } from '../../support/kafka.ts';
 
-describe('Kafka producer thread', () => {
-  const topic = `${uniquePrefix('thread')}events`;
+describe('Kafka producer', () => {
+  const topic = `${uniquePrefix('producer')}events`;
   let brokers: string;
 
   before(async () => {
@@ -46,14 +50,17 @@ describe('Kafka producer thread', () => {
     return got;
   };
 
-  let producer: ThreadProducer;
+  let producer: IdempotentProducer;
   after(async () => { await producer?.close(); });
 
   it('is ready once connected, and an acknowledged send is on the topic, keyed records in the Java partition', async () => {
-    producer = new ThreadProducer({ brokers: [brokers], clientId: 'thread-test', requestTimeoutMs: 1500 }, silentLogger);
+    assert.equal(installProduceEncoding(), true);
+    assert.equal(linearGrouping, true);
+    producer = new IdempotentProducer(kafkaClient({ brokers: [brokers], clientId: 'producer-test', requestTimeoutMs: 1500 }, () => {}));
     assert.equal(producer.isReady(), false);
     await producer.connect();
     assert.equal(producer.isReady(), true);
+    const encoded = encodings.here;
     await producer.send([{ topic, messages: [
       { key: 'harbor/library/nginx', value: '{"n":1}' },
       { key: 'harbor/library/nginx', value: '{"n":2}', headers: { h: 'v' } },
@@ -65,6 +72,7 @@ describe('Kafka producer thread', () => {
     const { partitionFor } = await import('../../../src/bus/partition.ts');
     assert.ok(got.every((m) => m.partition === partitionFor(m.key, 3)));
     assert.equal(got.find((m) => m.key === 'gone')?.value, null);
+    assert.equal(encodings.here - encoded, 1, 'written by the one-pass encoder');
   });
 
   it('passes the broker\'s refusal back as an error, and the next send still works', async () => {
@@ -82,12 +90,12 @@ describe('Kafka producer thread', () => {
   it('lets a process that published and closed the bus exit by itself', async () => {
     const script = `
       const { KafkaBus } = await import(${JSON.stringify(new URL('../../../src/bus/kafka/kafka-bus.ts', import.meta.url).href)});
-      const bus = new KafkaBus({ brokers: [${JSON.stringify(brokers)}], topicPrefix: ${JSON.stringify(uniquePrefix('thread-exit'))}, partitions: 1 });
+      const bus = new KafkaBus({ brokers: [${JSON.stringify(brokers)}], topicPrefix: ${JSON.stringify(uniquePrefix('producer-exit'))}, partitions: 1 });
       await bus.connect();
       await bus.publish('events', [{ key: 'k', value: { ok: true } }]);
       await bus.close();
       process.stdout.write('closed');`;
-    const file = join(mkdtempSync(join(tmpdir(), 'thread-exit-')), 'publish.mjs');
+    const file = join(mkdtempSync(join(tmpdir(), 'producer-exit-')), 'publish.mjs');
     writeFileSync(file, script);
     const child = spawn(process.execPath, ['--no-warnings', file], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';

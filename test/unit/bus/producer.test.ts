@@ -1,14 +1,13 @@
-// ProducerCore (the producer thread's kafkajs wrapper) against a recording stand-in for kafkajs'
+// IdempotentProducer (the Kafka adapter's kafkajs producer wrapper) against a recording stand-in for kafkajs'
 // producer: never two sendBatch calls at once on one idempotent producer, sends that arrive
 // meanwhile merged into the next call in order, and a failed send retires the producer.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Kafka } from 'kafkajs';
-import { ProducerCore } from '../../../src/bus/kafka/producer-core.ts';
-import type { ThreadTopicMessages } from '../../../src/bus/kafka/producer-protocol.ts';
+import { IdempotentProducer, type TopicMessages } from '../../../src/bus/kafka/producer.ts';
 
 function fakeKafka(opts: { failFirst?: boolean } = {}) {
-  const calls: { producer: number; topicMessages: ThreadTopicMessages[] }[] = [];
+  const calls: { producer: number; topicMessages: TopicMessages[] }[] = [];
   let producers = 0;
   let active = 0;
   let maxActive = 0;
@@ -19,7 +18,7 @@ function fakeKafka(opts: { failFirst?: boolean } = {}) {
       return {
         connect: async () => {},
         disconnect: async () => {},
-        sendBatch: async ({ topicMessages }: { topicMessages: ThreadTopicMessages[] }) => {
+        sendBatch: async ({ topicMessages }: { topicMessages: TopicMessages[] }) => {
           active++;
           maxActive = Math.max(maxActive, active);
           calls.push({ producer: id, topicMessages });
@@ -36,11 +35,11 @@ function fakeKafka(opts: { failFirst?: boolean } = {}) {
   return { kafka, calls, producers: () => producers, maxActive: () => maxActive };
 }
 
-const msg = (topic: string, key: string): ThreadTopicMessages[] => [{ topic, messages: [{ key, value: `{"k":"${key}"}` }] }];
+const msg = (topic: string, key: string): TopicMessages[] => [{ topic, messages: [{ key, value: `{"k":"${key}"}` }] }];
 
 test('one sendBatch at a time; what arrives meanwhile goes out merged, in order', async () => {
   const f = fakeKafka();
-  const core = new ProducerCore(f.kafka, () => {});
+  const core = new IdempotentProducer(f.kafka);
   await Promise.all([
     core.send(msg('events', 'a')),
     core.send(msg('results', 'r1')),
@@ -54,7 +53,7 @@ test('one sendBatch at a time; what arrives meanwhile goes out merged, in order'
 
 test('a failed send fails its callers only, and the next one goes out on a new producer', async () => {
   const f = fakeKafka({ failFirst: true });
-  const core = new ProducerCore(f.kafka, () => {});
+  const core = new IdempotentProducer(f.kafka);
   const first = core.send(msg('events', 'a'));
   const second = core.send(msg('events', 'b'));
   await assert.rejects(first, /timed out/);

@@ -1,26 +1,45 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { PRODUCER_CONFIG, javaCompatiblePartitioner } from './client.ts';
-import type { ThreadTopicMessages } from './producer-protocol.ts';
+
+export interface OutgoingMessage {
+  key: string;
+  /** The record's JSON text; null is a tombstone. */
+  value: string | null;
+  headers?: Record<string, string> | undefined;
+}
+
+export interface TopicMessages {
+  topic: string;
+  messages: OutgoingMessage[];
+}
 
 /**
- * One idempotent kafkajs producer, replaced after any failed send. Runs in the producer thread;
- * producer-thread.ts only relays messages to it.
+ * One idempotent kafkajs producer, replaced after any failed send, on the thread that publishes.
+ * (It ran in a worker thread of its own until the Produce encoder and the partition grouping made
+ * its work cheap: then handing each batch across threads cost the webhook thread as much as the
+ * sending did, with more CPU in all and slower answers when the cores are busy. See README.)
  */
-export class ProducerCore {
+export class IdempotentProducer {
   readonly #kafka: Kafka;
-  readonly #onReady: () => void;
   #producer: Producer | undefined;
   /** The current producer once connected; undefined after a failure, so the next send makes a new one. */
   #live: Promise<Producer> | undefined;
-  #queue: { topicMessages: ThreadTopicMessages[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #queue: { topicMessages: TopicMessages[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
   #busy = false;
+  #ready = false;
+  #closed = false;
 
-  constructor(kafka: Kafka, onReady: () => void) {
+  constructor(kafka: Kafka) {
     this.#kafka = kafka;
-    this.#onReady = onReady;
+  }
+
+  /** True once a producer has connected; stays true across replacements until close(). */
+  isReady(): boolean {
+    return this.#ready;
   }
 
   async connect(): Promise<void> {
+    if (this.#closed) throw new Error('producer closed');
     await this.#connected();
   }
 
@@ -31,7 +50,8 @@ export class ProducerCore {
    * timed-out request was in fact written, and the broker then acknowledges the second as a
    * duplicate without writing it.
    */
-  send(topicMessages: ThreadTopicMessages[]): Promise<void> {
+  send(topicMessages: TopicMessages[]): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('producer closed'));
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ topicMessages, resolve, reject });
       void this.#pump();
@@ -56,7 +76,7 @@ export class ProducerCore {
     }
   }
 
-  async #sendNow(topicMessages: ThreadTopicMessages[]): Promise<void> {
+  async #sendNow(topicMessages: TopicMessages[]): Promise<void> {
     let used: Producer | undefined;
     try {
       used = await this.#connected();
@@ -68,6 +88,8 @@ export class ProducerCore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#ready = false;
     const p = this.#producer;
     this.#producer = undefined;
     this.#live = undefined;
@@ -81,7 +103,7 @@ export class ProducerCore {
     // Ready once connect() resolved, not on kafkajs' 'producer.connect' event: that fires before the
     // idempotent producer has its producer id, and a send in that window goes out without one.
     const attempt = p.connect().then(() => {
-      this.#onReady();
+      this.#ready = !this.#closed;
       return p;
     });
     this.#live = attempt;
@@ -103,8 +125,8 @@ export class ProducerCore {
 }
 
 /** One list per topic, messages in arrival order. */
-function mergeTopics(lists: ThreadTopicMessages[][]): ThreadTopicMessages[] {
-  const byTopic = new Map<string, ThreadTopicMessages['messages']>();
+function mergeTopics(lists: TopicMessages[][]): TopicMessages[] {
+  const byTopic = new Map<string, OutgoingMessage[]>();
   for (const list of lists) {
     for (const { topic, messages } of list) {
       const into = byTopic.get(topic);
