@@ -1,5 +1,6 @@
-// First: it must replace a kafkajs module before kafkajs loads.
+// First: they replace kafkajs modules before kafkajs loads.
 import './partition-grouping.ts';
+import './request-framing.ts';
 import { Kafka, logLevel, type ICustomPartitioner, type ProducerConfig } from 'kafkajs';
 import { murmur2, partitionFor } from '../partition.ts';
 

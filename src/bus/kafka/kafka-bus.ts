@@ -9,6 +9,7 @@ import { Batcher } from './batcher.ts';
 import { kafkaClient } from './client.ts';
 import { installProduceEncoding } from './produce-encoding.ts';
 import { linearGrouping } from './partition-grouping.ts';
+import { singleCopyFraming } from './request-framing.ts';
 import { IdempotentProducer, type OutgoingMessage } from './producer.ts';
 
 export interface KafkaBusOptions {
@@ -58,6 +59,7 @@ export class KafkaBus implements Bus {
     // Before kafkajs first produces: it loads its Produce request module then.
     if (!installProduceEncoding()) log.warn('kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder');
     if (!linearGrouping) log.warn('kafkajs module layout not recognised: records are sorted into partitions by kafkajs\' own (slower) grouping');
+    if (!singleCopyFraming) log.warn('kafkajs module layout not recognised: requests are framed by kafkajs\' own (slower) code');
     this.#producer = new IdempotentProducer(this.#kafka);
   }
 

@@ -3,7 +3,7 @@
 // full webhook speed that was about 9% of the producer's thread, a tenth of it the partitioner.
 // This puts a one-pass version with the same result behind kafkajs' module, in this process's
 // module cache, before kafkajs loads it.
-import { createRequire } from 'node:module';
+import { replaceBeforeLoad } from './module-patch.ts';
 
 type Partitioner = (args: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
 type Grouping = (args: { topic: string; partitionMetadata: unknown[]; messages: unknown[]; partitioner: Partitioner }) => Record<string, unknown[]>;
@@ -24,28 +24,12 @@ export const groupPerPartition: Grouping = ({ topic, partitionMetadata, messages
   return result;
 };
 
-/** kafkajs' own function, kept for the equivalence test; undefined when the layout was not recognised. */
-export let kafkajsGrouping: Grouping | undefined;
+/** kafkajs' own function, kept for the equivalence test; undefined when nothing was replaced. */
+export const kafkajsGrouping: Grouping | undefined = replaceBeforeLoad<Grouping>(GROUPING, SEND_MESSAGES, 1, () => groupPerPartition);
 
 /**
  * True when kafkajs' producer will use groupPerPartition. False (kafkajs keeps its own) when its
  * module layout is not the one this was written against, or when its producer was loaded already,
  * having bound the original: so this runs on import, from client.ts, ahead of kafkajs itself.
  */
-export const linearGrouping: boolean = install();
-
-function install(): boolean {
-  const require = createRequire(import.meta.url);
-  try {
-    if (require.cache[require.resolve(SEND_MESSAGES)]) return false;
-    const path = require.resolve(GROUPING);
-    const original = require(path) as unknown;
-    const cached = require.cache[path];
-    if (typeof original !== 'function' || original.length !== 1 || !cached) return false;
-    kafkajsGrouping = original as Grouping;
-    cached.exports = groupPerPartition;
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const linearGrouping: boolean = kafkajsGrouping !== undefined;

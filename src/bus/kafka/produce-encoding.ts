@@ -264,7 +264,7 @@ export function installProduceEncoding(): boolean {
   const require = createRequire(import.meta.url);
   let path: string;
   let original: RequestFactory;
-  let Encoder: new (size?: number) => { writeBuffer(b: Buffer): unknown };
+  let Encoder: (new () => object) & { prototype: object };
   try {
     path = require.resolve(PRODUCE_V3);
     original = require(path) as RequestFactory;
@@ -274,6 +274,11 @@ export function installProduceEncoding(): boolean {
   }
   const cached = require.cache[path];
   if (typeof original !== 'function' || typeof Encoder !== 'function' || !cached) return false;
+  // The body as a finished kafkajs Encoder (its `buf` and `offset`), so that nothing copies it again
+  // here; checked once, since it relies on how Encoder reads them back.
+  const asEncoder = (body: Buffer) => Object.assign(Object.create(Encoder.prototype) as object, { buf: body, offset: body.length });
+  const probe = asEncoder(Buffer.from([1, 2, 3])) as { buffer?: unknown; size?: () => unknown };
+  if (!Buffer.isBuffer(probe.buffer) || !probe.buffer.equals(Buffer.from([1, 2, 3])) || typeof probe.size !== 'function' || probe.size() !== 3) return false;
   const fast: RequestFactory = (input) => {
     const request = original(input);
     const kafkajsEncode = request.encode;
@@ -286,7 +291,7 @@ export function installProduceEncoding(): boolean {
           return kafkajsEncode();
         }
         encodings.here++;
-        return new Encoder(body.length).writeBuffer(body);
+        return asEncoder(body);
       },
     };
   };
