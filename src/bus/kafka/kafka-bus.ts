@@ -7,7 +7,7 @@ import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHan
 import { busUnavailable, decodeValue, encodeValue } from '../codec.ts';
 import { Batcher } from './batcher.ts';
 import { kafkaClient } from './client.ts';
-import { installProduceEncoding } from './produce-encoding.ts';
+import { fastProduceEncoding } from './produce-encoding.ts';
 import { linearGrouping } from './partition-grouping.ts';
 import { singleCopyFraming } from './request-framing.ts';
 import { IdempotentProducer, type OutgoingMessage } from './producer.ts';
@@ -56,8 +56,7 @@ export class KafkaBus implements Bus {
     const log = this.#log;
     const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs };
     this.#kafka = kafkaClient(client, (level, message, extra) => log[level]({ kafkajs: extra }, message));
-    // Before kafkajs first produces: it loads its Produce request module then.
-    if (!installProduceEncoding()) log.warn('kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder');
+    if (!fastProduceEncoding) log.warn('kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder');
     if (!linearGrouping) log.warn('kafkajs module layout not recognised: records are sorted into partitions by kafkajs\' own (slower) grouping');
     if (!singleCopyFraming) log.warn('kafkajs module layout not recognised: requests are framed by kafkajs\' own (slower) code');
     this.#producer = new IdempotentProducer(this.#kafka);

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { replaceBeforeLoad } from './module-patch.ts';
 
 // The Produce request body (versions 3 to 7 share it) with its record batches (magic 2), written
 // in one pass into one buffer. kafkajs 2.2.4 builds the same bytes through a growing buffer per
@@ -243,43 +244,32 @@ export function encodeProduceRequest(input: ProduceRequestInput, now = Date.now(
 }
 
 const PRODUCE_V3 = 'kafkajs/src/protocol/requests/produce/v3/request.js';
+/** The versions that wrap v3 and bind it when they load (lazily, on the first produce). */
+const WRAPPERS = [4, 5, 6, 7].map((v) => `kafkajs/src/protocol/requests/produce/v${v}/request.js`);
 const ENCODER = 'kafkajs/src/protocol/encoder.js';
 
 type KafkajsRequest = { apiKey: number; apiVersion: number; apiName: string; expectResponse: () => boolean; encode: () => Promise<unknown> };
 type RequestFactory = (input: ProduceRequestInput) => KafkajsRequest;
 
-let installed: boolean | undefined;
-
 /** Requests encoded here and left to kafkajs since install (read by the tests). */
 export const encodings = { here: 0, kafkajs: 0 };
 
-/**
- * Puts encodeProduceRequest behind kafkajs' Produce request (v3, which v4–v7 wrap) in this
- * process's module cache. Must run before kafkajs first produces; returns false (and kafkajs keeps
- * its own encoder) when the module layout is not the one this was written against.
- */
-export function installProduceEncoding(): boolean {
-  if (installed !== undefined) return installed;
-  installed = false;
-  const require = createRequire(import.meta.url);
-  let path: string;
-  let original: RequestFactory;
-  let Encoder: (new () => object) & { prototype: object };
+/** The body as a finished kafkajs Encoder (its `buf` and `offset`), so that nothing copies it again; undefined when Encoder does not read them back that way. */
+function encoderShape(): ((body: Buffer) => object) | undefined {
   try {
-    path = require.resolve(PRODUCE_V3);
-    original = require(path) as RequestFactory;
-    Encoder = require(ENCODER) as typeof Encoder;
+    const Encoder = createRequire(import.meta.url)(ENCODER) as { prototype: object };
+    const asEncoder = (body: Buffer) => Object.assign(Object.create(Encoder.prototype) as object, { buf: body, offset: body.length });
+    const probe = asEncoder(Buffer.from([1, 2, 3])) as { buffer?: unknown; size?: () => unknown };
+    return Buffer.isBuffer(probe.buffer) && probe.buffer.equals(Buffer.from([1, 2, 3])) && typeof probe.size === 'function' && probe.size() === 3 ? asEncoder : undefined;
   } catch {
-    return false;
+    return undefined;
   }
-  const cached = require.cache[path];
-  if (typeof original !== 'function' || typeof Encoder !== 'function' || !cached) return false;
-  // The body as a finished kafkajs Encoder (its `buf` and `offset`), so that nothing copies it again
-  // here; checked once, since it relies on how Encoder reads them back.
-  const asEncoder = (body: Buffer) => Object.assign(Object.create(Encoder.prototype) as object, { buf: body, offset: body.length });
-  const probe = asEncoder(Buffer.from([1, 2, 3])) as { buffer?: unknown; size?: () => unknown };
-  if (!Buffer.isBuffer(probe.buffer) || !probe.buffer.equals(Buffer.from([1, 2, 3])) || typeof probe.size !== 'function' || probe.size() !== 3) return false;
-  const fast: RequestFactory = (input) => {
+}
+
+function install(): RequestFactory | undefined {
+  const asEncoder = encoderShape();
+  if (!asEncoder) return undefined;
+  return replaceBeforeLoad<RequestFactory>(PRODUCE_V3, WRAPPERS, 1, (original) => (input) => {
     const request = original(input);
     const kafkajsEncode = request.encode;
     return {
@@ -294,8 +284,14 @@ export function installProduceEncoding(): boolean {
         return asEncoder(body);
       },
     };
-  };
-  cached.exports = fast;
-  installed = true;
-  return true;
+  });
 }
+
+/**
+ * kafkajs' own Produce v3 request (which v4–v7 wrap), kept for the tests; undefined when nothing
+ * was replaced. Installed on import, in this process's module cache (see module-patch.ts).
+ */
+export const kafkajsProduceV3: RequestFactory | undefined = install();
+
+/** True when kafkajs' Produce requests are written by encodeProduceRequest (false: by its own encoder). */
+export const fastProduceEncoding: boolean = kafkajsProduceV3 !== undefined;

@@ -5,11 +5,12 @@ import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import fc from 'fast-check';
-import { crc32c, encodeProduceRequest, encodings, installProduceEncoding, type ProduceRequestInput } from '../../../src/bus/kafka/produce-encoding.ts';
+import { crc32c, encodeProduceRequest, encodings, fastProduceEncoding, kafkajsProduceV3, type ProduceRequestInput } from '../../../src/bus/kafka/produce-encoding.ts';
 
 const require = createRequire(import.meta.url);
 type Factory = (input: ProduceRequestInput) => { encode: () => Promise<{ buffer: Buffer }> };
-const kafkajsV3 = require('kafkajs/src/protocol/requests/produce/v3/request.js') as Factory;
+// kafkajs' own v3 request: the module now holds ours (installed on import).
+const kafkajsV3 = kafkajsProduceV3 as unknown as Factory;
 const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: unknown): unknown };
 const kafkajsCrc = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number;
 
@@ -111,7 +112,8 @@ describe('Produce request encoding', () => {
   });
 
   it('takes over kafkajs Produce v3 to v7 once installed, and hands back what it does not cover', async () => {
-    assert.equal(installProduceEncoding(), true);
+    assert.equal(fastProduceEncoding, true);
+    assert.notEqual(require('kafkajs/src/protocol/requests/produce/v3/request.js'), kafkajsV3);
     const input: ProduceRequestInput = { acks: -1, timeout: 1000, topicData: [{ topic: 't', partitions: [{ partition: 0, messages: [{ key: 'k', value: 'v' }] }] }] };
     const v7 = require('kafkajs/src/protocol/requests/produce/v7/request.js') as Factory;
     const before = { ...encodings };
