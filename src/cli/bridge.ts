@@ -71,22 +71,26 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
 
   let server: Server | undefined;
   let port = 0;
-  if (roles.http) {
-    const app = createApp({
-      config, bus, metrics, logger,
-      api: [
-        policyRouter({ store: policyStore, table: policies, config }),
-        replicationRouter({ results, dlq, progress: () => replicator.progress.list(), bus, replicatorGroup: REPLICATOR_GROUP }),
-      ],
-    });
+  // `work` answers no webhooks, but a platform still probes and scrapes it: health and metrics only.
+  const opsPort = roles.http ? config.server.port : config.worker.metricsPort;
+  if (opsPort !== undefined) {
+    const app = createApp(roles.http
+      ? {
+        config, bus, metrics, logger,
+        api: [
+          policyRouter({ store: policyStore, table: policies, config }),
+          replicationRouter({ results, dlq, progress: () => replicator.progress.list(), bus, replicatorGroup: REPLICATOR_GROUP }),
+        ],
+      }
+      : { config, bus, metrics, logger, ingest: false });
     server = createServer(app);
     server.keepAliveTimeout = 65000;
     await new Promise<void>((res, rej) => {
       server!.once('error', rej);
-      server!.listen(config.server.port, config.server.host, () => res());
+      server!.listen(opsPort, config.server.host, () => res());
     });
     port = (server.address() as { port: number }).port;
-    logger.info({ port }, 'listening');
+    logger.info({ port, ...(roles.http ? {} : { serves: 'livez, readyz, metrics' }) }, 'listening');
   }
 
   const stopping = new AbortController();

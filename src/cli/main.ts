@@ -10,7 +10,7 @@ const USAGE = `usage: harbor-swr-bridge <command> [--config FILE] [options]
 daemons:
   run                      ingest + API + workers in one process (default)
   serve                    ingest + API only
-  work                     consumers only (planner, replicator, scheduled reconcile)
+  work                     consumers only (planner, replicator, scheduled reconcile); /metrics on METRICS_PORT
 one-shot:
   sync [--dry-run]         one reconcile pass over every policy, copying what differs; exit 1 if anything failed
   policies import --harbor <sourceId> [--dry-run]
@@ -25,7 +25,7 @@ one-shot:
                            copy images directly (no config needed); copy --help for options
 
 --config FILE (or BRIDGE_CONFIG). Environment overrides: KAFKA_BROKERS (set = Kafka, unset = embedded bus),
-PORT, LOG_LEVEL, DATA_DIR, TOPIC_PREFIX.
+PORT, LOG_LEVEL, DATA_DIR, TOPIC_PREFIX; METRICS_PORT (health and metrics of a work process).
 `;
 
 interface CommandArgs { argv: string[]; config: () => Promise<Config>; logger: Logger }

@@ -10,7 +10,7 @@ export function formatIssues(file: string, issues: z.core.$ZodIssue[]): string {
   return issues.map((i) => `${file}: ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
 }
 
-/** Env overrides from DESIGN.md: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX. */
+/** Env overrides from DESIGN.md: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX; and METRICS_PORT for `work`. */
 export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = structuredClone(raw);
   // A section that is not a mapping (`bus: kafka`) is left alone for the schema to report at its field.
@@ -21,6 +21,7 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   };
   const server = section('server');
   const bus = section('bus');
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT.trim() !== '') section('worker').metricsPort = Number(env.METRICS_PORT);
   if (env.PORT !== undefined && env.PORT.trim() !== '') server.port = Number(env.PORT);
   if (env.KAFKA_BROKERS) {
     bus.kind = 'kafka';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { secretString } from './secret.ts';
-import { PolicySchema } from '../policy/model.ts';
+import { StrictPolicySchema } from '../policy/model.ts';
 
 const id = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, underscore and dash only');
 const httpUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
@@ -125,10 +125,12 @@ export const ConfigSchema = z.object({
     /** Abandon a task that moved no bytes for this long. */
     stallTimeoutMs: z.number().int().positive().default(120000),
     shutdownTimeoutMs: z.number().int().positive().default(30000),
+    /** Port for /livez, /readyz and /metrics of a `work` process (which serves no webhooks); unset: none. */
+    metricsPort: z.number().int().min(0).max(65535).optional(),
   }).strict().default({ concurrency: 16, transfers: 8, attempts: 3, maxRetries: 8, retryBaseMs: 5000, retryMaxMs: 900000, stallTimeoutMs: 120000, shutdownTimeoutMs: 30000 }),
   sources: z.array(SourceSchema).min(1),
   targets: z.array(TargetSchema).min(1),
-  policies: z.array(PolicySchema).default([]),
+  policies: z.array(StrictPolicySchema).default([]),
 }).strict().superRefine((c, ctx) => {
   const dup = (list: { id: string }[], field: string) => {
     const seen = new Set<string>();

@@ -14,6 +14,8 @@ export interface AppDeps {
   logger: Logger;
   /** Routers mounted under /api/v1, behind bearer-token auth. */
   api?: Router[];
+  /** false: health and metrics only (a `work` process). Default true. */
+  ingest?: boolean;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -22,7 +24,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
 
   // Webhooks first: they are nearly all of the traffic.
-  mountIngest(app, deps);
+  if (deps.ingest !== false) mountIngest(app, deps);
   app.get('/livez', (_req, res) => { res.json({ status: 'ok' }); });
   app.get('/readyz', (_req, res) => {
     const ready = deps.bus.isReady();

@@ -70,6 +70,27 @@ export const PolicySchema = z.object({
   referrers: z.boolean().default(false),
 });
 
+/**
+ * Fields Harbor itself serves or accepts that mean something else here: what to say when a policy
+ * (config file or API) carries one. The policies topic keeps reading unknown fields (older or newer
+ * writers); only what a user writes is held to the known ones.
+ */
+export const POLICY_FIELD_HINTS: Readonly<Record<string, string>> = {
+  replicate_deletion: 'use "deletion" (Harbor reads "deletion" on create and update)',
+  creation_time: 'read-only in Harbor; leave it out',
+  update_time: 'read-only in Harbor; leave it out',
+};
+
+/** A policy as a user writes it in the config file: unknown fields are refused, with a hint where one helps. */
+export const StrictPolicySchema = z.strictObject(PolicySchema.shape, {
+  error: (iss) => (iss.code === 'unrecognized_keys' ? iss.keys.map(unknownFieldMessage).join('; ') : undefined),
+});
+
+function unknownFieldMessage(key: string): string {
+  const hint = POLICY_FIELD_HINTS[key];
+  return `unknown field "${key}"${hint ? `: ${hint}` : ''}`;
+}
+
 export type Policy = z.infer<typeof PolicySchema>;
 export type PolicyInput = z.input<typeof PolicySchema>;
 export type Filter = z.infer<typeof FilterSchema>;

@@ -6,7 +6,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import type { Config } from '../config/schema.ts';
 import { isBridgeError } from '../errors.ts';
 import { sendError } from '../http/errors.ts';
-import { PolicySchema, type Policy } from './model.ts';
+import { POLICY_FIELD_HINTS, PolicySchema, type Policy } from './model.ts';
 import type { PolicyStore } from './store.ts';
 import type { PolicyTable } from './table.ts';
 
@@ -22,12 +22,6 @@ export interface FieldIssue {
 }
 
 const KNOWN_FIELDS = new Set(Object.keys(PolicySchema.shape));
-// Fields Harbor itself serves or accepts that mean something else here.
-const HINTS: Record<string, string> = {
-  replicate_deletion: 'use "deletion" (Harbor reads "deletion" on create and update)',
-  creation_time: 'read-only in Harbor; leave it out',
-  update_time: 'read-only in Harbor; leave it out',
-};
 
 /** Validates a PUT body for policy `id`: Harbor's field names, the bridge's sources and targets. */
 export function validatePolicyBody(id: string, body: unknown, config: PolicyRouterDeps['config']): { ok: true; policy: Policy } | { ok: false; issues: FieldIssue[] } {
@@ -38,7 +32,7 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
   const b = body as Record<string, unknown>;
   if (b.id !== undefined && b.id !== id) issues.push({ path: 'id', message: `the body's id "${String(b.id)}" differs from the id in the path "${id}"` });
   for (const k of Object.keys(b)) {
-    if (!KNOWN_FIELDS.has(k)) issues.push({ path: k, message: `unknown field${HINTS[k] ? `: ${HINTS[k]}` : ''}` });
+    if (!KNOWN_FIELDS.has(k)) issues.push({ path: k, message: `unknown field${POLICY_FIELD_HINTS[k] ? `: ${POLICY_FIELD_HINTS[k]}` : ''}` });
   }
   // Harbor names registries by object; the bridge by configured id.
   for (const field of ['src_registry', 'dest_registry'] as const) {

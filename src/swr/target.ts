@@ -45,7 +45,7 @@ export function resolveSwrTarget(t: TargetConfig, opts: ResolveSwrTargetOptions 
   // AK/SK signs management calls when configured: it never expires, while an IAM token lasts 24 h.
   // SWR Enterprise instances have a management API of their own, which the bridge does not call.
   const auth: SwrApiAuth = t.edition === 'enterprise'
-    ? { kind: 'none', why: 'SWR Enterprise: deleting tags through its management API is not supported; delete in the console, or keep replicate_deletion off for this target' }
+    ? { kind: 'none', why: 'SWR Enterprise: deleting tags through its management API is not supported; delete in the console, or keep `deletion` off in the policies for this target' }
     : 'accessKey' in creds
       ? { kind: 'aksk', accessKey: creds.accessKey, secretKey: creds.secretKey }
       : t.iamToken

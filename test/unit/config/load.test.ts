@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
@@ -35,8 +35,11 @@ describe('config', () => {
     assert.ok(Object.isFrozen(c.sources[0]));
   });
 
-  it('takes env overrides: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX', () => {
-    const c = parseConfig(base(), 'c.yaml', { KAFKA_BROKERS: 'a:9092, b:9092', PORT: '9999', DATA_DIR: '/d', TOPIC_PREFIX: 'x.' });
+  it('takes env overrides: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX, METRICS_PORT', () => {
+    assert.equal(parseConfig(base(), 'c.yaml', {}).worker.metricsPort, undefined);
+    assert.match(configError(() => parseConfig(base(), 'c.yaml', { METRICS_PORT: 'http' })), /c\.yaml: worker\.metricsPort: /);
+    const c = parseConfig(base(), 'c.yaml', { KAFKA_BROKERS: 'a:9092, b:9092', PORT: '9999', DATA_DIR: '/d', TOPIC_PREFIX: 'x.', METRICS_PORT: '9464' });
+    assert.equal(c.worker.metricsPort, 9464);
     assert.equal(c.bus.kind, 'kafka');
     assert.deepEqual(c.bus.brokers, ['a:9092', 'b:9092']);
     assert.equal(c.server.port, 9999);
@@ -125,6 +128,35 @@ describe('config', () => {
     writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
     const ok = { ...base(), targets: [{ ...base().targets[0]!, tls: { caFile: join(dir, 'ca.pem') } }] };
     assert.equal(parseConfig(ok, 'c.yaml', {}).targets[0]!.tls.caFile, join(dir, 'ca.pem'));
+  });
+
+  it('refuses unknown fields in a policy, with a hint for Harbor\'s replicate_deletion', () => {
+    const cfg: any = base();
+    cfg.policies[0].replicate_deletion = true;
+    cfg.policies[0].dest_namspace = 'x';
+    const msg = configError(() => parseConfig(cfg, 'c.yaml', {}));
+    assert.match(msg, /c\.yaml: policies\.0: unknown field "replicate_deletion": use "deletion"/);
+    assert.match(msg, /unknown field "dest_namspace"/);
+    cfg.policies[0] = { ...base().policies[0], deletion: true };
+    assert.equal(parseConfig(cfg, 'c.yaml', {}).policies[0]!.deletion, true);
+  });
+
+  it('loads every YAML example in the README', () => {
+    const readme = readFileSync(resolve(import.meta.dirname, '../../../README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    assert.ok(blocks.length >= 2, 'the README shows at least the full example and the SWR one');
+    const dir = mkdtempSync(join(tmpdir(), 'hsb-readme-'));
+    writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    writeFileSync(join(dir, 'sk'), 'secret-key\n');
+    blocks.forEach((text, i) => {
+      // The examples' files exist on a user's machine; here they are stand-ins.
+      const local = text.replaceAll('/etc/harbor/ca.pem', join(dir, 'ca.pem')).replaceAll('/run/secrets/swr_sk', join(dir, 'sk'));
+      const env = Object.fromEntries([...local.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1]!, `value-of-${m[1]}`]));
+      const file = join(dir, `readme-${i}.yaml`);
+      writeFileSync(file, local);
+      const c = loadConfig(file, env);
+      assert.ok(c.sources.length > 0 && c.targets.length > 0, `README yaml block ${i} has sources and targets`);
+    });
   });
 
   it('loads the shipped example config', () => {

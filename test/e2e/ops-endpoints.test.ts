@@ -1,0 +1,70 @@
+// Health and metrics endpoints of the daemons as a platform probes them: `serve` and `work`
+// processes of the real CLI, on the embedded bus, and on a Kafka address where no broker listens.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { freePort } from '../../scripts/kafka/broker.ts';
+import { eventually, startBridgeProcess, type BridgeProcess } from '../support/bridge-process.ts';
+import { harborV2Payload, postWebhook } from '../support/harbor-payloads.ts';
+
+const SECRET = 'Bearer ops-secret';
+const config = {
+  sources: [{ id: 'h', url: 'https://harbor.example.com', webhookSecrets: [SECRET] }],
+  targets: [{ id: 't', kind: 'registry', url: 'https://registry.example.org' }],
+  policies: [{ id: 'all', src_registry: 'h', dest_registry: 't' }],
+};
+
+describe('e2e: health and metrics endpoints', { timeout: 120000 }, () => {
+  const running: BridgeProcess[] = [];
+  after(async () => { await Promise.all(running.map((p) => p.stop())); });
+  const start = async (command: string, env: Record<string, string | undefined>) => {
+    const p = await startBridgeProcess({ config, command, env });
+    running.push(p);
+    return p;
+  };
+
+  it('a work process serves /livez, /readyz and /metrics on METRICS_PORT, and no webhooks', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hsb-ops-'));
+    const metricsPort = await freePort();
+    const w = await start('work', { KAFKA_BROKERS: undefined, DATA_DIR: dataDir, METRICS_PORT: String(metricsPort) });
+    await w.waitForLog(/workers started/);
+    const base = `http://127.0.0.1:${metricsPort}`;
+    assert.equal((await fetch(`${base}/livez`)).status, 200);
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', bus: 'embedded', busConnected: true });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    // The worker's own series: consumer lag is measured by work processes only.
+    assert.match(metrics, /^hsb_consumer_lag\{/m);
+    assert.match(metrics, /^# TYPE hsb_tasks_total counter/m);
+    const hook = await postWebhook(base, 'h', harborV2Payload('PUSH_ARTIFACT', 'library/app', { tag: 'v1', digest: `sha256:${'a'.repeat(64)}` }), SECRET);
+    assert.equal(hook.status, 404, 'a work process takes no webhooks');
+    // It does not take the webhook port either: `serve` may run beside it with the same config.
+    await assert.rejects(fetch(`${w.url}/livez`));
+  });
+
+  it('without METRICS_PORT a work process listens nowhere', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hsb-ops-'));
+    const w = await start('work', { KAFKA_BROKERS: undefined, DATA_DIR: dataDir, METRICS_PORT: undefined });
+    await w.waitForLog(/workers started/);
+    assert.doesNotMatch(w.logs(), /"msg":"listening"/);
+    await assert.rejects(fetch(`${w.url}/livez`));
+  });
+
+  it('serve with an unreachable broker: live, not ready, and webhooks get 503 + Retry-After', async () => {
+    const nobody = await freePort();
+    const s = await start('serve', { KAFKA_BROKERS: `127.0.0.1:${nobody}`, TOPIC_PREFIX: 'ops-down.' });
+    await eventually(async () => {
+      try { return (await fetch(`${s.url}/livez`)).status === 200; } catch { return false; }
+    }, 20000, 'serve listening');
+    const ready = await fetch(`${s.url}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.deepEqual(await ready.json(), { status: 'not_ready', bus: 'kafka', busConnected: false });
+    const hook = await postWebhook(s.url, 'h', harborV2Payload('PUSH_ARTIFACT', 'library/app', { tag: 'v1', digest: `sha256:${'a'.repeat(64)}` }), SECRET);
+    assert.equal(hook.status, 503);
+    assert.equal(hook.headers.get('retry-after'), '5');
+    assert.match(await (await fetch(`${s.url}/metrics`)).text(), /^hsb_webhooks_total\{source="h",format="harbor-v2",type="PUSH_ARTIFACT",result="unavailable"\} 1$/m);
+  });
+});
