@@ -3,14 +3,15 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { ArtifactEventSchema, type ArtifactEvent } from '../ingest/event.ts';
-import { taskKey } from '../replication/task.ts';
-import { unparsableRecordLetter, type DeadLetter } from '../replication/dead-letter.ts';
+import { ReplicationTaskSchema, taskKey } from '../replication/task.ts';
+import { DeadLetterSchema, unparsableRecordLetter, type DeadLetter } from '../replication/dead-letter.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import { planTasks } from './plan.ts';
 import { firstMismatch, hasLabelFilters } from './match.ts';
 import type { Policy } from './model.ts';
 import { HarborLabels } from './harbor-labels.ts';
 import type { PolicyTable } from './table.ts';
+import { checked } from '../bus/checked.ts';
 
 export const PLANNER_GROUP = 'planner';
 
@@ -82,8 +83,8 @@ export class Planner {
     }
     // Revoked meanwhile (slow label reads): the new owner plans these events; publishing too would double the tasks.
     if (ctx?.signal.aborted) throw new BridgeError('HSB_BUS_REBALANCE', 'planner batch given up: the partition moved or the consumer is stopping', { retryable: true });
-    if (letters.length) await this.#bus.publish('dlq', letters.map((l) => ({ key: l.id, value: l })));
-    if (out.length) await this.#bus.publish('tasks', out);
+    if (letters.length) await this.#bus.publish('dlq', checked('dlq', DeadLetterSchema, letters.map((l) => ({ key: l.id, value: l }))));
+    if (out.length) await this.#bus.publish('tasks', checked('tasks', ReplicationTaskSchema, out));
     for (const id of seen) this.#remember(id);
   }
 

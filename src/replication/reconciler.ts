@@ -16,8 +16,9 @@ import type { RegistryClient } from '../registry/client.ts';
 import { destinationOf, diffPolicy, type ReconcileSkip } from './diff.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
-import { taskKey, type ReplicationTask } from './task.ts';
+import { ReplicationTaskSchema, taskKey, type ReplicationTask } from './task.ts';
 import { targetDigestOf } from './copy.ts';
+import { checked } from '../bus/checked.ts';
 
 /** Source digest + copy variant → the digest the copy writes; content-addressed, so never stale. */
 const convertedCache = new Map<string, string>();
@@ -168,7 +169,7 @@ export class Reconciler {
   async publish(tasks: readonly ReplicationTask[], bus: Bus | undefined = this.#d.bus): Promise<void> {
     if (tasks.length === 0) return;
     if (!bus) throw new BridgeError('HSB_INTERNAL', 'reconciler: no bus to publish to');
-    await bus.publish('tasks', tasks.map((t) => ({ key: taskKey(t), value: t })));
+    await bus.publish('tasks', checked('tasks', ReplicationTaskSchema, tasks.map((t) => ({ key: taskKey(t), value: t }))));
     const byPolicy = new Map<string, number>();
     for (const t of tasks) byPolicy.set(t.policyId, (byPolicy.get(t.policyId) ?? 0) + 1);
     for (const [policy, n] of byPolicy) this.#d.metrics?.plannedTasks.inc({ policy }, n);

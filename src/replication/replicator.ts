@@ -9,10 +9,11 @@ import { decideFailure } from './failure.ts';
 import type { Outcome } from './execute.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
-import { ReplicationTaskSchema, TASK_SCHEMA_VERSION, taskKey, type ReplicationTask, type TaskResult } from './task.ts';
-import { taskLetter, unparsableRecordLetter } from './dead-letter.ts';
+import { ReplicationTaskSchema, TaskResultSchema, TASK_SCHEMA_VERSION, taskKey, type ReplicationTask, type TaskResult } from './task.ts';
+import { DeadLetterSchema, taskLetter, unparsableRecordLetter } from './dead-letter.ts';
 import { Progress } from './progress.ts';
 import { CopyPool } from './copy-pool.ts';
+import { checked } from '../bus/checked.ts';
 
 export const REPLICATOR_GROUP = 'replicator';
 /**
@@ -122,7 +123,7 @@ export class Replicator {
     if (!parsed.success) {
       const err = new BridgeError('HSB_TASK_INVALID', `invalid task record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       const letter = unparsableRecordLetter(m, err);
-      await this.#d.bus.publish('dlq', [{ key: letter.id, value: letter }]);
+      await this.#d.bus.publish('dlq', checked('dlq', DeadLetterSchema, [{ key: letter.id, value: letter }]));
       return;
     }
     const task = parsed.data;
@@ -174,7 +175,7 @@ export class Replicator {
   async #recordFailure(task: ReplicationTask, m: BusMessage, err: BridgeError, durationMs: number, log: Logger): Promise<void> {
     const decision = decideFailure(task, err, this.#d.config.worker, new Date());
     if (decision.kind === 'retry') {
-      await this.#d.bus.publish('tasks.retry', [{ key: taskKey(task), value: decision.task }]);
+      await this.#d.bus.publish('tasks.retry', checked('tasks.retry', ReplicationTaskSchema, [{ key: taskKey(task), value: decision.task }]));
       await this.#publishResult(task, { status: 'retry', bytes: 0 }, durationMs, err);
       log.warn({ code: err.code, err: err.message, dueAt: decision.dueAt.toISOString() }, 'task failed; scheduled on the retry topic');
     } else {
@@ -216,13 +217,13 @@ export class Replicator {
       durationMs, attempt: task.attempt, error: err ? { code: err.code, message: err.message } : undefined,
       occurredAt: task.occurredAt, finishedAt: new Date().toISOString(),
     };
-    await this.#d.bus.publish('results', [{ key: taskKey(task), value: result }]);
+    await this.#d.bus.publish('results', checked('results', TaskResultSchema, [{ key: taskKey(task), value: result }]));
   }
 
   async #publishDlq(task: ReplicationTask, m: BusMessage, err: BridgeError, attempts: number): Promise<void> {
     const letter = taskLetter(task, m, err, attempts);
     // Keyed by the letter's id: `dlq` is compacted and a replay writes a tombstone for it.
     const record: OutgoingRecord = { key: letter.id, value: letter };
-    await this.#d.bus.publish('dlq', [record]);
+    await this.#d.bus.publish('dlq', checked('dlq', DeadLetterSchema, [record]));
   }
 }
