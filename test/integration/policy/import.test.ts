@@ -2,7 +2,11 @@
 // headers, basic auth with robot names), publishing to a real embedded bus.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { parse as parseYaml, stringify } from 'yaml';
+import { parseConfig } from '../../../src/config/load.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema, type Config } from '../../../src/config/schema.ts';
@@ -13,6 +17,7 @@ import { policiesImport } from '../../../src/cli/policies.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 import { startHarborDouble, type HarborDouble, type HarborDoublePolicy, type HarborDoubleRegistry } from '../../support/harbor-api-double.ts';
 
+const execFileAsync = promisify(execFile);
 const ROBOT = { username: 'robot$bridge', password: 'S3cret$with:colon', canReadReplication: true };
 
 const registries: HarborDoubleRegistry[] = [
@@ -170,6 +175,31 @@ describe('policies import from Harbor 2.x', () => {
       assert.match(out.text, /policies:\n {2}- id: harbor-harbor-prod-1\n/);
       const { existsSync } = await import('node:fs');
       assert.equal(existsSync(join(dataDir, 'never')), false);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('through the binary: --dry-run prints YAML that the config file takes as it is', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'hsb-import-'));
+    try {
+      const file = join(dataDir, 'bridge.yaml');
+      const base = {
+        bus: { kind: 'embedded', dataDir: join(dataDir, 'bus') },
+        sources: [{ id: 'harbor-prod', url: harbor.url, credentials: { username: ROBOT.username, password: '${HARBOR_ROBOT}' }, webhookSecrets: ['s'] }],
+        targets: [{ id: 'swr-bj4', kind: 'swr', region: 'cn-north-4' }, { id: 'backup', kind: 'registry', url: 'https://registry.example.org' }],
+      };
+      await writeFile(file, stringify(base));
+      const env = { ...process.env, HARBOR_ROBOT: ROBOT.password, LOG_LEVEL: 'error' };
+      const main = join(import.meta.dirname, '../../../src/cli/main.ts');
+      const run = await execFileAsync(process.execPath, [main, 'policies', 'import', '--harbor', 'harbor-prod', '--dry-run', '--config', file], { env });
+      assert.match(run.stdout, /3 importable, 4 skipped/);
+      const yaml = run.stdout.slice(run.stdout.indexOf('# as config-file policies:'));
+      const pasted = parseConfig({ ...base, ...parseYaml(yaml) }, file, env);
+      assert.deepEqual(pasted.policies.map((p) => p.id), ['harbor-harbor-prod-1', 'harbor-harbor-prod-2', 'harbor-harbor-prod-7']);
+      // Usage errors exit 2 with the usage line.
+      await assert.rejects(execFileAsync(process.execPath, [main, 'policies', 'import', '--config', file], { env }),
+        (e: { code?: number; stderr?: string }) => e.code === 2 && /usage: harbor-swr-bridge policies import --harbor <sourceId>/.test(e.stderr ?? ''));
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
