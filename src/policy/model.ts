@@ -10,13 +10,36 @@ import { replicationCronError } from './cron.ts';
 /** OCI repository path (Harbor validates dest_namespace with the distribution name regexp). */
 const REPOSITORY_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 
-export const FilterSchema = z.object({
+/**
+ * Fields Harbor itself serves or accepts that mean something else here: what to say when a policy
+ * (config file or API) carries one. The policies topic keeps reading unknown fields (older or newer
+ * writers); only what a user writes is held to the known ones, at every level.
+ */
+export const POLICY_FIELD_HINTS: Readonly<Record<string, string>> = {
+  replicate_deletion: 'use "deletion" (Harbor reads "deletion" on create and update)',
+  creation_time: 'read-only in Harbor; leave it out',
+  update_time: 'read-only in Harbor; leave it out',
+};
+
+function unknownFieldMessage(key: string): string {
+  const hint = POLICY_FIELD_HINTS[key];
+  return `unknown field "${key}"${hint ? `: ${hint}` : ''}`;
+}
+
+/** For the strict (user-written) variants: one message naming every unknown field. */
+const UNKNOWN_FIELDS = {
+  error: (iss: { code?: string; keys?: string[] }) => (iss.code === 'unrecognized_keys' ? (iss.keys ?? []).map(unknownFieldMessage).join('; ') : undefined),
+};
+
+const filterShape = {
   type: z.enum(['name', 'tag', 'label', 'resource']),
   /** A glob for name/tag, `image`|`artifact` for resource, label names (array, or one string) for label. */
   value: z.union([z.string(), z.array(z.string())]),
   /** Only tag and label filters take a decoration; absent means `matches`. */
   decoration: z.enum(['matches', 'excludes']).optional(),
-}).superRefine((f, ctx) => {
+};
+
+function checkFilter(f: z.infer<z.ZodObject<typeof filterShape>>, ctx: z.RefinementCtx): void {
   if (f.type !== 'label' && typeof f.value !== 'string') {
     ctx.addIssue({ code: 'custom', path: ['value'], message: `a ${f.type} filter takes a string value` });
     return;
@@ -31,12 +54,14 @@ export const FilterSchema = z.object({
     const why = globError(f.value);
     if (why) ctx.addIssue({ code: 'custom', path: ['value'], message: why });
   }
-});
+}
 
-export const TriggerSchema = z.object({
-  type: z.enum(['event_based', 'scheduled', 'manual']),
-  trigger_settings: z.object({ cron: z.string().optional() }).optional(),
-}).superRefine((t, ctx) => {
+export const FilterSchema = z.object(filterShape).superRefine(checkFilter);
+const StrictFilterSchema = z.strictObject(filterShape, UNKNOWN_FIELDS).superRefine(checkFilter);
+
+const triggerType = z.enum(['event_based', 'scheduled', 'manual']);
+
+function checkTrigger(t: { type: z.infer<typeof triggerType>; trigger_settings?: { cron?: string | undefined } | undefined }, ctx: z.RefinementCtx): void {
   if (t.type !== 'scheduled') return;
   const cron = t.trigger_settings?.cron;
   if (!cron) {
@@ -45,7 +70,16 @@ export const TriggerSchema = z.object({
   }
   const why = replicationCronError(cron);
   if (why) ctx.addIssue({ code: 'custom', path: ['trigger_settings', 'cron'], message: why });
-});
+}
+
+export const TriggerSchema = z.object({
+  type: triggerType,
+  trigger_settings: z.object({ cron: z.string().optional() }).optional(),
+}).superRefine(checkTrigger);
+const StrictTriggerSchema = z.strictObject({
+  type: triggerType,
+  trigger_settings: z.strictObject({ cron: z.string().optional() }, UNKNOWN_FIELDS).optional(),
+}, UNKNOWN_FIELDS).superRefine(checkTrigger);
 
 export const PolicySchema = z.object({
   id: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, underscore and dash only'),
@@ -70,26 +104,12 @@ export const PolicySchema = z.object({
   referrers: z.boolean().default(false),
 });
 
-/**
- * Fields Harbor itself serves or accepts that mean something else here: what to say when a policy
- * (config file or API) carries one. The policies topic keeps reading unknown fields (older or newer
- * writers); only what a user writes is held to the known ones.
- */
-export const POLICY_FIELD_HINTS: Readonly<Record<string, string>> = {
-  replicate_deletion: 'use "deletion" (Harbor reads "deletion" on create and update)',
-  creation_time: 'read-only in Harbor; leave it out',
-  update_time: 'read-only in Harbor; leave it out',
-};
-
-/** A policy as a user writes it in the config file: unknown fields are refused, with a hint where one helps. */
-export const StrictPolicySchema = z.strictObject(PolicySchema.shape, {
-  error: (iss) => (iss.code === 'unrecognized_keys' ? iss.keys.map(unknownFieldMessage).join('; ') : undefined),
-});
-
-function unknownFieldMessage(key: string): string {
-  const hint = POLICY_FIELD_HINTS[key];
-  return `unknown field "${key}"${hint ? `: ${hint}` : ''}`;
-}
+/** A policy as a user writes it (config file, API): unknown fields are refused at every level, with a hint where one helps. */
+export const StrictPolicySchema = z.strictObject({
+  ...PolicySchema.shape,
+  filters: z.array(StrictFilterSchema).default([]),
+  trigger: StrictTriggerSchema.default({ type: 'event_based' }),
+}, UNKNOWN_FIELDS);
 
 export type Policy = z.infer<typeof PolicySchema>;
 export type PolicyInput = z.input<typeof PolicySchema>;

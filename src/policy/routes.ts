@@ -6,7 +6,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import type { Config } from '../config/schema.ts';
 import { isBridgeError } from '../errors.ts';
 import { sendError } from '../http/errors.ts';
-import { POLICY_FIELD_HINTS, PolicySchema, type Policy } from './model.ts';
+import { POLICY_FIELD_HINTS, PolicySchema, StrictPolicySchema, type Policy } from './model.ts';
 import type { PolicyStore } from './store.ts';
 import type { PolicyTable } from './table.ts';
 
@@ -39,7 +39,8 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
     const v = b[field];
     if (v !== undefined && typeof v !== 'string') issues.push({ path: field, message: `the id of a configured ${field === 'src_registry' ? 'source' : 'target'} (a string)` });
   }
-  const parsed = PolicySchema.safeParse({ ...b, id });
+  // Unknown top-level fields are reported above, each at its path; the strict schema finds those inside filters and trigger.
+  const parsed = StrictPolicySchema.safeParse({ ...Object.fromEntries(Object.entries(b).filter(([k]) => KNOWN_FIELDS.has(k))), id });
   if (!parsed.success) {
     for (const i of parsed.error.issues) {
       const path = i.path.map(String).join('.');

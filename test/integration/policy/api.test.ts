@@ -176,14 +176,16 @@ describe('policy API on the embedded bus', () => {
       src_registry: 'harbor-nope',
       dest_registry: 'swr-bj4',
       dest_namespace_replace_count: -2,
-      filters: [{ type: 'tag', value: 'v*', decoration: 'contains' }, { type: 'resource', value: 'chart' }],
+      filters: [{ type: 'tag', value: 'v*', decoration: 'contains' }, { type: 'resource', value: 'chart' }, { type: 'tag', value: 'rc*', decorations: 'excludes' }],
       trigger: { type: 'scheduled', trigger_settings: { cron: '*/5 * * * * *' } },
       replicate_deletion: true,
     });
     assert.equal(res.status, 400);
     assert.equal(res.body.error, 'invalid_policy');
     const paths = res.body.issues.map((i: { path: string }) => i.path).sort();
-    assert.deepEqual(paths, ['dest_namespace_replace_count', 'filters.0.decoration', 'filters.1.value', 'replicate_deletion', 'src_registry', 'trigger.trigger_settings.cron']);
+    assert.deepEqual(paths, ['dest_namespace_replace_count', 'filters.0.decoration', 'filters.1.value', 'filters.2', 'replicate_deletion', 'src_registry', 'trigger.trigger_settings.cron']);
+    // A misspelt decoration would otherwise be dropped, and the filter would mean its opposite.
+    assert.match(res.body.message, /filters\.2: unknown field "decorations"/);
     assert.match(res.body.message, /src_registry: no source "harbor-nope" is configured \(sources: harbor-prod\)/);
     assert.match(res.body.message, /replicate_deletion: unknown field: use "deletion"/);
     assert.equal(tableA.get('bad'), undefined);

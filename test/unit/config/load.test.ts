@@ -130,13 +130,17 @@ describe('config', () => {
     assert.equal(parseConfig(ok, 'c.yaml', {}).targets[0]!.tls.caFile, join(dir, 'ca.pem'));
   });
 
-  it('refuses unknown fields in a policy, with a hint for Harbor\'s replicate_deletion', () => {
+  it('refuses unknown fields in a policy at every level, with a hint for Harbor\'s replicate_deletion', () => {
     const cfg: any = base();
     cfg.policies[0].replicate_deletion = true;
     cfg.policies[0].dest_namspace = 'x';
     const msg = configError(() => parseConfig(cfg, 'c.yaml', {}));
     assert.match(msg, /c\.yaml: policies\.0: unknown field "replicate_deletion": use "deletion"/);
     assert.match(msg, /unknown field "dest_namspace"/);
+    cfg.policies[0] = { ...base().policies[0], filters: [{ type: 'tag', value: 'rc*', decorations: 'excludes' }], trigger: { type: 'scheduled', trigger_settings: { cron: '0 0 3 * * *', timezone: 'UTC' } } };
+    const nested = configError(() => parseConfig(cfg, 'c.yaml', {}));
+    assert.match(nested, /c\.yaml: policies\.0\.filters\.0: unknown field "decorations"/);
+    assert.match(nested, /c\.yaml: policies\.0\.trigger\.trigger_settings: unknown field "timezone"/);
     cfg.policies[0] = { ...base().policies[0], deletion: true };
     assert.equal(parseConfig(cfg, 'c.yaml', {}).policies[0]!.deletion, true);
   });
