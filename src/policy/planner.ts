@@ -11,7 +11,7 @@ import { firstMismatch, hasLabelFilters } from './match.ts';
 import type { Policy } from './model.ts';
 import { HarborLabels } from './harbor-labels.ts';
 import type { PolicyTable } from './table.ts';
-import { checked } from '../bus/checked.ts';
+import { checked, invalidRecordError, recordIssue } from '../bus/checked.ts';
 
 export const PLANNER_GROUP = 'planner';
 
@@ -75,8 +75,18 @@ export class Planner {
       const labels = await this.#labelsFor(event, policies, ctx?.signal);
       const { tasks, skipped } = planTasks(event, policies, this.#targets, new Date(), labels);
       for (const s of skipped) this.#log.warn({ event: event.id, policy: s.policyId, reason: s.reason }, 'policy matched but no task planned');
+      let lettered = false;
       for (const t of tasks) {
-        out.push({ key: taskKey(t), value: t });
+        const key = taskKey(t);
+        const issue = recordIssue(ReplicationTaskSchema, t);
+        if (issue !== undefined) {
+          // A planning bug, not a reason to stall the partition: the event goes to the DLQ as it came.
+          if (!lettered) letters.push(unparsableRecordLetter(m, invalidRecordError('tasks', key, issue)));
+          lettered = true;
+          this.#log.error({ event: event.id, policy: t.policyId, issue }, 'a planned task does not match the task schema; its event is dead-lettered');
+          continue;
+        }
+        out.push({ key, value: t });
         this.#metrics.plannedTasks.inc({ policy: t.policyId });
       }
       this.#log.debug({ event: event.id, tasks: tasks.length }, 'event planned');
@@ -84,7 +94,7 @@ export class Planner {
     // Revoked meanwhile (slow label reads): the new owner plans these events; publishing too would double the tasks.
     if (ctx?.signal.aborted) throw new BridgeError('HSB_BUS_REBALANCE', 'planner batch given up: the partition moved or the consumer is stopping', { retryable: true });
     if (letters.length) await this.#bus.publish('dlq', checked('dlq', DeadLetterSchema, letters.map((l) => ({ key: l.id, value: l }))));
-    if (out.length) await this.#bus.publish('tasks', checked('tasks', ReplicationTaskSchema, out));
+    if (out.length) await this.#bus.publish('tasks', out);
     for (const id of seen) this.#remember(id);
   }
 

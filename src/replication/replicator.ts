@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Bus, BusMessage, BatchContext, ConsumerHandle, OutgoingRecord } from '../bus/port.ts';
+import type { Bus, BusMessage, BatchContext, ConsumerHandle } from '../bus/port.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -9,11 +9,12 @@ import { decideFailure } from './failure.ts';
 import type { Outcome } from './execute.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
-import { ReplicationTaskSchema, TaskResultSchema, TASK_SCHEMA_VERSION, taskKey, type ReplicationTask, type TaskResult } from './task.ts';
+import { ReplicationTaskSchema, taskKey, type ReplicationTask } from './task.ts';
 import { DeadLetterSchema, taskLetter, unparsableRecordLetter } from './dead-letter.ts';
 import { Progress } from './progress.ts';
 import { CopyPool } from './copy-pool.ts';
 import { checked } from '../bus/checked.ts';
+import { publishOutcome, resultRecord, type OutcomeRecord } from './outcome.ts';
 
 export const REPLICATOR_GROUP = 'replicator';
 /**
@@ -142,7 +143,9 @@ export class Replicator {
 
   async #run(task: ReplicationTask, m: BusMessage, ctx: BatchContext): Promise<void> {
     const log = this.#log.child({ task: task.id, policy: task.policyId, target: task.targetId, repository: task.repository, ref: task.tag ?? task.digest, attempt: task.attempt });
-    const started = Date.now();
+    // Monotonic: a clock stepped back during a copy must not make a duration negative.
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
     this.#d.metrics.inflightTasks.inc();
     const progress = this.progress.begin(task);
     let outcome: Outcome;
@@ -150,17 +153,18 @@ export class Replicator {
       outcome = await this.#attempts(task, ctx, log, (p) => progress.update(p.bytesDone, p.bytesTotal));
     } catch (e) {
       if (ctx.signal.aborted || this.#stopping.signal.aborted) throw e; // abandoned: not committed, delivered again
-      await this.#recordFailure(task, m, toBridgeError(e), Date.now() - started, log);
+      await this.#recordFailure(task, m, toBridgeError(e), elapsed(), log);
       return;
     } finally {
       progress.end();
       this.#d.metrics.inflightTasks.dec();
     }
     // Recorded before the batch commits; a bus failure here fails the batch, which is delivered again.
-    await this.#publishResult(task, outcome, Date.now() - started);
+    const durationMs = elapsed();
+    if (!await this.#publishOutcome(task, m, [resultRecord(task, outcome, durationMs)], log)) return;
     const target = task.targetId;
     this.#d.metrics.tasks.inc({ target, outcome: outcome.status });
-    this.#d.metrics.copySeconds.observe({ target }, (Date.now() - started) / 1000);
+    this.#d.metrics.copySeconds.observe({ target }, durationMs / 1000);
     if (outcome.bytes) this.#d.metrics.copyBytes.inc({ target }, outcome.bytes);
     if (outcome.blobs) {
       this.#d.metrics.blobs.inc({ target, how: 'uploaded' }, outcome.blobs.uploaded);
@@ -168,19 +172,21 @@ export class Replicator {
       this.#d.metrics.blobs.inc({ target, how: 'skipped' }, outcome.blobs.skipped);
     }
     this.#d.metrics.replicationLagSeconds.observe({ target }, Math.max(0, (Date.now() - Date.parse(task.occurredAt)) / 1000));
-    log.info({ status: outcome.status, digest: outcome.digest, bytes: outcome.bytes, blobs: outcome.blobs, note: outcome.note, ms: Date.now() - started }, 'task finished');
+    log.info({ status: outcome.status, digest: outcome.digest, bytes: outcome.bytes, blobs: outcome.blobs, note: outcome.note, ms: durationMs }, 'task finished');
   }
 
   /** A failed task ends on the retry topic or in the DLQ, and as a result record either way. */
   async #recordFailure(task: ReplicationTask, m: BusMessage, err: BridgeError, durationMs: number, log: Logger): Promise<void> {
     const decision = decideFailure(task, err, this.#d.config.worker, new Date());
     if (decision.kind === 'retry') {
-      await this.#d.bus.publish('tasks.retry', checked('tasks.retry', ReplicationTaskSchema, [{ key: taskKey(task), value: decision.task }]));
-      await this.#publishResult(task, { status: 'retry', bytes: 0 }, durationMs, err);
+      const retry: OutcomeRecord = { topic: 'tasks.retry', schema: ReplicationTaskSchema, record: { key: taskKey(task), value: decision.task } };
+      if (!await this.#publishOutcome(task, m, [retry, resultRecord(task, { status: 'retry', bytes: 0 }, durationMs, err)], log)) return;
       log.warn({ code: err.code, err: err.message, dueAt: decision.dueAt.toISOString() }, 'task failed; scheduled on the retry topic');
     } else {
-      await this.#publishDlq(task, m, err, task.attempt + 1);
-      await this.#publishResult(task, { status: 'dlq', bytes: 0 }, durationMs, err);
+      const letter = taskLetter(task, m, err, task.attempt + 1);
+      // Keyed by the letter's id: `dlq` is compacted and a replay writes a tombstone for it.
+      const dead: OutcomeRecord = { topic: 'dlq', schema: DeadLetterSchema, record: { key: letter.id, value: letter } };
+      if (!await this.#publishOutcome(task, m, [dead, resultRecord(task, { status: 'dlq', bytes: 0 }, durationMs, err)], log)) return;
       log.error({ code: err.code, err: err.message, reason: decision.reason }, 'task dead-lettered');
     }
     this.#d.metrics.tasks.inc({ target: task.targetId, outcome: decision.kind });
@@ -208,22 +214,12 @@ export class Replicator {
     }
   }
 
-  async #publishResult(task: ReplicationTask, o: Omit<Outcome, 'status'> & { status: TaskResult['status'] }, durationMs: number, err?: BridgeError): Promise<void> {
-    const result: TaskResult = {
-      schema: TASK_SCHEMA_VERSION,
-      taskId: task.id, eventId: task.eventId, policyId: task.policyId, sourceId: task.sourceId, targetId: task.targetId,
-      repository: task.repository, destRepository: task.destRepository, reference: task.tag ?? task.digest!,
-      status: o.status, digest: o.digest, bytes: o.bytes, blobs: o.blobs,
-      durationMs, attempt: task.attempt, error: err ? { code: err.code, message: err.message } : undefined,
-      occurredAt: task.occurredAt, finishedAt: new Date().toISOString(),
-    };
-    await this.#d.bus.publish('results', checked('results', TaskResultSchema, [{ key: taskKey(task), value: result }]));
-  }
-
-  async #publishDlq(task: ReplicationTask, m: BusMessage, err: BridgeError, attempts: number): Promise<void> {
-    const letter = taskLetter(task, m, err, attempts);
-    // Keyed by the letter's id: `dlq` is compacted and a replay writes a tombstone for it.
-    const record: OutgoingRecord = { key: letter.id, value: letter };
-    await this.#d.bus.publish('dlq', checked('dlq', DeadLetterSchema, [record]));
+  /** Writes a task's outcome; false when a record failed its schema and the task went to the DLQ instead. */
+  async #publishOutcome(task: ReplicationTask, m: BusMessage, records: OutcomeRecord[], log: Logger): Promise<boolean> {
+    const published = await publishOutcome(this.#d.bus, m, records);
+    if (published.ok) return true;
+    log.error({ code: published.error.code, err: published.error.message }, 'task outcome does not match its schema; the task record is dead-lettered as it came');
+    this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'dlq' });
+    return false;
   }
 }

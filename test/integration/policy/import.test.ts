@@ -196,6 +196,9 @@ describe('policies import from Harbor 2.x', () => {
       assert.match(run.stdout, /3 importable, 4 skipped/);
       const yaml = run.stdout.slice(run.stdout.indexOf('# as config-file policies:'));
       const pasted = parseConfig({ ...base, ...parseYaml(yaml) }, file, env);
+      // Every field survives the trip, not only the ids.
+      const report = await importFromHarbor({ config: config(harbor.url), sourceId: 'harbor-prod', logger: silentLogger });
+      assert.deepEqual(pasted.policies, report.imported);
       assert.deepEqual(pasted.policies.map((p) => p.id), ['harbor-harbor-prod-1', 'harbor-harbor-prod-2', 'harbor-harbor-prod-7']);
       // Usage errors exit 2 with the usage line.
       await assert.rejects(execFileAsync(process.execPath, [main, 'policies', 'import', '--config', file], { env }),
