@@ -5,7 +5,6 @@ import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { DeadLetterSchema, type DeadLetter } from './dead-letter.ts';
 import { ReplicationTaskSchema, taskKey, type ReplicationTask } from './task.ts';
-import { checked } from '../bus/checked.ts';
 
 export interface DlqFilter {
   target?: string;
@@ -110,7 +109,7 @@ export class DlqStore {
         const task = replayTask(s.letter.task!);
         return { key: taskKey(task), value: task, headers: { 'hsb-replay-of': s.letter.id } };
       });
-      await this.#bus.publish('tasks', checked('tasks', ReplicationTaskSchema, tasks));
+      await this.#bus.publish('tasks', tasks); // each checked by replayTask
       await this.#bus.publish('dlq', chosen.flatMap((s) => s.keys.map((key) => ({ key, value: null }))));
       this.#log.info({ replayed: chosen.length, ids: chosen.slice(0, 50).map((s) => s.letter.id) }, 'dead letters replayed');
     }
