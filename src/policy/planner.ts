@@ -12,6 +12,7 @@ import type { Policy } from './model.ts';
 import { HarborLabels } from './harbor-labels.ts';
 import type { PolicyTable } from './table.ts';
 import { checked, invalidRecordError, recordIssue } from '../bus/checked.ts';
+import { LastPlanned, eventRef } from './last-planned.ts';
 
 export const PLANNER_GROUP = 'planner';
 
@@ -25,7 +26,7 @@ export class Planner {
   readonly #targets: Map<string, { kind: 'swr' | 'registry'; manifestFormat?: 'preserve' | 'docker' }>;
   readonly #metrics: Metrics;
   readonly #log: Logger;
-  readonly #recent = new Set<string>();
+  readonly #lastPlanned = new LastPlanned();
   readonly #labels: HarborLabels;
   readonly #ownLabels: boolean;
   /** Per source: when label reads started failing (cleared by a success). */
@@ -56,7 +57,8 @@ export class Planner {
   async #onBatch(batch: BusMessage[], ctx?: BatchContext): Promise<void> {
     const out: OutgoingRecord[] = [];
     const letters: DeadLetter[] = [];
-    const seen: string[] = [];
+    /** Reference → id of the last event planned in this batch; kept once the batch's records are written. */
+    const planned = new Map<string, string>();
     for (const m of batch) {
       const parsed = ArtifactEventSchema.safeParse(m.value);
       if (!parsed.success) {
@@ -68,9 +70,11 @@ export class Planner {
         continue;
       }
       const event = parsed.data;
-      // Harbor retries resend the same event; the id makes the copy a no-op to drop here.
-      if (this.#recent.has(event.id)) continue;
-      seen.push(event.id);
+      // A sender's retry repeats the last event for its reference: planning it again would only
+      // repeat a no-op copy. The same id after another event for that reference is a new event.
+      const ref = eventRef(event);
+      if ((planned.get(ref) ?? this.#lastPlanned.get(ref)) === event.id) continue;
+      planned.set(ref, event.id);
       const policies = this.#policies.list();
       const labels = await this.#labelsFor(event, policies, ctx?.signal);
       const { tasks, skipped } = planTasks(event, policies, this.#targets, new Date(), labels);
@@ -95,7 +99,7 @@ export class Planner {
     if (ctx?.signal.aborted) throw new BridgeError('HSB_BUS_REBALANCE', 'planner batch given up: the partition moved or the consumer is stopping', { retryable: true });
     if (letters.length) await this.#bus.publish('dlq', checked('dlq', DeadLetterSchema, letters.map((l) => ({ key: l.id, value: l }))));
     if (out.length) await this.#bus.publish('tasks', out);
-    for (const id of seen) this.#remember(id);
+    for (const [ref, id] of planned) this.#lastPlanned.set(ref, id);
   }
 
   /**
@@ -131,10 +135,5 @@ export class Planner {
       this.#log.error({ event: event.id, source: event.sourceId, code: err.code, err: err.message }, 'cannot read the artifact\'s labels from Harbor; policies with label filters skip this event');
       return undefined;
     }
-  }
-
-  #remember(id: string): void {
-    this.#recent.add(id);
-    if (this.#recent.size > 10000) this.#recent.delete(this.#recent.values().next().value!);
   }
 }
