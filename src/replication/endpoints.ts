@@ -2,6 +2,8 @@ import type { Config, SourceConfig, TargetConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BridgeError } from '../errors.ts';
 import { RegistryClient } from '../registry/client.ts';
+import { isIndexType } from '../registry/media-types.ts';
+import { parseManifest, type ParsedManifest } from './copy-plan.ts';
 import { resolveSwrTarget } from '../swr/target.ts';
 import { validateSwrPath } from '../swr/names.ts';
 
@@ -102,7 +104,8 @@ function swrTarget(t: TargetConfig, logger: Logger): TargetHandle {
 
 /**
  * The distribution API deletes manifests, not tags: a manifest is only deleted when no other tag
- * in the target points at it, else that tag would vanish too.
+ * in the target points at it, or at an index that lists it (a per-platform tag such as v1-amd64
+ * beside the multi-platform v1), else that tag would vanish or break too.
  */
 async function deleteTagByManifest(client: RegistryClient, repo: string, tag: string): Promise<boolean> {
   const head = await client.headManifest(repo, tag);
@@ -111,11 +114,34 @@ async function deleteTagByManifest(client: RegistryClient, repo: string, tag: st
   for (const other of tags) {
     if (other === tag) continue;
     const h = await client.headManifest(repo, other);
-    if (h?.digest === head.digest) {
+    if (!h) continue;
+    const why = h.digest === head.digest ? `its manifest is also tagged ${other}`
+      : isIndexType(h.mediaType) && await indexLists(client, repo, h.digest, head.digest) ? `the index tagged ${other} lists its manifest`
+        : undefined;
+    if (why !== undefined) {
       throw new BridgeError('HSB_TARGET_TAG_SHARED',
-        `cannot delete ${repo}:${tag} on this registry: its manifest is also tagged ${other}, and the registry API deletes manifests, not tags`,
-        { context: { repository: repo, tag, digest: head.digest } });
+        `cannot delete ${repo}:${tag} on this registry: ${why}, and the registry API deletes manifests, not tags`,
+        { context: { repository: repo, tag, digest: head.digest, sharedWith: other } });
     }
   }
   return client.deleteManifest(repo, head.digest);
+}
+
+/** Whether the index `index` (or an index nested in it) lists `digest`; an index that does not parse might. */
+async function indexLists(client: RegistryClient, repo: string, index: string, digest: string, seen = new Set<string>()): Promise<boolean> {
+  if (seen.has(index)) return false;
+  seen.add(index);
+  const m = await client.getManifest(repo, index);
+  let parsed: ParsedManifest;
+  try {
+    parsed = parseManifest(m.bytes, m.mediaType);
+  } catch {
+    return true;
+  }
+  if (parsed.kind !== 'index') return false;
+  for (const child of parsed.doc.manifests) {
+    if (child.digest === digest) return true;
+    if (isIndexType(child.mediaType) && await indexLists(client, repo, child.digest, digest, seen)) return true;
+  }
+  return false;
 }

@@ -48,8 +48,21 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
   if (!task.options.deletion) {
     return { status: 'skipped', bytes: 0, note: `source no longer has ${task.repository}:${ref} and the policy does not replicate deletions` };
   }
-  const deleted = task.tag
-    ? await dst.deleteTag(task.destRepository, task.tag)
-    : await dst.client.deleteManifest(task.destRepository, task.digest!);
-  return { status: deleted ? 'deleted' : 'skipped', bytes: 0, note: deleted ? undefined : 'already absent from the target' };
+  if (task.tag) {
+    const deleted = await dst.deleteTag(task.destRepository, task.tag);
+    return { status: deleted ? 'deleted' : 'skipped', bytes: 0, note: deleted ? undefined : 'already absent from the target' };
+  }
+  if (await dst.client.deleteManifest(task.destRepository, task.digest!)) return { status: 'deleted', bytes: 0 };
+  return { status: 'skipped', bytes: 0, note: rewritesManifests(task, dst) ? untaggedRewrittenNote(task.digest!) : 'already absent from the target' };
+}
+
+/** Whether copies of this task write the target a manifest of its own (Docker format, platform filter). */
+function rewritesManifests(task: ReplicationTask, dst: TargetHandle): boolean {
+  return (task.options.manifestFormat ?? dst.manifestFormat) === 'docker' || (task.options.platforms?.length ?? 0) > 0;
+}
+
+// The converted manifest's digest follows from the source's bytes, which are gone by now; untagged,
+// it is found by no tag either.
+function untaggedRewrittenNote(digest: string): string {
+  return `nothing in the target under ${digest}; copies to this target are converted (Docker format or a platform filter), so an untagged copy of it has another digest, which cannot be derived once the source's manifest is deleted: it stays until the target's garbage collection removes untagged manifests`;
 }
