@@ -133,8 +133,7 @@ export class Transport {
     let authRetried = false;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...req.headers };
-      const authz = sameOrigin ? await this.auth.authorization(req.scopes, req.signal).catch((e: unknown) => { throw registryErrorFromThrown(e, ctx, req.signal); }) : undefined;
-      if (authz) headers.authorization = authz;
+      let authz: string | undefined;
       let res: Dispatcher.ResponseData;
       let release: (() => void) | undefined;
       let streaming = false;
@@ -142,6 +141,10 @@ export class Transport {
       try {
         release = await this.#sem.acquire(req.signal);
         await this.#rps?.take(req.signal);
+        // Only once the slot is ours: a request queued behind long transfers would otherwise go out
+        // with a token that expired while it waited (and a streamed upload would start over).
+        authz = sameOrigin ? await this.auth.authorization(req.scopes, req.signal).catch((e: unknown) => { throw registryErrorFromThrown(e, ctx, req.signal); }) : undefined;
+        if (authz) headers.authorization = authz;
         const body = req.stream ?? (typeof req.body === 'function' ? await req.body() : req.body);
         this.requests++;
         res = await request(url, { method: req.method, headers, body, dispatcher: this.#dispatcher, signal: req.signal });

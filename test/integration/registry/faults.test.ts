@@ -288,6 +288,28 @@ test('limits.concurrency counts a blob download until its body is read or destro
   assert.equal(proxy.maxInFlight(), 1);
 });
 
+test('a request queued behind a transfer takes its token when it is sent, not when it queued', async () => {
+  // Tokens live 2 s (cached until 1.8 s). The HEAD waits 2.5 s for the only slot; sent with the token
+  // it could have picked when it queued, a streamed PUT would be refused past the registry's leeway
+  // and start over (a 66 s reproduction of that is too slow for the suite).
+  const tokenReg = await startRegistry({ auth: 'token', token: { ttlSeconds: 2 } });
+  const c = new RegistryClient({ url: tokenReg.url, credentials: tokenReg.users[0], limits: { concurrency: 1 } });
+  try {
+    await pushImage(image, tokenReg, 'q/app', 'v1');
+    const layer = image.layers[1]!;
+    const held = await c.getBlob('q/app', layer.digest); // a pull token, and the slot until the body is read
+    const fetched = tokenReg.tokenIssuer!.requests.length;
+    const queued = c.headManifest('q/app', 'v1');
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(sha(await readAll(held.body)), layer.digest);
+    assert.equal((await queued)?.digest, image.digest);
+    assert.equal(tokenReg.tokenIssuer!.requests.length, fetched + 1, 'the HEAD fetched a fresh token once it had the slot');
+  } finally {
+    await c.close();
+    await tokenReg.stop();
+  }
+});
+
 test('a single-PUT upload closes its source once the registry took the blob, even when the source never said it ended', async () => {
   proxy.clearRules();
   const blob = randomBytes(200_000);
