@@ -1,10 +1,11 @@
 // Referrers (signatures, SBOMs, attestations): the OCI 1.1 referrers API, and the tag schema
 // fallback (`sha256-<hex>` tag holding an index) for registries without it, such as
 // distribution 2.8. Which one a registry speaks is probed once and cached.
-import type { Transport } from './transport.ts';
+import type { RegistryResponse, Transport } from './transport.ts';
 import { repoScope } from './scope.ts';
 import { MediaType } from './media-types.ts';
 import type { ManifestData } from './manifest.ts';
+import { nextLink } from './tag.ts';
 
 export interface Descriptor {
   mediaType: string;
@@ -30,6 +31,24 @@ interface ClientLike {
 
 const apiSupport = new WeakMap<Transport, boolean>();
 
+const REFERRERS_PAGE_MAX_BYTES = 4 * 1024 * 1024;
+const REFERRERS_MAX_PAGES = 1000;
+
+/** The first answer's descriptors and those of every page its `Link: <...>; rel="next"` leads to. */
+async function referrerPages(t: Transport, repo: string, digest: string, first: RegistryResponse, signal?: AbortSignal): Promise<Descriptor[]> {
+  const out: Descriptor[] = [];
+  let res = first;
+  let path: string | undefined = `/v2/${repo}/referrers/${digest}`;
+  for (let page = 0; ; page++) {
+    const body = JSON.parse((await t.readBody(res, REFERRERS_PAGE_MAX_BYTES)).toString('utf8')) as { manifests?: Descriptor[] };
+    out.push(...(body.manifests ?? []));
+    const next = nextLink(res.header('link'));
+    if (next === undefined || next === path || page + 1 >= REFERRERS_MAX_PAGES) return out;
+    path = next;
+    res = await t.send({ method: 'GET', path, headers: { accept: MediaType.ociIndex }, scopes: [repoScope(repo, 'pull')], expect: [200], ctx: { repo, digest }, signal });
+  }
+}
+
 export const referrersTag = (digest: string) => digest.replace(':', '-').slice(0, 128);
 
 export async function referrersList(c: ClientLike, repo: string, digest: string, signal?: AbortSignal): Promise<ReferrersResult> {
@@ -39,8 +58,7 @@ export async function referrersList(c: ClientLike, repo: string, digest: string,
     const ct = (res.header('content-type') ?? '').split(';')[0]!.trim();
     if (res.status === 200 && ct === MediaType.ociIndex) {
       apiSupport.set(t, true);
-      const body = JSON.parse((await t.readBody(res, 4 * 1024 * 1024)).toString('utf8')) as { manifests?: Descriptor[] };
-      return { via: 'api', descriptors: body.manifests ?? [] };
+      return { via: 'api', descriptors: await referrerPages(t, repo, digest, res, signal) };
     }
     await res.discard();
     apiSupport.set(t, false);

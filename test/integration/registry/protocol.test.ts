@@ -109,6 +109,20 @@ test('the OCI 1.1 referrers API is used when the registry has it', async () => {
   assert.deepEqual(r.descriptors, [ref]);
 });
 
+test('referrers API answers in pages are followed through their Link headers', async () => {
+  const subject = sha(Buffer.from('paged'));
+  const refs = ['r1', 'r2', 'r3'].map((x) => ({ mediaType: MediaType.ociManifest, digest: sha(Buffer.from(x)), size: 2, artifactType: 'application/example' }));
+  const page = (manifests: unknown[], next?: string) => (_q: IncomingMessage, res: ServerResponse) =>
+    res.writeHead(200, { 'content-type': MediaType.ociIndex, ...(next ? { link: `<${next}>; rel="next"` } : {}) })
+      .end(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
+  route('GET', /referrers\/sha256:[a-f0-9]+\?last=2$/, page([refs[2]]));
+  route('GET', /referrers\/sha256:[a-f0-9]+\?last=1$/, page([refs[1]], `/v2/a/b/referrers/${subject}?last=2`));
+  route('GET', /referrers\/sha256:[a-f0-9]+$/, page([refs[0]], `/v2/a/b/referrers/${subject}?last=1`));
+  const r = await client().referrers('a/b', subject);
+  assert.equal(r.via, 'api');
+  assert.deepEqual(r.descriptors, refs);
+});
+
 /** A scripted upload endpoint: relative Locations, Range answers, a chunk minimum. */
 function uploadRoutes(minChunk: number) {
   const state = { size: 0, chunks: [] as number[], ranges: [] as string[], finished: '', cancelled: false, data: [] as Buffer[] };
