@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.ts';
 import { ConfigSchema, type Config } from './schema.ts';
@@ -55,14 +55,30 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   } catch (e) {
     throw new BridgeError('HSB_CONFIG_INVALID', `${file}: cannot read config file (${(e as NodeJS.ErrnoException).code})`, { context: { file } });
   }
-  let raw: unknown;
+  return parseConfig(parseYamlQuietly(text, file), file, env);
+}
+
+/**
+ * The file's YAML, or an error giving position and kind only: the parser's messages quote the
+ * offending line, which may hold a secret. Warnings (an unresolved tag such as `!vault`) are
+ * refused too, and never printed: left to the parser, they go to stderr with the line, and the
+ * tagged value would load as a plain string.
+ */
+function parseYamlQuietly(text: string, file: string): unknown {
+  const refuse = (what: string, e: unknown) => new BridgeError('HSB_CONFIG_INVALID', `${file}: ${what}${yamlPosition(e)}`, { context: { file } });
+  let doc: Document.Parsed;
   try {
-    raw = parseYaml(text);
+    doc = parseDocument(text, { logLevel: 'silent' });
   } catch (e) {
-    // Position and kind only: the parser's own message quotes the offending line, which may hold a secret.
-    throw new BridgeError('HSB_CONFIG_INVALID', `${file}: not valid YAML${yamlPosition(e)}`, { context: { file } });
+    throw refuse('not valid YAML', e);
   }
-  return parseConfig(raw, file, env);
+  if (doc.errors.length > 0) throw refuse('not valid YAML', doc.errors[0]);
+  if (doc.warnings.length > 0) throw refuse('YAML the bridge does not load', doc.warnings[0]);
+  try {
+    return doc.toJS();
+  } catch (e) {
+    throw refuse('not valid YAML', e);
+  }
 }
 
 function yamlPosition(e: unknown): string {

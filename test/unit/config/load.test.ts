@@ -111,6 +111,23 @@ describe('config', () => {
     assert.doesNotMatch(configError(() => loadConfig(join(dir, 'tokens.yaml'), {})), /SECRET/);
   });
 
+  it('refuses a YAML tag it cannot resolve, without printing the line (it may hold a secret)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hsb-yaml-'));
+    writeFileSync(join(dir, 'tag.yaml'), 'sources:\n  - id: a\n    credentials: { username: u, password: !vault "vault-SECRET-9" }\n');
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const msg = configError(() => loadConfig(join(dir, 'tag.yaml'), {}));
+      assert.match(msg, /tag\.yaml: YAML the bridge does not load at line 3, column \d+ \(TAG_RESOLVE_FAILED\)/);
+      assert.doesNotMatch(msg, /SECRET/);
+      await new Promise((r) => setImmediate(r)); // process warnings are emitted on a later tick
+      assert.deepEqual(warnings.map((w) => w.message), [], 'the parser printed nothing');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('reports a section that is not a mapping at its field, env overrides or not', () => {
     for (const env of [{}, { KAFKA_BROKERS: 'k:9092', PORT: '9000' }]) {
       assert.match(configError(() => parseConfig({ ...base(), bus: 'kafka' }, 'c.yaml', env)), /c\.yaml: bus: .*expected object/);
