@@ -21,8 +21,13 @@ export const POLICY_FIELD_HINTS: Readonly<Record<string, string>> = {
   update_time: 'read-only in Harbor; leave it out',
 };
 
+/** The hint for an unknown field, if any (own keys only: `constructor` is just another unknown field). */
+export function policyFieldHint(key: string): string | undefined {
+  return Object.hasOwn(POLICY_FIELD_HINTS, key) ? POLICY_FIELD_HINTS[key] : undefined;
+}
+
 function unknownFieldMessage(key: string): string {
-  const hint = POLICY_FIELD_HINTS[key];
+  const hint = policyFieldHint(key);
   return `unknown field "${key}"${hint ? `: ${hint}` : ''}`;
 }
 

@@ -6,7 +6,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import type { Config } from '../config/schema.ts';
 import { isBridgeError } from '../errors.ts';
 import { sendError } from '../http/errors.ts';
-import { POLICY_FIELD_HINTS, PolicySchema, StrictPolicySchema, type Policy } from './model.ts';
+import { PolicySchema, policyFieldHint, StrictPolicySchema, type Policy } from './model.ts';
 import type { PolicyStore } from './store.ts';
 import type { PolicyTable } from './table.ts';
 
@@ -32,7 +32,10 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
   const b = body as Record<string, unknown>;
   if (b.id !== undefined && b.id !== id) issues.push({ path: 'id', message: `the body's id "${String(b.id)}" differs from the id in the path "${id}"` });
   for (const k of Object.keys(b)) {
-    if (!KNOWN_FIELDS.has(k)) issues.push({ path: k, message: `unknown field${POLICY_FIELD_HINTS[k] ? `: ${POLICY_FIELD_HINTS[k]}` : ''}` });
+    if (!KNOWN_FIELDS.has(k)) {
+      const hint = policyFieldHint(k);
+      issues.push({ path: k, message: `unknown field${hint ? `: ${hint}` : ''}` });
+    }
   }
   // Harbor names registries by object; the bridge by configured id.
   for (const field of ['src_registry', 'dest_registry'] as const) {

@@ -88,18 +88,19 @@ export class DlqStore {
     }
     const current = await this.#read();
     const filter = req.filter ?? {};
-    const reasons: Record<string, string> = {};
+    // A Map: ids are the caller's, and `__proto__` must be an id like any other.
+    const reasons = new Map<string, string>();
     const chosen: Stored[] = [];
     const wanted = req.all ? [...current.keys()] : [...new Set(req.ids)];
     for (const id of wanted) {
       // A task id finds its newest letter too (a replayed task's letter is `<task id>.replay-N`).
       const s = current.get(id) ?? [...current.values()].find((x) => x.letter.task?.id === id);
       if (!s || !matchesDlqFilter(s.letter, filter)) {
-        if (!req.all) reasons[id] = s ? 'does not match the filter' : NOT_FOUND_REASON;
+        if (!req.all) reasons.set(id, s ? 'does not match the filter' : NOT_FOUND_REASON);
         continue;
       }
       if (!s.letter.task) {
-        reasons[id] = UNPARSEABLE_REASON;
+        reasons.set(id, UNPARSEABLE_REASON);
         continue;
       }
       if (!chosen.includes(s)) chosen.push(s); // named twice (by its id and its task's id): replayed once
@@ -113,7 +114,7 @@ export class DlqStore {
       await this.#bus.publish('dlq', chosen.flatMap((s) => s.keys.map((key) => ({ key, value: null }))));
       this.#log.info({ replayed: chosen.length, ids: chosen.slice(0, 50).map((s) => s.letter.id) }, 'dead letters replayed');
     }
-    return { replayed: chosen.map((s) => s.letter.id), missing: Object.keys(reasons), reasons };
+    return { replayed: chosen.map((s) => s.letter.id), missing: [...reasons.keys()], reasons: Object.fromEntries(reasons) };
   }
 
   /** id → letter, newest first, from the compacted topic; invalid records are logged and skipped. */

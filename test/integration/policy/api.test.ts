@@ -179,11 +179,14 @@ describe('policy API on the embedded bus', () => {
       filters: [{ type: 'tag', value: 'v*', decoration: 'contains' }, { type: 'resource', value: 'chart' }, { type: 'tag', value: 'rc*', decorations: 'excludes' }],
       trigger: { type: 'scheduled', trigger_settings: { cron: '*/5 * * * * *' } },
       replicate_deletion: true,
+      constructor: 1,
     });
     assert.equal(res.status, 400);
     assert.equal(res.body.error, 'invalid_policy');
     const paths = res.body.issues.map((i: { path: string }) => i.path).sort();
-    assert.deepEqual(paths, ['dest_namespace_replace_count', 'filters.0.decoration', 'filters.1.value', 'filters.2', 'replicate_deletion', 'src_registry', 'trigger.trigger_settings.cron']);
+    assert.deepEqual(paths, ['constructor', 'dest_namespace_replace_count', 'filters.0.decoration', 'filters.1.value', 'filters.2', 'replicate_deletion', 'src_registry', 'trigger.trigger_settings.cron']);
+    // Object.prototype's members are unknown fields like any other, not hints.
+    assert.equal(res.body.issues.find((i: { path: string }) => i.path === 'constructor').message, 'unknown field');
     // A misspelt decoration would otherwise be dropped, and the filter would mean its opposite.
     assert.match(res.body.message, /filters\.2: unknown field "decorations"/);
     assert.match(res.body.message, /src_registry: no source "harbor-nope" is configured \(sources: harbor-prod\)/);

@@ -113,10 +113,12 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
     });
 
     it('POST /dlq/replay with ids puts the tasks on `tasks` fresh and removes the letters', async () => {
-      const res = await request(app).post('/dlq/replay').send({ ids: ['task-1', 'task-2', 'task-99'] }).expect(200);
+      const res = await request(app).post('/dlq/replay').send({ ids: ['task-1', 'task-2', 'task-99', '__proto__', 'constructor'] }).expect(200);
       assert.deepEqual(res.body.replayed.sort(), ['task-1', 'task-2']);
-      assert.deepEqual(res.body.missing, ['task-99']);
+      // Ids are the caller's: even those that name Object.prototype members are reported missing.
+      assert.deepEqual(res.body.missing, ['task-99', '__proto__', 'constructor']);
       assert.ok(res.body.reasons['task-99']);
+      assert.equal(Object.getOwnPropertyDescriptor(res.body.reasons, '__proto__')?.value, res.body.reasons['task-99']);
 
       const tasks = await collectTasks(h.bus, `${h.prefix}reader-1`, 2);
       assert.deepEqual(tasks.map((m) => (m.value as ReplicationTask).id).sort(), ['task-1', 'task-2']);

@@ -151,7 +151,10 @@ describe('config', () => {
     const cfg: any = base();
     cfg.policies[0].replicate_deletion = true;
     cfg.policies[0].dest_namspace = 'x';
+    cfg.policies[0].toString = 'x';
     const msg = configError(() => parseConfig(cfg, 'c.yaml', {}));
+    assert.match(msg, /unknown field "toString"(;|\n|$)/, 'no hint taken from Object.prototype');
+    assert.doesNotMatch(msg, /native code/);
     assert.match(msg, /c\.yaml: policies\.0: unknown field "replicate_deletion": use "deletion"/);
     assert.match(msg, /unknown field "dest_namspace"/);
     cfg.policies[0] = { ...base().policies[0], filters: [{ type: 'tag', value: 'rc*', decorations: 'excludes' }], trigger: { type: 'scheduled', trigger_settings: { cron: '0 0 3 * * *', timezone: 'UTC' } } };
