@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import type { Config } from '../config/schema.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { isBridgeError } from '../errors.ts';
@@ -46,29 +47,49 @@ const daemon = (roles: { http: boolean; workers: boolean }): Command => async ({
   return 'running';
 };
 
-const flag = (argv: string[], name: string) => argv.includes(name);
-const option = (argv: string[], name: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
+/**
+ * The command's options, strictly: a mistyped flag (`sync --dryrun`) is a usage error (exit 2),
+ * never a real run without it. `positionals` lists the words the command takes, in order.
+ */
+function strictArgs<O extends ParseArgsOptionsConfig>(argv: string[], options: O, positionals: readonly string[], usage: string) {
+  const fail = (why: string): never => { throw Object.assign(new Error(`${why}\n\n${usage}`), { usage: true }); };
+  let parsed: { values: ParsedValues<O>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: positionals.length > 0, strict: true }) as never;
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  if (parsed.positionals.join(' ') !== positionals.join(' ')) fail(`expected ${positionals.join(' ') || 'no arguments'}, got ${JSON.stringify(parsed.positionals.join(' '))}`);
+  return parsed.values;
+}
+type ParsedValues<O extends ParseArgsOptionsConfig> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string };
+
+const daemonCommand = (roles: { http: boolean; workers: boolean }): Command => async (a) => {
+  strictArgs(a.argv, {}, [], USAGE);
+  return daemon(roles)(a);
 };
 
+const POLICIES_USAGE = 'usage: harbor-swr-bridge policies import --harbor <sourceId> [--dry-run]';
+
 const COMMANDS: Record<string, Command> = {
-  run: daemon({ http: true, workers: true }),
-  serve: daemon({ http: true, workers: false }),
-  work: daemon({ http: false, workers: true }),
-  sync: async ({ argv, config, logger }) =>
-    (await import('./sync.ts')).syncCommand({ config: await config(), dryRun: flag(argv, '--dry-run'), logger }),
+  run: daemonCommand({ http: true, workers: true }),
+  serve: daemonCommand({ http: true, workers: false }),
+  work: daemonCommand({ http: false, workers: true }),
+  sync: async ({ argv, config, logger }) => {
+    const o = strictArgs(argv, { 'dry-run': { type: 'boolean' } }, [], 'usage: harbor-swr-bridge sync [--dry-run]');
+    return (await import('./sync.ts')).syncCommand({ config: await config(), dryRun: o['dry-run'] === true, logger });
+  },
   policies: async ({ argv, config, logger }) => {
-    const sourceId = option(argv, '--harbor');
-    if (argv[0] !== 'import' || !sourceId) {
-      process.stderr.write('usage: harbor-swr-bridge policies import --harbor <sourceId> [--dry-run]\n');
-      return 2;
-    }
-    return (await import('./policies.ts')).policiesImport({ config: await config(), sourceId, dryRun: flag(argv, '--dry-run'), logger });
+    const o = strictArgs(argv, { harbor: { type: 'string' }, 'dry-run': { type: 'boolean' } }, ['import'], POLICIES_USAGE);
+    if (!o.harbor) throw Object.assign(new Error(`--harbor <sourceId> is required\n\n${POLICIES_USAGE}`), { usage: true });
+    return (await import('./policies.ts')).policiesImport({ config: await config(), sourceId: o.harbor, dryRun: o['dry-run'] === true, logger });
   },
   dlq: async ({ argv, config, logger }) => (await import('./dlq.ts')).dlqCommand({ config: await config(), args: argv, logger }),
   status: async ({ argv, config, logger }) => (await import('./status.ts')).statusCommand({ config: await config(), args: argv, logger }),
-  bus: async ({ argv, config, logger }) => (await import('./bus.ts')).busCommand({ config: await config(), args: argv, logger }),
+  bus: async ({ argv, config, logger }) => {
+    strictArgs(argv, { json: { type: 'boolean' } }, ['inspect'], 'usage: harbor-swr-bridge bus inspect [--json]');
+    return (await import('./bus.ts')).busCommand({ config: await config(), args: argv, logger });
+  },
   copy: async ({ argv, logger }) => (await import('./copy.ts')).copyCommand({ rest: argv, flags: {}, logger }),
 };
 

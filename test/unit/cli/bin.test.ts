@@ -3,7 +3,7 @@
 // (execve keeps the pid) while the process waits on a registry that never answers.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -77,5 +77,32 @@ describe('bin/harbor-swr-bridge.js', () => {
     assert.equal(code, 2);
     assert.match(err, /^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent \(got "verbose"\)$/m);
     assert.doesNotMatch(err, /\n\s+at /);
+  });
+
+  it('refuses a mistyped flag with exit 2 and usage for every command, before doing anything', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bin-flags-'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, `server: { port: 0, host: 127.0.0.1 }\nbus: { dataDir: ${JSON.stringify(join(dir, 'data'))} }\nsources: [{ id: h, url: "http://127.0.0.1:1", webhookSecrets: ["s"] }]\ntargets: [{ id: t, kind: registry, url: "http://127.0.0.1:1" }]\n`);
+    const cases: [string[], RegExp][] = [
+      [['sync', '--dryrun'], /Unknown option '--dryrun'[\s\S]*usage: harbor-swr-bridge sync \[--dry-run\]/],
+      [['policies', 'import', '--harbor', 'h', '--dryrun'], /Unknown option '--dryrun'[\s\S]*policies import --harbor/],
+      [['policies', 'import'], /--harbor <sourceId> is required/],
+      [['policies', 'export', '--harbor', 'h'], /expected import, got "export"/],
+      [['serve', '--port', '1'], /Unknown option '--port'/],
+      [['work', 'now'], /Unexpected argument 'now'/],
+      [['bus', 'inspect', '--bogus'], /Unknown option '--bogus'[\s\S]*bus inspect \[--json\]/],
+      // A flag before the command is not a command: `run` (the default) takes no arguments.
+      [['--dry-run', 'sync'], /Unknown option '--dry-run'/],
+    ];
+    for (const [args, message] of cases) {
+      const child = spawn(process.execPath, [BIN, ...args, '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      assert.equal(code, 2, `${args.join(' ')}: ${err}`);
+      assert.match(err, message, args.join(' '));
+      assert.doesNotMatch(err, /\n\s+at /);
+    }
+    assert.ok(!existsSync(join(dir, 'data')), 'no command opened the bus');
   });
 });
