@@ -11,7 +11,7 @@ import type { PolicyStore } from './store.ts';
 import type { PolicyTable } from './table.ts';
 
 export interface PolicyRouterDeps {
-  store: Pick<PolicyStore, 'put' | 'delete'>;
+  store: Pick<PolicyStore, 'put' | 'delete'> & Partial<Pick<PolicyStore, 'isLoaded'>>;
   table: PolicyTable;
   config: Pick<Config, 'sources' | 'targets'>;
 }
@@ -64,6 +64,16 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
 
 export function policyRouter(deps: PolicyRouterDeps): Router {
   const router = express.Router();
+
+  // Until the table is built from the topic (bus connecting or down), it would answer [] and 404s
+  // for policies that exist, and a PUT would say 201 for one it replaces.
+  router.use('/policies', (_req, res, next) => {
+    if (deps.store.isLoaded?.() === false) {
+      res.set('Retry-After', '5');
+      return sendError(res, 503, 'policies_loading', 'the policies are still being read from the bus; retry later');
+    }
+    next();
+  });
 
   router.get('/policies', (_req, res) => {
     res.json(deps.table.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));

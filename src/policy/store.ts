@@ -69,6 +69,7 @@ export class PolicyStore {
   #caughtUp: (() => void) | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #started: Promise<void> | undefined;
+  #loaded = false;
 
   constructor(o: PolicyStoreOptions) {
     this.#bus = o.bus;
@@ -113,10 +114,15 @@ export class PolicyStore {
     return this.#snapshot();
   }
 
+  /** True once start() has built the table (it then stays true while the store follows the topic). */
+  isLoaded(): boolean {
+    return this.#loaded;
+  }
+
   /** Builds the table from the topic, then follows it. Resolves once the table has caught up. */
   start(): Promise<void> {
     // A failed start (bus down) may be retried by calling start() again.
-    this.#started ??= this.#start().catch(async (e: unknown) => {
+    this.#started ??= this.#start().then(() => { this.#loaded = true; }, async (e: unknown) => {
       this.#started = undefined;
       clearInterval(this.#idleTimer);
       await this.#handle?.stop().catch(() => undefined);

@@ -281,6 +281,28 @@ function propagationTests(r: () => Rig): void {
     }
   });
 
+  it('answers 503 policies_loading until its table is built, then the policies the topic holds', async () => {
+    const table = new PolicyTable();
+    const store = new PolicyStore({ bus: await r().openBus(), table, logger: silentLogger });
+    const cfg = config();
+    const app = createApp({ config: cfg, bus: (await r().openBus()), metrics: createMetrics(), logger: silentLogger, api: [policyRouter({ store, table, config: cfg })] });
+    try {
+      for (const call of [request(app).get('/api/v1/policies'), request(app).get('/api/v1/policies/from-config'), request(app).delete('/api/v1/policies/from-config'),
+        request(app).put('/api/v1/policies/from-config').send({ src_registry: 'harbor-prod', dest_registry: 'backup' })]) {
+        const res = await call.set(auth);
+        assert.equal(res.status, 503);
+        assert.equal(res.body.error, 'policies_loading');
+        assert.equal(res.headers['retry-after'], '5');
+      }
+      await store.start();
+      const list = await request(app).get('/api/v1/policies').set(auth);
+      assert.equal(list.status, 200);
+      assert.ok(list.body.some((p: { id: string }) => p.id === 'from-config'), 'the config policy is listed');
+    } finally {
+      await store.stop();
+    }
+  });
+
   it('a store started later builds the same table from the topic', async () => {
     for (const d of ['one', 'two', 'three']) {
       assert.equal((await request(r().app).put('/api/v1/policies/late').set(auth).send({ src_registry: 'harbor-prod', dest_registry: 'backup', description: d })).status, d === 'one' ? 201 : 200);
