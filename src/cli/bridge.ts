@@ -1,4 +1,6 @@
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { BridgeError } from '../errors.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -31,6 +33,16 @@ export interface RunningBridge {
   stop(): Promise<void>;
 }
 
+function checkDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new BridgeError('HSB_CONFIG_INVALID', `bus.dataDir (DATA_DIR) ${dir}: the embedded bus cannot use this directory (${code})`, { context: { dataDir: dir } });
+  }
+}
+
 /** Retries `fn` with capped backoff until it succeeds or `signal` aborts. */
 async function untilDone(what: string, fn: () => Promise<void>, signal: AbortSignal, logger: Logger): Promise<void> {
   for (let attempt = 0; !signal.aborted; attempt++) {
@@ -49,6 +61,8 @@ async function untilDone(what: string, fn: () => Promise<void>, signal: AbortSig
  * policies, then consumers. Stop in reverse: stop taking webhooks, drain consumers, close the bus.
  */
 export async function startBridge(config: Config, logger: Logger, roles: BridgeRoles): Promise<RunningBridge> {
+  // A directory the embedded bus cannot use is a configuration error, not an outage to retry.
+  if (config.bus.kind === 'embedded') checkDataDir(config.bus.dataDir);
   const metrics = createMetrics(undefined, { defaults: true });
   const bus = createBus(config, logger);
   logger.info({ bus: bus.kind, ...(config.bus.kind === 'kafka' ? { brokers: config.bus.brokers } : { dataDir: config.bus.dataDir }), topicPrefix: config.bus.topicPrefix }, `using the ${bus.kind === 'kafka' ? 'Kafka' : 'embedded (node:sqlite)'} bus`);
@@ -86,7 +100,9 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
     server = createServer(app);
     server.keepAliveTimeout = 65000;
     await new Promise<void>((res, rej) => {
-      server!.once('error', rej);
+      server!.once('error', (e: NodeJS.ErrnoException) => rej(new BridgeError('HSB_LISTEN_FAILED',
+        `cannot listen on ${config.server.host}:${opsPort} (${roles.http ? 'server.host, server.port / PORT' : 'server.host, worker.metricsPort / METRICS_PORT'}): ${e.code ?? e.message}`,
+        { context: { host: config.server.host, port: opsPort }, cause: e })));
       server!.listen(opsPort, config.server.host, () => res());
     });
     port = (server.address() as { port: number }).port;

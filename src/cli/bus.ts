@@ -30,7 +30,10 @@ export async function busCommand(a: { config: Config; args: string[]; logger: Lo
     const ins = await bus.inspect();
     out(a.args.includes('--json') ? `${JSON.stringify(ins, null, 2)}\n` : renderInspection(ins));
     return 0;
+  } catch (e) {
+    process.stderr.write(`inspecting the bus failed: ${(e as Error).message}\n`);
+    return 1;
   } finally {
-    if (!a.bus) await bus.close();
+    if (!a.bus) await bus.close().catch(() => undefined);
   }
 }

@@ -150,8 +150,16 @@ async function fetchInflight(base: string, token: string | undefined): Promise<N
     const body = (await res.json()) as { inflight?: InFlight[] };
     return { url: base, inflight: body.inflight ?? [] };
   } catch (e) {
-    return { url: base, error: (e as Error).message };
+    return { url: base, error: fetchFailure(e) };
   }
+}
+
+/** undici says only "fetch failed"; the reason (ECONNREFUSED, a TLS error) is in its cause. */
+function fetchFailure(e: unknown): string {
+  const err = e as Error & { cause?: { code?: string; message?: string } };
+  if (err.name === 'TimeoutError') return 'no answer within 10 s';
+  const cause = err.cause?.message ?? err.cause?.code;
+  return cause ? `${err.message}: ${cause}` : err.message;
 }
 
 function render(r: StatusReport): string {

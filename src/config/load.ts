@@ -21,8 +21,8 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   };
   const server = section('server');
   const bus = section('bus');
-  if (env.METRICS_PORT !== undefined && env.METRICS_PORT.trim() !== '') section('worker').metricsPort = Number(env.METRICS_PORT);
-  if (env.PORT !== undefined && env.PORT.trim() !== '') server.port = Number(env.PORT);
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT.trim() !== '') section('worker').metricsPort = envPort('METRICS_PORT', env.METRICS_PORT);
+  if (env.PORT !== undefined && env.PORT.trim() !== '') server.port = envPort('PORT', env.PORT);
   if (env.KAFKA_BROKERS) {
     bus.kind = 'kafka';
     bus.brokers = env.KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean);
@@ -30,6 +30,13 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   if (env.DATA_DIR) bus.dataDir = env.DATA_DIR;
   if (env.TOPIC_PREFIX !== undefined) bus.topicPrefix = env.TOPIC_PREFIX;
   return out;
+}
+
+/** A port from the environment, refused under its own name (the config file may not even have the field). */
+function envPort(name: string, value: string): number {
+  const n = Number(value.trim());
+  if (/^\d+$/.test(value.trim()) && n <= 65535) return n;
+  throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${name} (environment): must be an integer from 0 to 65535, got ${JSON.stringify(value.slice(0, 40))}`, { context: { env: name } });
 }
 
 export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.ProcessEnv = process.env): Config {

@@ -105,4 +105,41 @@ describe('bin/harbor-swr-bridge.js', () => {
     }
     assert.ok(!existsSync(join(dir, 'data')), 'no command opened the bus');
   });
+
+  it('reports an unusable data dir, a port in use and an unreachable bridge in one line, not a stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bin-errors-'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, `server: { port: 0, host: 127.0.0.1 }\nbus: { dataDir: ${JSON.stringify(join(dir, 'data'))} }\nsources: [{ id: h, url: "http://127.0.0.1:1", webhookSecrets: ["s"] }]\ntargets: [{ id: t, kind: registry, url: "http://127.0.0.1:1" }]\n`);
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const busyPort = (busy.address() as { port: number }).port;
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const run = async (args: string[], env: Record<string, string>) => {
+      const child = spawn(process.execPath, [BIN, ...args, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'silent', ...env } });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+      child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+      const code = await Promise.race([new Promise<number | null>((r) => child.once('exit', r)), sleep(15000).then(() => { child.kill('SIGKILL'); return 'still running'; })]);
+      return { code, out };
+    };
+    try {
+      const cases: [string[], Record<string, string>, number, RegExp][] = [
+        [['serve'], { DATA_DIR: '/dev/null/x' }, 1, /bus\.dataDir \(DATA_DIR\) \/dev\/null\/x: the embedded bus cannot use this directory \(ENOTDIR\)/],
+        [['bus', 'inspect'], { DATA_DIR: '/dev/null/x' }, 1, /^inspecting the bus failed: .*ENOTDIR/m],
+        [['serve'], { PORT: String(busyPort) }, 1, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busyPort} \\(server\\.host, server\\.port / PORT\\): EADDRINUSE`)],
+        [['status', '--url', `http://127.0.0.1:${closedPort}`], {}, 1, new RegExp(`could not ask the bridge: fetch failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${closedPort}`)],
+      ];
+      for (const [args, env, code, message] of cases) {
+        const r = await run(args, env);
+        assert.equal(r.code, code, `${args.join(' ')}: ${r.out}`);
+        assert.match(r.out, message, args.join(' '));
+        assert.doesNotMatch(r.out, /\n\s+at /, 'no stack trace');
+      }
+    } finally {
+      busy.close();
+    }
+  });
 });

@@ -37,7 +37,14 @@ describe('config', () => {
 
   it('takes env overrides: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX, METRICS_PORT', () => {
     assert.equal(parseConfig(base(), 'c.yaml', {}).worker.metricsPort, undefined);
-    assert.match(configError(() => parseConfig(base(), 'c.yaml', { METRICS_PORT: 'http' })), /c\.yaml: worker\.metricsPort: /);
+    // Named as the environment variable it came from: the file may not have the field at all.
+    assert.match(configError(() => parseConfig(base(), 'c.yaml', { METRICS_PORT: 'http' })), /^METRICS_PORT \(environment\): must be an integer from 0 to 65535, got "http"$/m);
+    for (const bad of ['abc', '-1', '65536', '80.5', '0x50']) {
+      const msg = configError(() => parseConfig(base(), 'c.yaml', { PORT: bad }));
+      assert.match(msg, /^PORT \(environment\): must be an integer from 0 to 65535/m, bad);
+      assert.doesNotMatch(msg, /server\.port/);
+    }
+    assert.equal(parseConfig(base(), 'c.yaml', { PORT: ' 0 ' }).server.port, 0);
     const c = parseConfig(base(), 'c.yaml', { KAFKA_BROKERS: 'a:9092, b:9092', PORT: '9999', DATA_DIR: '/d', TOPIC_PREFIX: 'x.', METRICS_PORT: '9464' });
     assert.equal(c.worker.metricsPort, 9464);
     assert.equal(c.bus.kind, 'kafka');
