@@ -157,13 +157,20 @@ export class HarborApi {
     return out;
   }
 
-  /** Every repository (`project/repo`) these credentials can see: 2.x projects, then each one's repositories. */
-  async listRepositories(signal?: AbortSignal): Promise<string[]> {
+  /**
+   * Every repository (`project/repo`) these credentials can see, project by project: 2.x lists a
+   * project's repositories by project name, 1.10 by `project_id` (it has no /api/v2.0).
+   */
+  async listRepositories(signal?: AbortSignal, api?: HarborApiVersion): Promise<string[]> {
+    const version = api ?? (await this.detectVersion()).api;
     const out: string[] = [];
-    for (const p of await this.#listAll('api/v2.0/projects', {}, [], signal)) {
-      const name = (p as { name?: unknown } | null)?.name;
+    for (const p of await this.#listAll(version === 'v2' ? 'api/v2.0/projects' : 'api/projects', {}, [], signal)) {
+      const { name, project_id: id } = (p ?? {}) as { name?: unknown; project_id?: unknown };
       if (typeof name !== 'string' || name === '') continue;
-      for (const r of await this.#listAll(`api/v2.0/projects/${encodeURIComponent(name)}/repositories`, {}, [], signal)) {
+      const repositories = version === 'v2'
+        ? await this.#listAll(`api/v2.0/projects/${encodeURIComponent(name)}/repositories`, {}, [], signal)
+        : typeof id === 'number' ? await this.#listAll('api/repositories', { project_id: String(id) }, [], signal) : [];
+      for (const r of repositories) {
         const full = (r as { name?: unknown } | null)?.name;
         if (typeof full === 'string' && full !== '') out.push(full);
       }

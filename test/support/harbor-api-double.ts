@@ -39,6 +39,8 @@
  *   speed or chunking; the policy's `src_registry` is the local registry for push policies.
  * - Both endpoints need a system administrator: 401 `{"code":401,"message":"UnAuthorized"}` and
  *   403 `{"code":403,"message":"<username>"}` as text/plain (beego's http.Error).
+ * - `GET /api/projects` and `GET /api/repositories?project_id=N` (`project_id` required: 400 without,
+ *   404 for an unknown one), paged as the policies are; repository names are `project/repo`.
  * - `GET /api/repositories/{repo}/tags` (the whole list) and `.../tags/{tag}`, with the
  *   repository's slashes kept in the path: one DetailedTag per tag, labels on the tag (`labels: []`
  *   when none). An unknown repository in a known project lists as `[]` (Harbor drops the
@@ -340,17 +342,33 @@ function serveV110(o: HarborDoubleOptions, url: URL, user: HarborDoubleUser | un
     const one = entries.find((e) => e.tag === decodeURIComponent(tags[2]!));
     return one ? send(200, render(one)) : send(404, JSON.stringify({ code: 404, message: `resource: ${repository}:${tags[2]} not found` }) + '\n', {}, text);
   }
+  if (p === '/api/projects' || p === '/api/repositories') {
+    if (!user) return send(401, JSON.stringify({ code: 401, message: 'UnAuthorized' }) + '\n', {}, text);
+    const projects = [...new Set((o.artifacts ?? []).map((a) => a.repository.split('/')[0]!))].sort();
+    if (p === '/api/projects') return v110Paged(url, projects.map((name, i) => ({ project_id: i + 1, name, owner_id: 1, deleted: false, repo_count: 1, metadata: { public: 'false' } })), send);
+    const id = Number(url.searchParams.get('project_id'));
+    if (!Number.isInteger(id) || id <= 0) return send(400, JSON.stringify({ code: 400, message: 'invalid project_id' }) + '\n', {}, text);
+    const project = projects[id - 1];
+    if (project === undefined) return send(404, JSON.stringify({ code: 404, message: `project ${id} not found` }) + '\n', {}, text);
+    const repos = [...new Set((o.artifacts ?? []).filter((a) => a.repository.startsWith(`${project}/`)).map((a) => a.repository))].sort();
+    return v110Paged(url, repos.map((name, i) => ({ id: i + 1, name, project_id: id, description: '', pull_count: 0, star_count: 0, tags_count: 1, labels: [], creation_time: CREATED_GO, update_time: CREATED_GO })), send);
+  }
   if (p !== '/api/replication/policies' && p !== '/api/registries') return send(404, '404 page not found\n', {}, 'text/plain; charset=utf-8');
   if (!user) return send(401, JSON.stringify({ code: 401, message: 'UnAuthorized' }) + '\n', {}, text);
   if (!user.sysadmin) return send(403, JSON.stringify({ code: 403, message: user.username }) + '\n', {}, text);
   if (p === '/api/registries') return send(200, o.registries.map(v110Registry));
 
+  v110Paged(url, o.policies.map((x) => v110Policy(x, o.registries)), send);
+}
+
+/** 1.10's BaseAPI paging: `page`, `page_size` (default 500, capped at 500), X-Total-Count and Link. */
+function v110Paged(url: URL, all: unknown[], send: Send): void {
+  const text = 'text/plain; charset=utf-8';
   const page = intParam(url, 'page', 1);
   let size = intParam(url, 'page_size', 500);
   if (page === undefined || page <= 0) return send(500, JSON.stringify({ code: 500, message: 'invalid page' }) + '\n', {}, text);
   if (size === undefined || size <= 0) return send(500, JSON.stringify({ code: 500, message: 'invalid page_size' }) + '\n', {}, text);
   size = Math.min(size, 500);
-  const all = o.policies.map((x) => v110Policy(x, o.registries));
   const items = all.slice((page - 1) * size, page * size);
   // As BaseAPI.SetPaginationHeader: only `page` is changed in the request's own URL.
   const links: string[] = [];

@@ -197,6 +197,7 @@ describe('reconciler: Harbor source whose robot may not read the catalog', () =>
       const json = (body: unknown, headers: Record<string, string> = {}) => res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
       if (req.headers.authorization !== expected) { res.writeHead(401, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized"}]}'); return; }
       const page = Number(u.searchParams.get('page') ?? '1');
+      if (u.pathname === '/api/v2.0/systeminfo') return json({ harbor_version: 'v2.11.0-abc', auth_mode: 'db_auth' });
       if (u.pathname === '/api/v2.0/projects') {
         if (page === 1) return json([{ project_id: 1, name: 'library' }], { 'x-total-count': '2', link: '</api/v2.0/projects?page=2&page_size=100>; rel="next"' });
         return json([{ project_id: 2, name: 'other' }], { 'x-total-count': '2', link: '</api/v2.0/projects?page=1&page_size=100>; rel="prev"' });
@@ -219,10 +220,34 @@ describe('reconciler: Harbor source whose robot may not read the catalog', () =>
     // The registry was asked for the catalog first and refused it.
     assert.ok(reg.tokenIssuer!.requests.some((r) => r.scopes.includes('registry:catalog:*') && r.granted.length === 0));
     assert.deepEqual(seen.map((s) => s.path), [
+      '/api/v2.0/systeminfo',
       '/api/v2.0/projects?page=1&page_size=100',
       '/api/v2.0/projects?page=2&page_size=100',
       '/api/v2.0/projects/library/repositories?page=1&page_size=100',
       '/api/v2.0/projects/other/repositories?page=1&page_size=100',
+    ]);
+  });
+
+  it('lists repositories through Harbor 1.10\'s /api/projects and /api/repositories?project_id= (it has no /api/v2.0)', async () => {
+    const v110 = await startHarborDouble({
+      version: 'v1.10', users: [{ ...user }], registries: [], policies: [],
+      artifacts: [
+        { repository: 'library/app', digest: `sha256:${'1'.repeat(64)}`, tags: ['v1'], labels: [] },
+        { repository: 'other/svc', digest: `sha256:${'2'.repeat(64)}`, tags: ['v1'], labels: [] },
+      ],
+    });
+    cleanup.push(() => v110.close());
+    const cfg = config({ url: v110.url, registryUrl: reg.url }, dst, [{ id: 'all', src_registry: 'harbor-a', dest_registry: 'backup' }]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const plan = await new Reconciler({ config: cfg, endpoints, logger: silentLogger }).plan(cfg.policies[0]!);
+    assert.deepEqual(summary(plan.tasks), ['push library/app:v1 -> library/app', 'push other/svc:v1 -> other/svc']);
+    assert.deepEqual(v110.requests.map((r) => `${r.status} ${r.path}${r.query['project_id'] ? `?project_id=${r.query['project_id']}` : ''}`), [
+      '404 /api/v2.0/systeminfo',
+      '200 /api/systeminfo',
+      '200 /api/projects',
+      '200 /api/repositories?project_id=1',
+      '200 /api/repositories?project_id=2',
     ]);
   });
 
