@@ -111,9 +111,10 @@ export class SwrApi {
   }
 
   /**
-   * Make sure organisation `ns` exists and is ours. Creates it (201), or on 409 checks with
-   * GET that our credentials can see it with write access; if not, another tenant owns the
-   * name (SWR organisation names are global per region) → HSB_SWR_NAMESPACE_TAKEN.
+   * Make sure organisation `ns` exists and is ours. Creates it (201), or on 409 (exists) or 403
+   * (these credentials may not create organisations) checks with GET that they can see it with
+   * write access; if not, another tenant owns the name (SWR organisation names are global per
+   * region) → HSB_SWR_NAMESPACE_TAKEN, or after a 403 the refusal to create it.
    * Results are cached; concurrent calls for one name share one round trip.
    */
   async ensureNamespace(ns: string, signal?: AbortSignal): Promise<EnsureNamespaceResult> {
@@ -132,9 +133,13 @@ export class SwrApi {
       return 'created';
     }
     // 409 means "exists" only with that code (or none); SWR's busy 409 is a throttle (#call waited it out).
+    // 403: these credentials may not create organisations (an IAM user given Write on organisations
+    // made in the console); the organisation may still exist and be writable for them.
     const conflict = parseSwrErrorBody(created.body).code;
-    if (created.status !== 409 || (conflict !== undefined && conflict !== SWR_CODE_ORG_EXISTS)) throw this.#error('createNamespace', created, { namespace: ns });
+    const exists = created.status === 409 && (conflict === undefined || conflict === SWR_CODE_ORG_EXISTS);
+    if (!exists && created.status !== 403) throw this.#error('createNamespace', created, { namespace: ns });
     const found = await this.getNamespace(ns);
+    if (!found && created.status === 403) throw this.#error('createNamespace', created, { namespace: ns });
     if (!found) {
       throw new BridgeError('HSB_SWR_NAMESPACE_TAKEN', `SWR organisation "${ns}" exists but is not visible to these credentials; another tenant owns it — choose another dest_namespace`, {
         retryable: false,

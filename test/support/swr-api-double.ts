@@ -15,7 +15,9 @@
  *   200 `{id,name,creator_name,auth}` or 404): names are global, so a name another tenant
  *   owns answers 409 on create and 404 (or 403, configurable) on GET; names are checked
  *   against SWR's rules (400); each tenant has an organisation quota (default 5, then 400
- *   SVCSTG.SWR.4000097).
+ *   SVCSTG.SWR.4000097). `auth` is the caller's own right: 7 for the owner, or what
+ *   grantNamespace gave another tenant (an IAM user given Read or Write on the organisation).
+ *   A tenant without the right to create organisations gets 403 on POST.
  * - Tag delete (`DELETE /v2/manage/namespaces/{ns}/repos/{repo with / as $}/tags/{tag}` →
  *   204, or 404 when absent), against an in-memory tag list or a hook that deletes the tag
  *   from a real registry.
@@ -25,7 +27,7 @@
  *   in an array as the error-code appendix shows (option `swrErrorShape`).
  *
  * Codes are those of SWR's published error-code appendix (409 4090060 organisation exists, 404
- * 4040058 organisation not found, 403 4039001 not yours, 409 4090023 system busy, 403 4031032 /
+ * 4040058 organisation not found, 403 4039001 not yours, 403 4037017 no right to create organisations, 409 4090023 system busy, 403 4031032 /
  * 4031042 request limits).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -45,6 +47,7 @@ export const DOUBLE_CODES = {
   orgExists: 'SVCSTG.SWR.4090060',
   orgNotFound: 'SVCSTG.SWR.4040058',
   notYours: 'SVCSTG.SWR.4039001',
+  noOrgPermission: 'SVCSTG.SWR.4037017',
 } as const;
 
 export interface SwrDoubleTenant {
@@ -54,6 +57,11 @@ export interface SwrDoubleTenant {
   sk: string;
   /** IAM tokens accepted for this tenant via X-Auth-Token. */
   tokens?: string[];
+  /**
+   * false: an IAM user without the right to create organisations (`swr:namespace:createNamespace`):
+   * POST /v2/manage/namespaces answers 403 SVCSTG.SWR.4037017 whether or not the name exists.
+   */
+  canCreateNamespaces?: boolean;
 }
 
 export interface SwrDeleteTagEvent {
@@ -103,6 +111,8 @@ export interface SwrApiDouble {
   url: string;
   requests: RecordedRequest[];
   addNamespace(tenant: string, namespace: string): void;
+  /** Lets `tenant` see another tenant's organisation with SWR's `auth` level (1 read, 3 edit, 7 manage). */
+  grantNamespace(tenant: string, namespace: string, auth: 1 | 3 | 7): void;
   namespacesOf(tenant: string): string[];
   addTag(namespace: string, repository: string, tag: string): void;
   tagsOf(namespace: string, repository: string): string[];
@@ -179,6 +189,7 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
   const byToken = new Map<string, SwrDoubleTenant>();
   for (const t of opts.tenants) for (const tok of t.tokens ?? []) byToken.set(tok, t);
   const owners = new Map<string, { tenant: string; id: number }>();
+  const grants = new Map<string, Map<string, 1 | 3 | 7>>();
   const tags = new Map<string, Set<string>>();
   const throttles: ThrottleSpec[] = [];
   const windows = new Map<string, { second: number; count: number }>();
@@ -280,6 +291,7 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
       if (typeof ns !== 'string' || ns.length < 1 || ns.length > 64 || !ORG.test(ns)) {
         return swr(res, 400, DOUBLE_CODES.invalidParam, 'Invalid param: namespace');
       }
+      if (tenant.canCreateNamespaces === false) return swr(res, 403, DOUBLE_CODES.noOrgPermission, 'You do not have permission to modify or manage any organization');
       if (owners.has(ns)) return swr(res, 409, DOUBLE_CODES.orgExists, 'Namespace already exists');
       const mine = [...owners.values()].filter((o) => o.tenant === tenant.name).length;
       if (mine >= quota) return swr(res, 400, DOUBLE_CODES.orgQuota, `The number of namespaces exceeds the upper limit (${quota})`);
@@ -290,6 +302,8 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
       const ns = segs[3] ?? '';
       const o = owners.get(ns);
       if (!o) return swr(res, 404, DOUBLE_CODES.orgNotFound, 'Namespace not found');
+      const granted = grants.get(ns)?.get(tenant.name);
+      if (o.tenant !== tenant.name && granted !== undefined) return send(res, 200, { id: o.id, name: ns, creator_name: o.tenant, auth: granted });
       if (o.tenant !== tenant.name) {
         return opts.foreignNamespaceStatus === 403
           ? swr(res, 403, DOUBLE_CODES.notYours, 'The resource does not belong to you')
@@ -338,6 +352,10 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
     requests,
     addNamespace(tenant, namespace) {
       owners.set(namespace, { tenant, id: nextId++ });
+    },
+    grantNamespace(tenant, namespace, auth) {
+      if (!grants.has(namespace)) grants.set(namespace, new Map());
+      grants.get(namespace)!.set(tenant, auth);
     },
     namespacesOf(tenant) {
       return [...owners].filter(([, o]) => o.tenant === tenant).map(([n]) => n);

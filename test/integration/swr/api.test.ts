@@ -6,6 +6,8 @@ import { startSwrApiDouble, type SwrApiDouble, type SwrDeleteTagEvent } from '..
 
 const US = { name: 'us', ak: 'AKUS000000000000001', sk: 'sk-us-secret/+=value', tokens: ['iam-token-us'] };
 const THEM = { name: 'them', ak: 'AKTHEM0000000000001', sk: 'sk-them-secret' };
+/** An IAM user without the right to create organisations, given rights on some in the console. */
+const WRITER = { name: 'writer', ak: 'AKWRITER00000000001', sk: 'sk-writer-secret', canCreateNamespaces: false };
 
 let double: SwrApiDouble;
 const deleted: SwrDeleteTagEvent[] = [];
@@ -13,7 +15,7 @@ const apis: SwrApi[] = [];
 
 before(async () => {
   double = await startSwrApiDouble({
-    tenants: [US, THEM],
+    tenants: [US, THEM, WRITER],
     orgQuota: 100,
     onDeleteTag: (ev) => {
       deleted.push(ev);
@@ -70,6 +72,33 @@ test('409 for a namespace we already own → GET confirms it → existing', asyn
   const a = api();
   assert.equal(await a.ensureNamespace('ours'), 'existing');
   assert.deepEqual(double.requests.map((r) => `${r.method} ${r.status}`), ['POST 409', 'GET 200']);
+});
+
+test('credentials that may not create organisations use one they have Write on (403 on create → GET auth 3)', async () => {
+  double.addNamespace('them', 'console-made');
+  double.grantNamespace('writer', 'console-made', 3);
+  const a = api({ auth: { kind: 'aksk', accessKey: WRITER.ak, secretKey: WRITER.sk } });
+  assert.equal(await a.ensureNamespace('console-made'), 'existing');
+  assert.deepEqual(double.requests.map((r) => `${r.method} ${r.status}`), ['POST 403', 'GET 200']);
+  assert.equal(await a.ensureNamespace('console-made'), 'cached');
+});
+
+test('a read-only grant is refused with a clear error, whether create was refused or the name exists', async () => {
+  double.addNamespace('them', 'look-only');
+  double.grantNamespace('writer', 'look-only', 1);
+  double.grantNamespace('us', 'look-only', 1);
+  for (const creds of [WRITER, US]) {
+    const a = api({ auth: { kind: 'aksk', accessKey: creds.ak, secretKey: creds.sk } });
+    await assert.rejects(a.ensureNamespace('look-only'), (e: BridgeError) => e.code === 'HSB_SWR_NAMESPACE_TAKEN' && /read-only to these credentials \(auth 1\)/.test(e.message));
+    assert.deepEqual(a.knownNamespaces(), []);
+  }
+  assert.deepEqual(double.requests.map((r) => `${r.method} ${r.status}`), ['POST 403', 'GET 200', 'POST 409', 'GET 200']);
+});
+
+test('credentials that may not create organisations, for one that does not exist: the refusal to create it, not retried', async () => {
+  const a = api({ auth: { kind: 'aksk', accessKey: WRITER.ak, secretKey: WRITER.sk } });
+  await assert.rejects(a.ensureNamespace('nowhere'), (e: BridgeError) => e.code === 'HSB_SWR_FORBIDDEN' && !e.retryable && e.message.includes('4037017'));
+  assert.deepEqual(double.requests.map((r) => `${r.method} ${r.status}`), ['POST 403', 'GET 404']);
 });
 
 test('409 for a namespace owned by another tenant → HSB_SWR_NAMESPACE_TAKEN, not cached', async () => {
