@@ -10,7 +10,8 @@ import { BridgeError } from '../errors.ts';
 //   doublestar v1, `!` is an ordinary character there, not a negation);
 // - `{a,b}` alternation (nestable here; doublestar v1 only nests one level);
 // - `\x` the literal x;
-// - `regex:<re>` is an unanchored regular expression, as Harbor's util.Match allows.
+// - `regex:<re>` is an unanchored regular expression: the bridge's own extension (Harbor's
+//   util.Match has no such prefix; there the pattern matches nothing, `:` being in no name).
 // An empty pattern matches everything, as in Harbor's util.Match.
 
 export type GlobMatcher = (name: string) => boolean;

@@ -5,7 +5,7 @@ import { globMatch } from './glob.ts';
 // `project/repo` path; `tag` globs each tag and keeps the artifact when any tag passes every tag
 // filter (an untagged artifact is matched as the tag ""); `label` needs all of its labels on the
 // artifact; `resource` `image` keeps images only, `artifact` keeps everything. `excludes`
-// inverts a tag or label filter. Empty patterns and empty label lists pass everything.
+// inverts a tag or label filter. Empty patterns and empty label lists pass everything, `excludes` or not.
 
 export type ArtifactRef = {
   repository: string;
@@ -26,8 +26,10 @@ function ofType(policy: PolicyFilters, type: Filter['type']): Filter[] {
 }
 
 // The schema makes name/tag values strings; an array (unvalidated input) passes if any entry does.
+// Harbor skips a filter with an empty pattern whatever its decoration: `excludes ""` excludes nothing.
 function globPasses(f: Filter, name: string): boolean {
-  const patterns = typeof f.value === 'string' ? [f.value] : f.value;
+  const patterns = (typeof f.value === 'string' ? [f.value] : f.value).filter((p) => p !== '');
+  if (patterns.length === 0) return true;
   return passes(f, patterns.some((p) => globMatch(p, name)));
 }
 

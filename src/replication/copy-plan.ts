@@ -69,10 +69,33 @@ export function parsePlatform(s: string): PlatformFilter {
   return variant ? { os, architecture, variant } : { os, architecture };
 }
 
-/** A filter without a variant matches every variant of its os/arch. */
+/**
+ * A filter without a variant matches every variant of its os/arch. Names are compared as container
+ * runtimes normalise them: `arm64/v8` is plain `arm64`, `amd64/v1` plain `amd64`, an `arm` child
+ * without a variant is `arm/v7`, `aarch64` is `arm64`, `x86_64` is `amd64`.
+ */
 export function platformMatches(p: Descriptor['platform'], filters: readonly PlatformFilter[]): boolean {
   if (!p) return false;
-  return filters.some((f) => f.os === p.os && f.architecture === p.architecture && (f.variant === undefined || f.variant === p.variant));
+  const child = normalisePlatform(p);
+  return filters.some((raw) => {
+    const f = normalisePlatform(raw);
+    return f.os === child.os && f.architecture === child.architecture && (raw.variant === undefined || f.variant === child.variant);
+  });
+}
+
+function normalisePlatform(p: { os: string; architecture: string; variant?: string | undefined }): { os: string; architecture: string; variant: string } {
+  const os = p.os.toLowerCase();
+  const arch = p.architecture.toLowerCase();
+  const variant = (p.variant ?? '').toLowerCase();
+  switch (arch) {
+    case 'i386': return { os, architecture: '386', variant: '' };
+    case 'x86_64': case 'x86-64': case 'amd64': return { os, architecture: 'amd64', variant: variant === 'v1' ? '' : variant };
+    case 'aarch64': case 'arm64': return { os, architecture: 'arm64', variant: variant === '8' || variant === 'v8' ? '' : variant };
+    case 'armhf': return { os, architecture: 'arm', variant: 'v7' };
+    case 'armel': return { os, architecture: 'arm', variant: 'v6' };
+    case 'arm': return { os, architecture: 'arm', variant: variant === '' ? 'v7' : /^[5-8]$/.test(variant) ? `v${variant}` : variant };
+    default: return { os, architecture: arch, variant };
+  }
 }
 
 const REFERENCE_DIGEST = 'vnd.docker.reference.digest';

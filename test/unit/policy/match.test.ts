@@ -45,6 +45,12 @@ describe('tag filter', () => {
     assert.equal(tagMatches(p, 'anything'), true);
     assert.equal(tagMatches(p, undefined), true);
   });
+  it('an empty pattern is skipped whatever its decoration, as Harbor does: excludes "" excludes nothing', () => {
+    const p = policy([{ type: 'tag', value: '', decoration: 'excludes' }]);
+    assert.equal(tagMatches(p, 'anything'), true);
+    assert.equal(tagMatches(p, undefined), true);
+    assert.equal(matchesPolicy(p, { repository: 'a/b', tags: ['v1'] }), true);
+  });
   it('untagged artifacts are matched as ""', () => {
     assert.equal(tagMatches(policy([{ type: 'tag', value: '*' }]), undefined), true);
     assert.equal(tagMatches(policy([{ type: 'tag', value: 'v*' }]), undefined), false);

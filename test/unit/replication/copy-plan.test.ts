@@ -38,6 +38,23 @@ test('platform filters match os/arch and optionally the variant', () => {
   assert.equal(platformMatches(undefined, [parsePlatform('linux/amd64')]), false);
 });
 
+test('platform names are compared as container runtimes normalise them', () => {
+  const matches = (child: { os: string; architecture: string; variant?: string }, filter: string) => platformMatches(child, [parsePlatform(filter)]);
+  // buildx and ko publish arm64 without a variant; v8 is arm64's only variant.
+  assert.equal(matches({ os: 'linux', architecture: 'arm64' }, 'linux/arm64/v8'), true);
+  assert.equal(matches({ os: 'linux', architecture: 'aarch64' }, 'linux/arm64'), true);
+  assert.equal(matches({ os: 'linux', architecture: 'amd64' }, 'linux/amd64/v1'), true);
+  assert.equal(matches({ os: 'linux', architecture: 'x86_64' }, 'linux/amd64'), true);
+  assert.equal(matches({ os: 'linux', architecture: 'amd64', variant: 'v3' }, 'linux/amd64/v1'), false);
+  // An arm child without a variant is arm/v7; a filter without one still takes every variant.
+  assert.equal(matches({ os: 'linux', architecture: 'arm' }, 'linux/arm/v7'), true);
+  assert.equal(matches({ os: 'linux', architecture: 'arm' }, 'linux/arm/v6'), false);
+  assert.equal(matches({ os: 'linux', architecture: 'arm', variant: 'v6' }, 'linux/arm'), true);
+  assert.equal(matches({ os: 'linux', architecture: 'arm', variant: '7' }, 'linux/arm/v7'), true);
+  assert.equal(matches({ os: 'Linux', architecture: 'ARM64' }, 'linux/arm64'), true);
+  assert.equal(matches({ os: 'windows', architecture: 'amd64' }, 'linux/amd64'), false);
+});
+
 test('filterChildren keeps matching images, platform-less artifacts and the attestations of kept images', () => {
   const amd = child(1, 'linux', 'amd64');
   const arm = child(2, 'linux', 'arm64', 'v8');
