@@ -49,6 +49,8 @@ interface SwrResponse {
 }
 
 const WRITE_AUTH = 3;
+/** SWR's 403s for a caller without a permission (its error-code appendix), as opposed to 4039001 "not yours". */
+const SWR_CODES_NO_PERMISSION = new Set(['SVCSTG.SWR.4037017', 'SVCSTG.SWR.4039002']);
 
 /** Client for the parts of SWR's management API the bridge needs: organisations and tag deletion. */
 export class SwrApi {
@@ -161,9 +163,11 @@ export class SwrApi {
     validateOrgName(ns);
     const res = await this.#call('getNamespace', 'GET', `/v2/manage/namespaces/${encodeURIComponent(ns)}`, undefined, { namespace: ns }, signal);
     if (res.status === 404 || res.status === 403) {
-      // 403 that is really an auth problem (gateway code) must still surface as such.
+      // 403 that is really an auth problem (gateway code), or SWR saying these credentials lack a
+      // permission (rather than that the organisation is someone else's), must surface as such.
       const err = this.#error('getNamespace', res, { namespace: ns });
-      if (res.status === 403 && err.code !== 'HSB_SWR_FORBIDDEN') throw err;
+      const swrCode = parseSwrErrorBody(res.body).code;
+      if (res.status === 403 && (err.code !== 'HSB_SWR_FORBIDDEN' || (swrCode !== undefined && SWR_CODES_NO_PERMISSION.has(swrCode)))) throw err;
       return undefined;
     }
     if (res.status !== 200) throw this.#error('getNamespace', res, { namespace: ns });

@@ -48,6 +48,7 @@ export const DOUBLE_CODES = {
   orgNotFound: 'SVCSTG.SWR.4040058',
   notYours: 'SVCSTG.SWR.4039001',
   noOrgPermission: 'SVCSTG.SWR.4037017',
+  noPermission: 'SVCSTG.SWR.4039002',
 } as const;
 
 export interface SwrDoubleTenant {
@@ -113,6 +114,8 @@ export interface SwrApiDouble {
   addNamespace(tenant: string, namespace: string): void;
   /** Lets `tenant` see another tenant's organisation with SWR's `auth` level (1 read, 3 edit, 7 manage). */
   grantNamespace(tenant: string, namespace: string, auth: 1 | 3 | 7): void;
+  /** `tenant` (an IAM user of the owner's account without SWR rights) gets 403 4039002 on GET. */
+  denyNamespace(tenant: string, namespace: string): void;
   namespacesOf(tenant: string): string[];
   addTag(namespace: string, repository: string, tag: string): void;
   tagsOf(namespace: string, repository: string): string[];
@@ -189,7 +192,7 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
   const byToken = new Map<string, SwrDoubleTenant>();
   for (const t of opts.tenants) for (const tok of t.tokens ?? []) byToken.set(tok, t);
   const owners = new Map<string, { tenant: string; id: number }>();
-  const grants = new Map<string, Map<string, 1 | 3 | 7>>();
+  const grants = new Map<string, Map<string, 0 | 1 | 3 | 7>>();
   const tags = new Map<string, Set<string>>();
   const throttles: ThrottleSpec[] = [];
   const windows = new Map<string, { second: number; count: number }>();
@@ -303,6 +306,7 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
       const o = owners.get(ns);
       if (!o) return swr(res, 404, DOUBLE_CODES.orgNotFound, 'Namespace not found');
       const granted = grants.get(ns)?.get(tenant.name);
+      if (o.tenant !== tenant.name && granted === 0) return swr(res, 403, DOUBLE_CODES.noPermission, 'You do not have the permission to perform this operation');
       if (o.tenant !== tenant.name && granted !== undefined) return send(res, 200, { id: o.id, name: ns, creator_name: o.tenant, auth: granted });
       if (o.tenant !== tenant.name) {
         return opts.foreignNamespaceStatus === 403
@@ -352,6 +356,10 @@ export async function startSwrApiDouble(opts: SwrApiDoubleOptions): Promise<SwrA
     requests,
     addNamespace(tenant, namespace) {
       owners.set(namespace, { tenant, id: nextId++ });
+    },
+    denyNamespace(tenant, namespace) {
+      if (!grants.has(namespace)) grants.set(namespace, new Map());
+      grants.get(namespace)!.set(tenant, 0);
     },
     grantNamespace(tenant, namespace, auth) {
       if (!grants.has(namespace)) grants.set(namespace, new Map());

@@ -101,6 +101,14 @@ test('credentials that may not create organisations, for one that does not exist
   assert.deepEqual(double.requests.map((r) => `${r.method} ${r.status}`), ['POST 403', 'GET 404']);
 });
 
+test('a GET refused for lack of permission (403 4039002) says so, instead of blaming another tenant', async () => {
+  double.addNamespace('them', 'no-rights');
+  double.denyNamespace('writer', 'no-rights');
+  const a = api({ auth: { kind: 'aksk', accessKey: WRITER.ak, secretKey: WRITER.sk } });
+  await assert.rejects(a.ensureNamespace('no-rights'), (e: BridgeError) => e.code === 'HSB_SWR_FORBIDDEN' && e.message.includes('4039002'));
+  assert.deepEqual(double.requests.map((r) => `${r.method} ${r.status}`), ['POST 403', 'GET 403']);
+});
+
 test('409 for a namespace owned by another tenant → HSB_SWR_NAMESPACE_TAKEN, not cached', async () => {
   double.addNamespace('them', 'theirs');
   const a = api();
