@@ -131,10 +131,10 @@ export class HarborApi {
   }
 
   /** `v2` when `/api/v2.0/systeminfo` answers, `v1` (1.10 and earlier) when only `/api/systeminfo` does. */
-  async detectVersion(): Promise<{ api: HarborApiVersion; harborVersion: string | undefined }> {
-    const v2 = await this.#get('api/v2.0/systeminfo', [200, 404]);
+  async detectVersion(signal?: AbortSignal): Promise<{ api: HarborApiVersion; harborVersion: string | undefined }> {
+    const v2 = await this.#get('api/v2.0/systeminfo', [200, 404], {}, signal);
     if (v2.status === 200) return { api: 'v2', harborVersion: versionOf(v2.body) };
-    const v1 = await this.#get('api/systeminfo', [200, 404]);
+    const v1 = await this.#get('api/systeminfo', [200, 404], {}, signal);
     if (v1.status === 200) return { api: 'v1', harborVersion: versionOf(v1.body) };
     throw new BridgeError('HSB_HARBOR_NOT_HARBOR', `source ${this.#sourceId}: ${this.#base.origin} answers neither /api/v2.0/systeminfo nor /api/systeminfo; is it a Harbor?`, {
       retryable: false, context: { source: this.#sourceId },
@@ -161,8 +161,8 @@ export class HarborApi {
    * Every repository (`project/repo`) these credentials can see, project by project: 2.x lists a
    * project's repositories by project name, 1.10 by `project_id` (it has no /api/v2.0).
    */
-  async listRepositories(signal?: AbortSignal, api?: HarborApiVersion): Promise<string[]> {
-    const version = api ?? (await this.detectVersion()).api;
+  async listRepositories(signal?: AbortSignal): Promise<string[]> {
+    const version = (await this.detectVersion(signal)).api;
     const out: string[] = [];
     for (const p of await this.#listAll(version === 'v2' ? 'api/v2.0/projects' : 'api/projects', {}, [], signal)) {
       const { name, project_id: id } = (p ?? {}) as { name?: unknown; project_id?: unknown };

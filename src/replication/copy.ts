@@ -129,9 +129,14 @@ async function copyNode(c: Ctx, node: PlanNode, blobTasks: Map<string, Promise<B
  * The digest a copy with these options would write for `srcRef`: the source's own unless the
  * manifest is converted (Docker format) or filtered (platforms). Reads manifests only.
  */
+/** Whether copies with these options write the target a manifest of their own (Docker format, platform filter). */
+export function transformsManifest(opts: Pick<CopyOptions, 'manifestFormat' | 'platforms'>): boolean {
+  return opts.manifestFormat === 'docker' || (opts.platforms?.length ?? 0) > 0;
+}
+
 export async function targetDigestOf(src: RegistryClient, srcRepo: string, srcRef: string, opts: Pick<CopyOptions, 'manifestFormat' | 'platforms' | 'signal'>): Promise<string> {
   const root = await src.getManifest(srcRepo, srcRef, undefined, opts.signal);
-  if (opts.manifestFormat !== 'docker' && (opts.platforms?.length ?? 0) === 0) return root.digest;
+  if (!transformsManifest(opts)) return root.digest;
   return (await buildPlan({ src, srcRepo, opts }, root.bytes, root.mediaType, root.digest)).digest;
 }
 
@@ -143,7 +148,7 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
     bandwidth: opts.speedKbps ? new ByteRateLimiter(kbpsToBytesPerSecond(opts.speedKbps)) : undefined,
   };
   const root = await src.getManifest(srcRepo, srcRef, undefined, opts.signal);
-  const transforms = opts.manifestFormat === 'docker' || (opts.platforms?.length ?? 0) > 0;
+  const transforms = transformsManifest(opts);
   const ref = dstTag ?? (transforms ? undefined : root.digest);
 
   // Fast path: preserved bytes, so the target digest is the source digest; one HEAD decides.

@@ -2,7 +2,8 @@ import type { Config, SourceConfig, TargetConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BridgeError } from '../errors.ts';
 import { RegistryClient } from '../registry/client.ts';
-import { isIndexType } from '../registry/media-types.ts';
+import { isImageManifestType, isIndexType } from '../registry/media-types.ts';
+import type { ManifestData } from '../registry/manifest.ts';
 import { parseManifest, type ParsedManifest } from './copy-plan.ts';
 import { resolveSwrTarget } from '../swr/target.ts';
 import { validateSwrPath } from '../swr/names.ts';
@@ -116,7 +117,8 @@ async function deleteTagByManifest(client: RegistryClient, repo: string, tag: st
     const h = await client.headManifest(repo, other);
     if (!h) continue;
     const why = h.digest === head.digest ? `its manifest is also tagged ${other}`
-      : isIndexType(h.mediaType) && await indexLists(client, repo, h.digest, head.digest) ? `the index tagged ${other} lists its manifest`
+      // Opened unless plainly an image: some registries answer HEAD with a generic Content-Type.
+      : !isImageManifestType(h.mediaType) && await indexLists(client, repo, h.digest, head.digest) ? `the index tagged ${other} lists its manifest`
         : undefined;
     if (why !== undefined) {
       throw new BridgeError('HSB_TARGET_TAG_SHARED',
@@ -131,7 +133,14 @@ async function deleteTagByManifest(client: RegistryClient, repo: string, tag: st
 async function indexLists(client: RegistryClient, repo: string, index: string, digest: string, seen = new Set<string>()): Promise<boolean> {
   if (seen.has(index)) return false;
   seen.add(index);
-  const m = await client.getManifest(repo, index);
+  let m: ManifestData;
+  try {
+    m = await client.getManifest(repo, index);
+  } catch (e) {
+    // Gone meanwhile, or a nested child the registry never held: it lists nothing.
+    if ((e as { code?: string }).code === 'HSB_REGISTRY_NOT_FOUND') return false;
+    throw e;
+  }
   let parsed: ParsedManifest;
   try {
     parsed = parseManifest(m.bytes, m.mediaType);

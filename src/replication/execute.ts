@@ -1,5 +1,5 @@
 import type { Logger } from '../observability/logger.ts';
-import { copyArtifact, type CopyResult } from './copy.ts';
+import { copyArtifact, transformsManifest, type CopyResult } from './copy.ts';
 import type { CopyPool } from './copy-pool.ts';
 import type { SourceHandle, TargetHandle } from './endpoints.ts';
 import type { ReplicationTask } from './task.ts';
@@ -53,12 +53,8 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
     return { status: deleted ? 'deleted' : 'skipped', bytes: 0, note: deleted ? undefined : 'already absent from the target' };
   }
   if (await dst.client.deleteManifest(task.destRepository, task.digest!)) return { status: 'deleted', bytes: 0 };
-  return { status: 'skipped', bytes: 0, note: rewritesManifests(task, dst) ? untaggedRewrittenNote(task.digest!) : 'already absent from the target' };
-}
-
-/** Whether copies of this task write the target a manifest of its own (Docker format, platform filter). */
-function rewritesManifests(task: ReplicationTask, dst: TargetHandle): boolean {
-  return (task.options.manifestFormat ?? dst.manifestFormat) === 'docker' || (task.options.platforms?.length ?? 0) > 0;
+  const rewritten = transformsManifest({ manifestFormat: task.options.manifestFormat ?? dst.manifestFormat, platforms: task.options.platforms });
+  return { status: 'skipped', bytes: 0, note: rewritten ? untaggedRewrittenNote(task.digest!) : 'already absent from the target' };
 }
 
 // The converted manifest's digest follows from the source's bytes, which are gone by now; untagged,

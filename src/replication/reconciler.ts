@@ -17,7 +17,7 @@ import { destinationOf, diffPolicy, type ReconcileSkip } from './diff.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
 import { ReplicationTaskSchema, taskKey, type ReplicationTask } from './task.ts';
-import { targetDigestOf } from './copy.ts';
+import { targetDigestOf, transformsManifest } from './copy.ts';
 import { checked } from '../bus/checked.ts';
 
 /** Source digest + copy variant → the digest the copy writes; content-addressed, so never stale. */
@@ -249,7 +249,7 @@ export class Reconciler {
     const out = new Map<string, string>();
     const manifestFormat = policy.manifestFormat ?? this.#d.endpoints.target(policy.dest_registry).manifestFormat;
     const platforms = policy.platforms ?? [];
-    if (manifestFormat !== 'docker' && platforms.length === 0) return out;
+    if (!transformsManifest({ manifestFormat, platforms })) return out;
     const variant = `${manifestFormat}\0${[...platforms].sort().join(',')}`;
     await Promise.all(listing.flatMap((repo) => {
       const d = destinationOf(policy, repo.repository, target);
