@@ -52,7 +52,7 @@ const daemon = (roles: { http: boolean; workers: boolean }): Command => async ({
  * never a real run without it. `positionals` lists the words the command takes, in order.
  */
 function strictArgs<O extends ParseArgsOptionsConfig>(argv: string[], options: O, positionals: readonly string[], usage: string) {
-  const fail = (why: string): never => { throw Object.assign(new Error(`${why}\n\n${usage}`), { usage: true }); };
+  const fail = (why: string): never => { throw usageError(why, usage); };
   let parsed: { values: ParsedValues<O>; positionals: string[] };
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: positionals.length > 0, strict: true }) as never;
@@ -61,6 +61,10 @@ function strictArgs<O extends ParseArgsOptionsConfig>(argv: string[], options: O
   }
   if (parsed.positionals.join(' ') !== positionals.join(' ')) fail(`expected ${positionals.join(' ') || 'no arguments'}, got ${JSON.stringify(parsed.positionals.join(' '))}`);
   return parsed.values;
+}
+/** Printed by main without a stack trace, exit 2. */
+function usageError(why: string, usage: string): Error {
+  return Object.assign(new Error(`${why}\n\n${usage}`), { usage: true });
 }
 type ParsedValues<O extends ParseArgsOptionsConfig> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string };
 
@@ -81,7 +85,7 @@ const COMMANDS: Record<string, Command> = {
   },
   policies: async ({ argv, config, logger }) => {
     const o = strictArgs(argv, { harbor: { type: 'string' }, 'dry-run': { type: 'boolean' } }, ['import'], POLICIES_USAGE);
-    if (!o.harbor) throw Object.assign(new Error(`--harbor <sourceId> is required\n\n${POLICIES_USAGE}`), { usage: true });
+    if (!o.harbor) throw usageError('--harbor <sourceId> is required', POLICIES_USAGE);
     return (await import('./policies.ts')).policiesImport({ config: await config(), sourceId: o.harbor, dryRun: o['dry-run'] === true, logger });
   },
   dlq: async ({ argv, config, logger }) => (await import('./dlq.ts')).dlqCommand({ config: await config(), args: argv, logger }),

@@ -112,13 +112,15 @@ async function deleteTagByManifest(client: RegistryClient, repo: string, tag: st
   const head = await client.headManifest(repo, tag);
   if (!head) return false;
   const tags = await client.listTags(repo);
+  // Indexes already opened (several tags often name one index): none of them lists the manifest.
+  const opened = new Set<string>();
   for (const other of tags) {
     if (other === tag) continue;
     const h = await client.headManifest(repo, other);
     if (!h) continue;
     const why = h.digest === head.digest ? `its manifest is also tagged ${other}`
       // Opened unless plainly an image: some registries answer HEAD with a generic Content-Type.
-      : !isImageManifestType(h.mediaType) && await indexLists(client, repo, h.digest, head.digest) ? `the index tagged ${other} lists its manifest`
+      : !isImageManifestType(h.mediaType) && await indexLists(client, repo, h.digest, head.digest, opened) ? `the index tagged ${other} lists its manifest`
         : undefined;
     if (why !== undefined) {
       throw new BridgeError('HSB_TARGET_TAG_SHARED',
@@ -130,7 +132,7 @@ async function deleteTagByManifest(client: RegistryClient, repo: string, tag: st
 }
 
 /** Whether the index `index` (or an index nested in it) lists `digest`; an index that does not parse might. */
-async function indexLists(client: RegistryClient, repo: string, index: string, digest: string, seen = new Set<string>()): Promise<boolean> {
+async function indexLists(client: RegistryClient, repo: string, index: string, digest: string, seen: Set<string>): Promise<boolean> {
   if (seen.has(index)) return false;
   seen.add(index);
   let m: ManifestData;
