@@ -112,7 +112,7 @@ function printPlan(pass: PassSummary, out: (line: string) => void, dryRun: boole
     if (dryRun) for (const t of p.tasks) out(`plan ${describe(t)} (${p.reasons.get(t.id) ?? 'difference'})`);
   }
   const unchanged = pass.policies.reduce((n, p) => n + p.unchanged, 0);
-  out(`${dryRun ? 'dry run: ' : ''}${pass.tasks} task(s) planned over ${pass.policies.length} policy(ies), ${unchanged} tag(s) already in step`);
+  out(`${dryRun ? 'dry run: ' : ''}${pass.tasks} task(s) planned over ${pass.policies.length} policy(ies), ${unchanged} tag(s) or untagged artifact(s) already in step`);
   return problems;
 }
 

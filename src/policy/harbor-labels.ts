@@ -11,6 +11,8 @@ export interface SourceLabels {
   of(repository: string, reference: string, signal?: AbortSignal): Promise<string[] | undefined>;
   /** Every artifact of a repository with its tags and label names. */
   listing(repository: string, signal?: AbortSignal): Promise<HarborArtifact[]>;
+  /** The source's API generation (probed once; a failed probe is tried again by the next call). */
+  apiVersion(signal?: AbortSignal): Promise<HarborApiVersion>;
 }
 
 export type HarborApiFactory = (source: SourceConfig, logger: Logger) => HarborApi;
@@ -41,14 +43,15 @@ export class HarborLabels {
     // The API version is probed once; a failed probe is tried again by the next caller.
     const probe = new SharedFlight<HarborApiVersion>();
     let version: HarborApiVersion | undefined;
-    const versionOf = async (): Promise<HarborApiVersion> => {
+    const versionOf = async (signal?: AbortSignal): Promise<HarborApiVersion> => {
       if (version) return version;
-      version = await probe.run('version', async () => (await api.detectVersion()).api);
+      version = await probe.run('version', async () => (await api.detectVersion(signal)).api);
       return version;
     };
     const labels: SourceLabels = {
-      of: async (repository, reference, signal) => api.artifactLabels(await versionOf(), repository, reference, signal),
-      listing: async (repository, signal) => api.listArtifacts(await versionOf(), repository, signal),
+      of: async (repository, reference, signal) => api.artifactLabels(await versionOf(signal), repository, reference, signal),
+      listing: async (repository, signal) => api.listArtifacts(await versionOf(signal), repository, signal),
+      apiVersion: versionOf,
     };
     this.#apis.set(sourceId, labels);
     return labels;

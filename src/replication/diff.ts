@@ -23,7 +23,7 @@ export interface DiffResult {
   /** Why each task was planned, by task id (for dry runs and logs). */
   reasons: Map<string, string>;
   skipped: ReconcileSkip[];
-  /** Tags already equal in the target. */
+  /** Tags (and untagged artifacts) already equal in the target. */
   unchanged: number;
 }
 
@@ -56,6 +56,8 @@ export function diffPolicy(
   now: Date,
   /** Source digest → the digest a copy writes, where it differs (Docker conversion, platform filter). */
   converted: ReadonlyMap<string, string> = new Map(),
+  /** Per destination repository, digests found in the target by digest (untagged artifacts). */
+  present: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
 ): DiffResult {
   const out: DiffResult = { tasks: [], reasons: new Map(), skipped: [], unchanged: 0 };
   if (!policy.enabled) return out;
@@ -84,8 +86,8 @@ export function diffPolicy(
     for (const task of plan.tasks) {
       const want = converted.get(task.digest!) ?? task.digest!;
       if (task.tag === undefined) {
-        // Untagged: present when any target tag already points at the digest.
-        if ([...have.values()].includes(want)) { out.unchanged++; continue; }
+        // Untagged: present when found by digest, or when a target tag points at it.
+        if (present.get(d.dest)?.has(want) || [...have.values()].includes(want)) { out.unchanged++; continue; }
         out.tasks.push(task);
         out.reasons.set(task.id, 'untagged digest missing in target');
         continue;

@@ -6,8 +6,8 @@ import type { Config, SourceConfig } from '../config/schema.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { HarborApi } from '../policy/harbor-api.ts';
-import { hasLabelFilters, matchingTags, nameMatches } from '../policy/match.ts';
+import { HarborApi, type HarborArtifact } from '../policy/harbor-api.ts';
+import { hasLabelFilters, matchesPolicy, matchingTags, nameMatches, tagMatches } from '../policy/match.ts';
 import { HarborLabels, labelsByReference } from '../policy/harbor-labels.ts';
 import type { Policy } from '../policy/model.ts';
 import type { PlanTarget, SourceListing } from '../policy/plan.ts';
@@ -50,7 +50,7 @@ export interface ReconcilePlan {
   skipped: ReconcileSkip[];
   /** Why each task was planned, by task id. */
   reasons: Map<string, string>;
-  /** Tags already equal in the target. */
+  /** Tags (and untagged artifacts) already equal in the target. */
   unchanged: number;
 }
 
@@ -95,6 +95,8 @@ export class Reconciler {
   readonly #now: () => Date;
   readonly #targets: Map<string, PlanTarget>;
   readonly #labels: HarborLabels;
+  /** Sources (and repositories) whose unreadable artifact API was reported at warn level. */
+  readonly #warnedUntagged = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
@@ -131,6 +133,8 @@ export class Reconciler {
       }));
       return { repository, tags: entries.filter((e) => e !== undefined) };
     }));
+    // Harbor's scheduled replication also takes untagged artifacts (matched as the tag "").
+    if (source.kind === 'harbor' && tagMatches(policy, undefined)) await this.#addUntagged(source.id, listing, cache, limit, signal);
     if (hasLabelFilters(policy)) await this.#attachLabels(source.id, listing, cache, limit, signal);
 
     // Target: destination repository → tag → digest, heading only the tags the source also has
@@ -156,7 +160,8 @@ export class Reconciler {
     }));
 
     const converted = await this.#convertedDigests(policy, source.id, src, listing, state, target, limit, signal);
-    const diff = diffPolicy(policy, listing, state, target, this.#now(), converted);
+    const present = await this.#untaggedPresent(policy, listing, state, converted, target, dst, limit, signal);
+    const diff = diffPolicy(policy, listing, state, target, this.#now(), converted, present);
     for (const s of diff.skipped) this.#log.warn({ policy: policy.id, repository: s.repository, reason: s.reason }, 'reconcile skipped a repository');
     this.#log.info({
       policy: policy.id, repositories: listing.length, tags: listing.reduce((n, r) => n + r.tags.length, 0),
@@ -254,7 +259,8 @@ export class Reconciler {
     await Promise.all(listing.flatMap((repo) => {
       const d = destinationOf(policy, repo.repository, target);
       const have = 'reason' in d ? undefined : state.get(d.dest);
-      return repo.tags.filter((e) => e.tag !== '' && have?.get(e.tag) && have.get(e.tag) !== e.digest).map(async (e) => {
+      // Tags the target holds on another digest, and untagged artifacts (looked up by digest).
+      return repo.tags.filter((e) => e.tag === '' || (have?.get(e.tag) && have.get(e.tag) !== e.digest)).map(async (e) => {
         const key = `${e.digest}\0${variant}`;
         let digest = convertedCache.get(key);
         if (digest === undefined) {
@@ -267,6 +273,70 @@ export class Reconciler {
       });
     }));
     this.#log.debug({ policy: policy.id, source: sourceId, converted: out.size }, 'reconcile compared converted digests');
+    return out;
+  }
+
+  /**
+   * Untagged artifacts of a Harbor 2.x source (its API lists them; the registry API cannot), as
+   * entries with an empty tag. Harbor's listing leaves out index children and accessories, which
+   * are copied with their parent. An API that cannot be read (1.10, a plain registry configured as
+   * `kind: harbor`, missing rights) leaves the pass comparing tags only, and says so once.
+   */
+  async #addUntagged(sourceId: string, listing: SourceListing[], cache: PassCache, limit: Limiter, signal?: AbortSignal): Promise<void> {
+    const api = this.#labels.forSource(sourceId);
+    if (!api) return;
+    const usable = await cache.get(`untagged\0${sourceId}`, () => api.apiVersion(signal).then((v) => v === 'v2', (e: unknown) => {
+      this.#untaggedUnreadable(sourceId, e);
+      return false;
+    }));
+    if (!usable) return;
+    await Promise.all(listing.map(async (repo) => {
+      let artifacts: HarborArtifact[];
+      try {
+        artifacts = await cache.get(`labels\0${sourceId}\0${repo.repository}`, () => limit.run(() => api.listing(repo.repository, signal)));
+      } catch (e) {
+        this.#untaggedUnreadable(sourceId, e, repo.repository);
+        return;
+      }
+      const listed = new Set(repo.tags.map((e) => e.digest));
+      for (const a of artifacts) {
+        if (a.tags.length > 0 || listed.has(a.digest)) continue;
+        listed.add(a.digest);
+        repo.tags.push({ tag: '', digest: a.digest, labels: a.labels });
+      }
+    }));
+  }
+
+  #untaggedUnreadable(sourceId: string, e: unknown, repository?: string): void {
+    const err = toBridgeError(e);
+    const key = `${sourceId}\0${repository ?? ''}`;
+    const first = !this.#warnedUntagged.has(key);
+    this.#warnedUntagged.add(key);
+    this.#log[first ? 'warn' : 'debug']({ source: sourceId, repository, code: err.code, err: err.message },
+      'untagged artifacts are not compared: Harbor\'s artifact API could not be read; tags are');
+  }
+
+  /**
+   * For each untagged artifact the policy takes whose (converted) digest no target tag points at:
+   * whether the target holds it by digest. Destination repository → digests found.
+   */
+  async #untaggedPresent(policy: Policy, listing: readonly SourceListing[], state: ReadonlyMap<string, ReadonlyMap<string, string>>, converted: ReadonlyMap<string, string>, target: PlanTarget, dst: RegistryClient, limit: Limiter, signal?: AbortSignal): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    await Promise.all(listing.flatMap((repo) => {
+      const d = destinationOf(policy, repo.repository, target);
+      if ('reason' in d) return [];
+      const tagged = new Set(state.get(d.dest)?.values() ?? []);
+      return repo.tags
+        .filter((e) => e.tag === '' && matchesPolicy(policy, { repository: repo.repository, tags: [], ...(e.labels ? { labels: e.labels } : {}), ...(e.kind ? { kind: e.kind } : {}) }))
+        .map((e) => converted.get(e.digest) ?? e.digest)
+        .filter((want) => !tagged.has(want))
+        .map(async (want) => {
+          if (!(await limit.run(() => dst.headManifest(d.dest, want, signal)))) return;
+          const set = out.get(d.dest) ?? new Set<string>();
+          set.add(want);
+          out.set(d.dest, set);
+        });
+    }));
     return out;
   }
 

@@ -127,7 +127,7 @@ describe('e2e: harbor-swr-bridge sync', () => {
 
     const third = await sync(configFile, true);
     assert.equal(third.code, 0);
-    assert.match(third.stdout, /dry run: 0 task\(s\) planned over 1 policy\(ies\), 2 tag\(s\) already in step/);
+    assert.match(third.stdout, /dry run: 0 task\(s\) planned over 1 policy\(ies\), 2 tag\(s\) or untagged artifact\(s\) already in step/);
   });
 
   it('exits non-zero when a task fails (the target refuses pushes)', async () => {

@@ -225,6 +225,10 @@ describe('reconciler: Harbor source whose robot may not read the catalog', () =>
       '/api/v2.0/projects?page=2&page_size=100',
       '/api/v2.0/projects/library/repositories?page=1&page_size=100',
       '/api/v2.0/projects/other/repositories?page=1&page_size=100',
+      // The untagged artifacts of a policy without a tag filter (this Harbor lists none).
+      '/api/v2.0/systeminfo',
+      '/api/v2.0/projects/library/repositories/app/artifacts?with_tag=true&with_label=true&page=1&page_size=100',
+      '/api/v2.0/projects/other/repositories/svc/artifacts?with_tag=true&with_label=true&page=1&page_size=100',
     ]);
   });
 
@@ -248,6 +252,9 @@ describe('reconciler: Harbor source whose robot may not read the catalog', () =>
       '200 /api/projects',
       '200 /api/repositories?project_id=1',
       '200 /api/repositories?project_id=2',
+      // The untagged lookup finds a 1.10 API, which has no untagged artifacts: no listing.
+      '404 /api/v2.0/systeminfo',
+      '200 /api/systeminfo',
     ]);
   });
 
@@ -321,5 +328,94 @@ describe('reconciler: label filters, labels read from Harbor\'s API', () => {
     const plan = await new Reconciler({ config: cfg, endpoints, logger: silentLogger }).plan(cfg.policies[0]!);
     assert.equal(plan.tasks.length, 0);
     assert.match(plan.skipped.map((s) => s.reason).join('\n'), /label filters need the artifact's labels/);
+  });
+});
+
+describe('reconciler: untagged artifacts of a Harbor 2.x source, listed through its API', () => {
+  let reg: TestRegistry;
+  let dst: TestRegistry;
+  let harbor: HarborDouble;
+  let kept: LocalImage;
+  let old: LocalImage;
+  let cur: LocalImage;
+  const ref = (t: ReplicationTask) => `${t.action} ${t.repository}${t.tag === undefined ? `@${t.digest}` : `:${t.tag}`} -> ${t.destRepository}`;
+
+  before(async () => {
+    [reg, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'basic', users: [pusher] })]);
+    cleanup.push(() => reg.stop(), () => dst.stop());
+    [kept, old, cur] = await Promise.all([buildImage({ layers: [1024] }), buildImage({ layers: [2048] }), buildImage({ layers: [3072] })]);
+    cleanup.push(() => kept.cleanup(), () => old.cleanup(), () => cur.cleanup());
+    await pushImage(kept, reg, 'library/app', 'v1');
+    // `moving` pushed twice: the first artifact stays in the registry, untagged, as in Harbor.
+    await pushImage(old, reg, 'library/app', 'moving');
+    await pushImage(cur, reg, 'library/app', 'moving');
+    harbor = await startHarborDouble({
+      version: 'v2', users: [{ ...user }], registries: [], policies: [],
+      artifacts: [
+        { repository: 'library/app', digest: kept.digest, tags: ['v1'], labels: [] },
+        { repository: 'library/app', digest: old.digest, tags: [], labels: ['prod'] },
+        { repository: 'library/app', digest: cur.digest, tags: ['moving'], labels: [] },
+      ],
+    });
+    cleanup.push(() => harbor.close());
+  });
+
+  it('plans an untagged artifact the target lacks, copies it by digest, and finds it by digest on the next pass', async () => {
+    const cfg = config({ url: harbor.url, registryUrl: reg.url }, dst, [{ id: 'all', src_registry: 'harbor-a', dest_registry: 'backup' }]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+    const plan = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(plan.tasks.map(ref).sort(), [
+      `push library/app:moving -> library/app`,
+      `push library/app:v1 -> library/app`,
+      `push library/app@${old.digest} -> library/app`,
+    ].sort());
+    const untagged = plan.tasks.find((t) => t.tag === undefined)!;
+    assert.equal(plan.reasons.get(untagged.id), 'untagged digest missing in target');
+    for (const t of plan.tasks) {
+      const o = await executeTask(t, endpoints.source(t.sourceId), endpoints.target(t.targetId), { logger: silentLogger });
+      assert.equal(o.status, 'done', ref(t));
+    }
+    assert.ok(await endpoints.target('backup').client.headManifest('library/app', old.digest), 'the untagged artifact is in the target by digest');
+
+    const again = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(again.tasks.map(ref), []);
+    assert.equal(again.unchanged, 3);
+  });
+
+  it('takes the untagged artifact only through filters that pass it: labels from the listing; a tag filter that needs a tag lists nothing', async () => {
+    const cfg = config({ url: harbor.url, registryUrl: reg.url }, dst, [
+      { id: 'prod', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'prod', filters: [{ type: 'label', value: ['prod'] }] },
+      { id: 'v-tags', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'vt', filters: [{ type: 'tag', value: 'v*' }] },
+    ]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const before = harbor.requests.filter((r) => r.path.endsWith('/artifacts')).length;
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+    const prod = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(prod.tasks.map(ref), [`push library/app@${old.digest} -> prod/app`]);
+    const afterProd = harbor.requests.filter((r) => r.path.endsWith('/artifacts')).length;
+    assert.equal(afterProd - before, 1, 'one artifact listing for labels and untagged artifacts together');
+    const vTags = await reconciler.plan(cfg.policies[1]!);
+    assert.deepEqual(vTags.tasks.map(ref), ['push library/app:v1 -> vt/app']);
+    assert.equal(harbor.requests.filter((r) => r.path.endsWith('/artifacts')).length, afterProd, '"v*" never passes an untagged artifact: no listing');
+  });
+
+  it('with Docker conversion, an untagged artifact copied once is found under its converted digest', async () => {
+    const cfg = config({ url: harbor.url, registryUrl: reg.url }, dst, [
+      { id: 'docker', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'conv', manifestFormat: 'docker', filters: [{ type: 'tag', value: '' }] },
+    ]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+    const first = await reconciler.plan(cfg.policies[0]!);
+    const untagged = first.tasks.filter((t) => t.tag === undefined);
+    assert.deepEqual(untagged.map(ref), [`push library/app@${old.digest} -> conv/app`]);
+    const o = await executeTask(untagged[0]!, endpoints.source('harbor-a'), endpoints.target('backup'), { logger: silentLogger });
+    assert.equal(o.status, 'done');
+    assert.notEqual(o.digest, old.digest, 'the copy converted the manifest');
+    const again = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(again.tasks.filter((t) => t.tag === undefined).map(ref), [], 'found by the converted digest');
   });
 });

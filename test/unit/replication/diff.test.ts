@@ -36,6 +36,18 @@ describe('diffPolicy', () => {
     assert.equal(r.reasons.get(t.id), 'missing in target');
   });
 
+  it('an untagged artifact is in step when found by digest or under a target tag, else planned by digest; a deleted one is never an extra', () => {
+    const src: SourceListing[] = [{ repository: 'library/app', tags: [{ tag: '', digest: D('a') }, { tag: '', digest: D('b') }, { tag: '', digest: D('c') }] }];
+    const present = new Map([['library/app', new Set([D('a')])]]);
+    const r = diffPolicy(policy({ deletion: true }), src, state({ 'library/app': { latest: D('b') } }), 'registry', NOW, new Map(), present);
+    assert.deepEqual(r.tasks.map((t) => `${t.action} ${t.tag ?? t.digest}`), [`push ${D('c')}`, 'delete latest']);
+    assert.equal(r.reasons.get(r.tasks[0]!.id), 'untagged digest missing in target');
+    assert.equal(r.unchanged, 2);
+    // Converted copies are looked up under the digest the copy writes.
+    const conv = diffPolicy(policy(), [{ repository: 'library/app', tags: [{ tag: '', digest: D('c') }] }], state({}), 'registry', NOW, new Map([[D('c'), D('d')]]), new Map([['library/app', new Set([D('d')])]]));
+    assert.deepEqual(conv.tasks, []);
+  });
+
   it('plans a copy when the target holds another digest, nothing when equal', () => {
     const r = diffPolicy(policy(), listing({ 'library/app': { v1: D('a'), v2: D('b') } }), state({ 'library/app': { v1: D('c'), v2: D('b') } }), 'registry', NOW);
     assert.deepEqual(summary(r), ['push library/app:v1 -> library/app']);
