@@ -138,8 +138,9 @@ export function nextRun(schedule: CronSchedule, after: Date): Date {
 
 /**
  * Harbor's extra rule for replication schedules (controller/replication/model Validate): the
- * seconds field must be `0` and the minutes field must not be `*`, so a policy runs at most
- * once a minute. Returns the reason, or undefined when the expression is acceptable.
+ * seconds field must be `0` and the minutes field must not be `*`. Only the literal `*`: Harbor
+ * accepts `?` there (every minute to its cron library too), so a policy it runs is taken as is.
+ * Returns the reason, or undefined when the expression is acceptable.
  */
 export function replicationCronError(expr: string): string | undefined {
   try {
@@ -149,6 +150,6 @@ export function replicationCronError(expr: string): string | undefined {
   }
   const fields = expr.trim().split(/\s+/);
   if (fields[0] !== '0') return `invalid cron "${expr}": the seconds field must be 0 for a replication schedule`;
-  if (fields[1] === '*' || fields[1] === '?') return `invalid cron "${expr}": the minutes field must not be "*" for a replication schedule`;
+  if (fields[1] === '*') return `invalid cron "${expr}": the minutes field must not be "*" for a replication schedule`;
   return undefined;
 }

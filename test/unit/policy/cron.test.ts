@@ -83,6 +83,8 @@ describe('replicationCronError (Harbor policy rules)', () => {
     assert.match(replicationCronError('* * * * * *') ?? '', /seconds field must be 0/);
     assert.match(replicationCronError('*/5 0 * * * *') ?? '', /seconds field must be 0/);
     assert.match(replicationCronError('0 * * * * *') ?? '', /minutes field must not be "\*"/);
+    // Harbor refuses the literal "*" only; "?" (every minute as well) passes its check.
+    assert.equal(replicationCronError('0 ? * * * *'), undefined);
     assert.match(replicationCronError('* * *') ?? '', /expected 6 fields/);
     assert.match(replicationCronError('0 0 0 31 2 *') ?? '', /never fires/);
   });
