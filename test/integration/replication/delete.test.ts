@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
 import { pushRandomImage } from '../../support/random-images.ts';
+import { startFaultProxy } from '../../support/fault-proxy.ts';
 import { RegistryClient } from '../../../src/registry/client.ts';
 import { MediaType } from '../../../src/registry/media-types.ts';
 import { ConfigSchema } from '../../../src/config/schema.ts';
@@ -83,6 +84,30 @@ describe('deleting a tag on a registry target', () => {
     await dstClient.putManifest('multi/app', 'v1', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] })), MediaType.ociIndex);
     await assert.rejects(endpoints().target('dst').deleteTag('multi/app', 'v1-arm64'), refused(/index tagged all lists its manifest/));
     assert.ok(await dstClient.headManifest('multi/app', arm));
+  });
+});
+
+describe('deleting a tag on a registry whose HEAD answers a generic Content-Type', () => {
+  it('opens the other tag that is not plainly an image, finds the index listing the manifest, and refuses', async () => {
+    const amd = await pushRandomImage(dstClient, 'generic/app', 'v1-amd64');
+    const index = await pushIndex('generic/app', 'v1', [amd]);
+    const proxy = await startFaultProxy(dst.url);
+    cleanup.push(() => proxy.stop());
+    const size = (await dstClient.getManifest('generic/app', index)).bytes.length;
+    // Only HEAD of the index's tag is rewritten; GET still serves the index as it is.
+    proxy.addRule({
+      match: { method: 'HEAD', path: /^\/v2\/generic\/app\/manifests\/v1$/ },
+      action: 'status', status: 200,
+      headers: { 'content-type': 'application/octet-stream', 'docker-content-digest': index, 'content-length': String(size) },
+    });
+    const e = new Endpoints(ConfigSchema.parse({
+      sources: [{ id: 'src', kind: 'registry', url: src.url, insecure: true }],
+      targets: [{ id: 'dst', kind: 'registry', url: proxy.url }],
+    }), silentLogger);
+    cleanup.push(() => e.close());
+    await assert.rejects(e.target('dst').deleteTag('generic/app', 'v1-amd64'), refused(/index tagged v1 lists its manifest/));
+    assert.ok(proxy.requests.some((r) => r.method === 'HEAD' && r.path === '/v2/generic/app/manifests/v1' && r.action === 'status'), 'the rewritten HEAD was served');
+    assert.ok(await dstClient.headManifest('generic/app', amd), 'the child of v1 is still there');
   });
 });
 
