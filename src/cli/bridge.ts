@@ -65,7 +65,8 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   if (config.bus.kind === 'embedded') checkDataDir(config.bus.dataDir);
   const metrics = createMetrics(undefined, { defaults: true });
   const bus = createBus(config, logger);
-  logger.info({ bus: bus.kind, ...(config.bus.kind === 'kafka' ? { brokers: config.bus.brokers } : { dataDir: config.bus.dataDir }), topicPrefix: config.bus.topicPrefix }, `using the ${bus.kind === 'kafka' ? 'Kafka' : 'embedded (node:sqlite)'} bus`);
+  // The prefix names Kafka topics and groups; the embedded bus's data dir is its own namespace.
+  logger.info({ bus: bus.kind, ...(config.bus.kind === 'kafka' ? { brokers: config.bus.brokers, topicPrefix: config.bus.topicPrefix } : { dataDir: config.bus.dataDir }) }, `using the ${bus.kind === 'kafka' ? 'Kafka' : 'embedded (node:sqlite)'} bus`);
   for (const s of config.sources) {
     if (s.webhookSecrets.length === 0 && s.insecure) logger.warn({ source: s.id }, 'INSECURE: this source accepts webhooks without any Authorization check');
   }

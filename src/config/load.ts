@@ -28,7 +28,8 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
     bus.brokers = env.KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean);
   }
   if (env.DATA_DIR) bus.dataDir = env.DATA_DIR;
-  if (env.TOPIC_PREFIX !== undefined) bus.topicPrefix = env.TOPIC_PREFIX;
+  // Empty counts as unset, as for every other variable (a compose file's unset ${TOPIC_PREFIX}); `bus.topicPrefix: ""` in the file still means none.
+  if (env.TOPIC_PREFIX) bus.topicPrefix = env.TOPIC_PREFIX;
   return out;
 }
 

@@ -52,6 +52,9 @@ describe('config', () => {
     assert.equal(c.server.port, 9999);
     assert.equal(c.bus.dataDir, '/d');
     assert.equal(c.bus.topicPrefix, 'x.');
+    // An empty variable is unset (a compose file's `${TOPIC_PREFIX}` with nothing behind it); the file can still say "".
+    assert.equal(parseConfig(base(), 'c.yaml', { TOPIC_PREFIX: '' }).bus.topicPrefix, 'harbor-bridge.');
+    assert.equal(parseConfig({ ...base(), bus: { topicPrefix: '' } }, 'c.yaml', { TOPIC_PREFIX: '' }).bus.topicPrefix, '');
   });
 
   it('resolves secrets given inline, as ${ENV}, ${ENV:-default} and file:', () => {
