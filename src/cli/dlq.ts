@@ -16,16 +16,19 @@ export interface DlqCommandArgs {
   args: string[];
   logger: Logger;
   out?: Output;
+  /** Usage errors (default stderr). */
+  err?: Output;
   /** Injected in tests; default: the configured bus, connected and closed here. */
   bus?: Bus;
 }
 
-const USAGE = `usage: harbor-swr-bridge dlq list [--target T] [--policy P] [--code C] [--limit N] [--offset N] [--json]
+export const DLQ_USAGE = `usage: harbor-swr-bridge dlq list [--target T] [--policy P] [--code C] [--limit N] [--offset N] [--json]
        harbor-swr-bridge dlq replay (--all | --id ID [--id ID ...]) [--target T] [--policy P] [--code C] [--json]
 `;
 
 export async function dlqCommand(a: DlqCommandArgs): Promise<number> {
   const out = a.out ?? process.stdout;
+  const err = a.err ?? process.stderr;
   let parsed;
   try {
     parsed = parseArgs({
@@ -45,7 +48,7 @@ export async function dlqCommand(a: DlqCommandArgs): Promise<number> {
       },
     });
   } catch (e) {
-    out.write(`${(e as Error).message}\n${USAGE}`);
+    err.write(`${(e as Error).message}\n${DLQ_USAGE}`);
     return 2;
   }
   const { values: v, positionals } = parsed;
@@ -53,17 +56,17 @@ export async function dlqCommand(a: DlqCommandArgs): Promise<number> {
   const filter: DlqFilter = { target: v.target, policy: v.policy, code: v.code };
   const ids = v.id ?? [];
   if (extra.length || (sub !== 'list' && sub !== 'replay')) {
-    out.write(USAGE);
+    err.write(DLQ_USAGE);
     return 2;
   }
   if (sub === 'replay' && v.all === (ids.length > 0)) {
-    out.write(`dlq replay needs either --all or one or more --id\n${USAGE}`);
+    err.write(`dlq replay needs either --all or one or more --id\n${DLQ_USAGE}`);
     return 2;
   }
   const limit = Number(v.limit);
   const offset = Number(v.offset);
   if (!Number.isInteger(limit) || limit < 0 || !Number.isInteger(offset) || offset < 0) {
-    out.write(`--limit and --offset take non-negative integers\n${USAGE}`);
+    err.write(`--limit and --offset take non-negative integers\n${DLQ_USAGE}`);
     return 2;
   }
 

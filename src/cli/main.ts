@@ -74,13 +74,15 @@ const daemonCommand = (roles: { http: boolean; workers: boolean }): Command => a
 };
 
 const POLICIES_USAGE = 'usage: harbor-swr-bridge policies import --harbor <sourceId> [--dry-run]';
+const SYNC_USAGE = 'usage: harbor-swr-bridge sync [--dry-run]';
+const BUS_USAGE = 'usage: harbor-swr-bridge bus inspect [--json]';
 
 const COMMANDS: Record<string, Command> = {
   run: daemonCommand({ http: true, workers: true }),
   serve: daemonCommand({ http: true, workers: false }),
   work: daemonCommand({ http: false, workers: true }),
   sync: async ({ argv, config, logger }) => {
-    const o = strictArgs(argv, { 'dry-run': { type: 'boolean' } }, [], 'usage: harbor-swr-bridge sync [--dry-run]');
+    const o = strictArgs(argv, { 'dry-run': { type: 'boolean' } }, [], SYNC_USAGE);
     return (await import('./sync.ts')).syncCommand({ config: await config(), dryRun: o['dry-run'] === true, logger });
   },
   policies: async ({ argv, config, logger }) => {
@@ -91,13 +93,25 @@ const COMMANDS: Record<string, Command> = {
   dlq: async ({ argv, config, logger }) => (await import('./dlq.ts')).dlqCommand({ config: await config(), args: argv, logger }),
   status: async ({ argv, config, logger }) => (await import('./status.ts')).statusCommand({ config: await config(), args: argv, logger }),
   bus: async ({ argv, config, logger }) => {
-    strictArgs(argv, { json: { type: 'boolean' } }, ['inspect'], 'usage: harbor-swr-bridge bus inspect [--json]');
+    strictArgs(argv, { json: { type: 'boolean' } }, ['inspect'], BUS_USAGE);
     return (await import('./bus.ts')).busCommand({ config: await config(), args: argv, logger });
   },
   copy: async ({ argv, logger }) => (await import('./copy.ts')).copyCommand({ rest: argv, flags: {}, logger }),
 };
 
 const DAEMONS = new Set(['run', 'serve', 'work']);
+
+/** `<command> --help`: that command's usage on stdout, before any config is read. */
+const HELP: Record<string, () => Promise<string>> = {
+  run: async () => USAGE,
+  serve: async () => USAGE,
+  work: async () => USAGE,
+  sync: async () => SYNC_USAGE,
+  policies: async () => POLICIES_USAGE,
+  dlq: async () => (await import('./dlq.ts')).DLQ_USAGE,
+  status: async () => (await import('./status.ts')).STATUS_USAGE,
+  bus: async () => BUS_USAGE,
+};
 
 export async function main(argv: string[]): Promise<number | 'running'> {
   const args = [...argv];
@@ -120,6 +134,12 @@ export async function main(argv: string[]): Promise<number | 'running'> {
   if (!cmd) {
     process.stderr.write(`unknown command "${name}"\n\n${USAGE}`);
     return 2;
+  }
+  const help = HELP[name];
+  if (help && (args.includes('--help') || args.includes('-h'))) {
+    const text = await help();
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    return 0;
   }
   const level = process.env.LOG_LEVEL;
   if (level !== undefined && level !== '' && !LOG_LEVELS.includes(level)) {

@@ -22,6 +22,8 @@ export interface StatusCommandArgs {
   args: string[];
   logger: Logger;
   out?: Output;
+  /** Usage errors (default stderr). */
+  err?: Output;
   /** Injected in tests; default: the configured bus, connected and closed here. */
   bus?: Bus;
   env?: NodeJS.ProcessEnv;
@@ -44,7 +46,7 @@ export interface StatusReport {
   bridge?: { url: string; inflight?: InFlight[]; error?: string };
 }
 
-const USAGE = 'usage: harbor-swr-bridge status [--url http://host:port] [--json] [--recent N] [--timeout MS]\n';
+export const STATUS_USAGE = 'usage: harbor-swr-bridge status [--url http://host:port] [--json] [--recent N] [--timeout MS]\n';
 
 /** Lag per group and topic, leaving out read-only views (their own groups). Pure. */
 export function groupLags(ins: BusInspection): GroupLag[] {
@@ -80,13 +82,13 @@ export async function statusCommand(a: StatusCommandArgs): Promise<number> {
       },
     }).values;
   } catch (e) {
-    out.write(`${(e as Error).message}\n${USAGE}`);
+    (a.err ?? process.stderr).write(`${(e as Error).message}\n${STATUS_USAGE}`);
     return 2;
   }
   const recent = Number(opts.recent);
   const timeoutMs = Number(opts.timeout);
   if (!Number.isInteger(recent) || recent < 1 || !Number.isInteger(timeoutMs) || timeoutMs < 1) {
-    out.write(`--recent and --timeout take positive integers\n${USAGE}`);
+    (a.err ?? process.stderr).write(`--recent and --timeout take positive integers\n${STATUS_USAGE}`);
     return 2;
   }
 

@@ -51,7 +51,8 @@ export async function syncCommand(args: SyncArgs): Promise<number> {
     const reconciler = new Reconciler({ config: args.config, endpoints, logger: args.logger });
     const pass = await reconciler.runPass({ dryRun: true, table, signal: args.signal });
     const problems = printPlan(pass, out, args.dryRun);
-    if (args.dryRun) return pass.failed > 0 ? 1 : 0;
+    // The same verdict as the real run would give its plan: a failed listing or a skipped repository is a problem.
+    if (args.dryRun) return problems > 0 ? 1 : 0;
 
     const tasks = pass.policies.flatMap((p) => p.tasks);
     let failed = 0;

@@ -83,6 +83,19 @@ describe('e2e: harbor-swr-bridge sync', () => {
     await assert.rejects(inspectDigest(dst, 'library/demo', 'v1', pusher), 'the dry run must not copy');
   });
 
+  it('--dry-run exits 1 when a repository would be skipped, as the real run does', async () => {
+    const file = writeConfig({
+      sources: [{ id: 'harbor-a', kind: 'harbor', url: src.url, credentials: user, webhookSecrets: ['Bearer x'] }],
+      targets: [{ id: 'registry-b', kind: 'registry', url: dst.url, credentials: pusher }],
+      // library/demo has two path components: replacing five cannot be done.
+      policies: [{ id: 'too-deep', src_registry: 'harbor-a', dest_registry: 'registry-b', dest_namespace: 'm', dest_namespace_replace_count: 5 }],
+      bus: { dataDir: mkdtempSync(join(tmpdir(), 'hsb-sync-skip-')) },
+    });
+    const r = await sync(file, true);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /^skip too-deep library\/demo: /m);
+  });
+
   it('plans the policies that live only on the policies topic (created through the API or imported)', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hsb-sync-bus-'));
     cleanup.push(async () => rmSync(dataDir, { recursive: true, force: true }));

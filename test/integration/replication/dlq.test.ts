@@ -169,9 +169,10 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
 
     it('usage errors exit 2 without touching the bus', async () => {
       for (const args of [['replay'], ['replay', '--all', '--id', 'x'], ['purge'], ['list', '--bogus']]) {
-        const out = buffer();
-        assert.equal(await dlqCommand({ config: h.config, args, logger: silentLogger, out }), 2, args.join(' '));
-        assert.match(out.text(), /usage: harbor-swr-bridge dlq/);
+        const [out, err] = [buffer(), buffer()];
+        assert.equal(await dlqCommand({ config: h.config, args, logger: silentLogger, out, err }), 2, args.join(' '));
+        assert.match(err.text(), /usage: harbor-swr-bridge dlq/);
+        assert.equal(out.text(), '', 'stdout is for output; usage errors go to stderr');
       }
     });
 

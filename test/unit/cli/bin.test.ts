@@ -79,6 +79,31 @@ describe('bin/harbor-swr-bridge.js', () => {
     assert.doesNotMatch(err, /\n\s+at /);
   });
 
+  it('`<command> --help` prints that command\'s usage and exits 0 without reading a config', async () => {
+    const cases: [string[], RegExp][] = [
+      [['run', '--help'], /^usage: harbor-swr-bridge <command>/],
+      [['serve', '-h'], /^usage: harbor-swr-bridge <command>/],
+      [['work', '--help'], /^usage: harbor-swr-bridge <command>/],
+      [['sync', '--help'], /^usage: harbor-swr-bridge sync \[--dry-run\]/],
+      [['policies', 'import', '--help'], /^usage: harbor-swr-bridge policies import --harbor/],
+      [['dlq', '--help'], /^usage: harbor-swr-bridge dlq list[\s\S]*dlq replay/],
+      [['status', '--help'], /^usage: harbor-swr-bridge status \[--url/],
+      [['bus', 'inspect', '-h'], /^usage: harbor-swr-bridge bus inspect/],
+    ];
+    const env = { ...process.env };
+    delete env.BRIDGE_CONFIG;
+    for (const [args, usage] of cases) {
+      const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+      let [out, err] = ['', ''];
+      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      assert.equal(code, 0, `${args.join(' ')}: ${err}`);
+      assert.match(out, usage, args.join(' '));
+      assert.equal(err, '', args.join(' '));
+    }
+  });
+
   it('refuses a mistyped flag with exit 2 and usage for every command, before doing anything', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bin-flags-'));
     const config = join(dir, 'config.yaml');
