@@ -61,6 +61,9 @@ export function registryErrorFromStatus(status: number, body: string | Buffer | 
   const msg = (text: string) => `${text}${what ? ` (${what})` : ''}${ctx.registry ? ` at ${ctx.registry}` : ''}: HTTP ${status}${regCode ? ` ${regCode}` : ''}${regMessage ? ` ${regMessage}` : ''}`;
   if (status === 401) return registryError('HSB_REGISTRY_UNAUTHORIZED', msg('registry refused the credentials'), context);
   if (status === 403) return registryError('HSB_REGISTRY_DENIED', msg('registry denied access'), context);
+  // A session the registry no longer knows comes as 404 (BLOB_UPLOAD_UNKNOWN per the spec, BLOB_UPLOAD_INVALID
+  // from distribution): the upload starts over, it is not a missing artifact.
+  if (status === 404 && (regCode === 'BLOB_UPLOAD_INVALID' || regCode === 'BLOB_UPLOAD_UNKNOWN')) return registryError('HSB_REGISTRY_UPLOAD_INVALID', msg('upload session unknown to the registry'), context);
   if (status === 404) return registryError('HSB_REGISTRY_NOT_FOUND', msg('not found'), context);
   if (status === 405) return registryError('HSB_REGISTRY_UNSUPPORTED', msg('operation not supported'), context);
   if (status === 408) return registryError('HSB_REGISTRY_UNAVAILABLE', msg('registry timed out'), context);

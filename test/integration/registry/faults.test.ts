@@ -144,6 +144,20 @@ test('a throttled blob PUT waits for Retry-After, then uploads in a new session'
   assert.equal(await c.hasBlob('dst/throttled', sha(blob)), true);
 });
 
+test('a session the registry has forgotten (404 BLOB_UPLOAD_INVALID, as distribution answers) starts the upload over', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(200_000);
+  proxy.addRule({
+    match: { method: 'PUT', path: /\/dst\/forgot\/blobs\/uploads\// }, action: 'status', status: 404, times: 1,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'blob upload invalid', detail: 'unknown upload' }] }),
+  });
+  const c = client();
+  await c.uploadBlob('dst/forgot', { digest: sha(blob), size: blob.length }, sourceOf(blob));
+  assert.equal(await c.hasBlob('dst/forgot', sha(blob)), true);
+  assert.equal(proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes('/dst/forgot/')).length, 2, 'the refused PUT, then one in a new session');
+});
+
 test('a blob PUT told to come back in an hour fails fast with retryAfterMs (for the retry topic)', async () => {
   proxy.clearRules();
   const blob = randomBytes(200_000);

@@ -14,6 +14,10 @@ test('statuses map to catalogue codes with their retryability', () => {
     [400, body('MANIFEST_BLOB_UNKNOWN'), 'HSB_REGISTRY_MANIFEST_INVALID', false],
     [400, body('DIGEST_INVALID'), 'HSB_REGISTRY_DIGEST_MISMATCH', true],
     [400, body('BLOB_UPLOAD_INVALID'), 'HSB_REGISTRY_UPLOAD_INVALID', true],
+    // A session the registry no longer knows: distribution's 404s, restarted rather than "not found".
+    [404, body('BLOB_UPLOAD_INVALID'), 'HSB_REGISTRY_UPLOAD_INVALID', true],
+    [404, body('BLOB_UPLOAD_UNKNOWN'), 'HSB_REGISTRY_UPLOAD_INVALID', true],
+    [404, body('BLOB_UNKNOWN'), 'HSB_REGISTRY_NOT_FOUND', false],
     [400, 'not json', 'HSB_REGISTRY_BAD_REQUEST', false],
     [405, body('UNSUPPORTED'), 'HSB_REGISTRY_UNSUPPORTED', false],
     [408, undefined, 'HSB_REGISTRY_UNAVAILABLE', true],
