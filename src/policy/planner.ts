@@ -56,6 +56,7 @@ export class Planner {
 
   async #onBatch(batch: BusMessage[], ctx?: BatchContext): Promise<void> {
     const out: OutgoingRecord[] = [];
+    const perPolicy = new Map<string, number>();
     const letters: DeadLetter[] = [];
     /** Reference → id of the last event planned in this batch; kept once the batch's records are written. */
     const planned = new Map<string, string>();
@@ -91,7 +92,7 @@ export class Planner {
           continue;
         }
         out.push({ key, value: t });
-        this.#metrics.plannedTasks.inc({ policy: t.policyId });
+        perPolicy.set(t.policyId, (perPolicy.get(t.policyId) ?? 0) + 1);
       }
       this.#log.debug({ event: event.id, tasks: tasks.length }, 'event planned');
     }
@@ -99,6 +100,8 @@ export class Planner {
     if (ctx?.signal.aborted) throw new BridgeError('HSB_BUS_REBALANCE', 'planner batch given up: the partition moved or the consumer is stopping', { retryable: true });
     if (letters.length) await this.#bus.publish('dlq', checked('dlq', DeadLetterSchema, letters.map((l) => ({ key: l.id, value: l }))));
     if (out.length) await this.#bus.publish('tasks', out);
+    // Counted once written: a batch that fails is delivered again and would count its tasks twice.
+    for (const [policy, n] of perPolicy) this.#metrics.plannedTasks.inc({ policy }, n);
     for (const [ref, id] of planned) this.#lastPlanned.set(ref, id);
   }
 
