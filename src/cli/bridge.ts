@@ -125,11 +125,17 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
       await policyStore.start();
     }, stopping.signal, logger);
     if (roles.http && !stopping.signal.aborted) await untilDone('results view', () => results.start(), stopping.signal, logger);
+    // Every role: a `serve` process's queue gauges would otherwise read 0 beside a full DLQ.
+    if (!stopping.signal.aborted) {
+      stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP, retryGroupOf(REPLICATOR_GROUP)], 15000,
+        async () => (await dlq.list({ limit: 0 })).total);
+    }
     if (roles.workers && !stopping.signal.aborted) {
-      await planner.start();
-      await replicator.start();
+      // Retried like the bus connection: a worker whose consumers never started must not look healthy and idle.
+      await untilDone('starting the planner', () => planner.start(), stopping.signal, logger);
+      await untilDone('starting the replicator', () => replicator.start(), stopping.signal, logger);
+      if (stopping.signal.aborted) return;
       scheduler.start();
-      stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP, retryGroupOf(REPLICATOR_GROUP)]);
       // On start, one reconcile pass heals whatever was missed while nothing was running.
       void reconciler.startupPass(policies, bus, stopping.signal).catch((e) => logger.warn({ err: (e as Error).message }, 'start-up reconcile failed'));
       logger.info({ concurrency: config.worker.concurrency, policies: policies.list().length }, 'workers started');

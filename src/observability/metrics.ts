@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 // Every metric the bridge exports, created once per process around a Registry passed in,
 // so tests get their own registry and nothing is global.
 export function createMetrics(registry = new Registry(), opts: { defaults?: boolean } = {}) {
-  if (opts.defaults) collectDefaultMetrics({ register: registry, prefix: 'hsb_process_' });
+  if (opts.defaults) collectDefaultMetrics({ register: registry, prefix: 'hsb_' }); // hsb_process_cpu_seconds_total, hsb_nodejs_heap_size_used_bytes, ...
   const r = [registry];
   return {
     registry,
@@ -49,7 +49,8 @@ export function createMetrics(registry = new Registry(), opts: { defaults?: bool
       labelNames: ['group', 'topic', 'partition'] as const, registers: r,
     }),
     retryPending: new Gauge({ name: 'hsb_retry_pending', help: 'Tasks waiting on the retry topic', registers: r }),
-    dlqRecords: new Gauge({ name: 'hsb_dlq_records', help: 'Records on the dead-letter topic (replays leave tombstones until compaction)', registers: r }),
+    dlqRecords: new Gauge({ name: 'hsb_dlq_records', help: 'Records on the dead-letter topic, tombstones of replayed letters included until compaction (alert on hsb_dlq_letters)', registers: r }),
+    dlqLetters: new Gauge({ name: 'hsb_dlq_letters', help: 'Dead letters waiting for a replay (what `dlq list` shows)', registers: r }),
     busUp: new Gauge({ name: 'hsb_bus_up', help: '1 when the bus producer is connected', labelNames: ['kind'] as const, registers: r }),
   };
 }

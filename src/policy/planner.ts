@@ -45,7 +45,9 @@ export class Planner {
     this.#labelOutageMs = deps.labelOutageMs ?? LABEL_OUTAGE_MS;
   }
 
+  /** Subscribes once; a call after a failed one tries again. */
   async start(group = PLANNER_GROUP): Promise<void> {
+    if (this.#handle) return;
     this.#handle = await this.#bus.subscribe({ group, topics: ['events'], fromBeginning: true }, (batch, ctx) => this.#onBatch(batch, ctx));
   }
 

@@ -54,7 +54,7 @@ export async function executeWithRetries(task: ReplicationTask, src: SourceHandl
       const err = stall.signal.aborted ? (stall.signal.reason as BridgeError) : toBridgeError(e);
       const wait = o.signal?.aborted ? undefined : inProcessWait(err, i, o.attempts);
       if (wait === undefined) throw err;
-      o.logger.warn({ code: err.code, err: err.message, attempt: i + 1, wait }, 'transient failure, retrying in process');
+      o.logger.warn({ code: err.code, err: err.message, try: i + 1, wait }, 'transient failure, retrying in process');
       await sleep(wait, undefined, o.signal ? { signal: o.signal } : undefined).catch(() => undefined);
     } finally {
       clearTimeout(timer);

@@ -45,6 +45,7 @@ export class Replicator {
   readonly #log: Logger;
   readonly progress: Progress;
   #handles: ConsumerHandle[] = [];
+  readonly #subscribed = new Set<string>();
   #stopping = new AbortController();
   #draining = false;
   /** Tasks between their start and their recorded outcome. */
@@ -59,10 +60,13 @@ export class Replicator {
     this.progress = deps.progress ?? new Progress(deps.metrics);
   }
 
+  /** Subscribes to `tasks` and `tasks.retry`; a call after a failed one subscribes what is missing. */
   async start(): Promise<void> {
     const group = this.#d.group ?? REPLICATOR_GROUP;
     for (const [g, topic] of [[group, 'tasks'], [retryGroupOf(group), 'tasks.retry']] as const) {
+      if (this.#subscribed.has(topic)) continue;
       this.#handles.push(await this.#d.bus.subscribe({ group: g, topics: [topic], fromBeginning: true }, (batch, ctx) => this.#onBatch(batch, ctx)));
+      this.#subscribed.add(topic);
     }
   }
 

@@ -96,8 +96,14 @@ describe('e2e: Harbor push reaches a second registry through Kafka', () => {
       assert.equal(refused.status, 503);
       assert.ok(Number(refused.headers.get('retry-after')) > 0, 'Retry-After must be set');
       assert.ok(Date.now() - started < 3000, 'Harbor gives up after 3 s: the refusal must come sooner');
+      // A failed publish makes the process unready, so a load balancer stops sending webhooks to it.
+      const unready = await fetch(`${bridge.url}/readyz`);
+      assert.equal(unready.status, 503);
+      assert.equal((await unready.json() as { busConnected: boolean }).busConnected, false);
 
       await broker.start();
+      // Ready again once the brokers answer, before any webhook has been tried.
+      await eventually(async () => ((await fetch(`${bridge.url}/readyz`)).status === 200 ? true : undefined), 60000, '/readyz to recover after the broker restart', 500);
       const accepted = await eventually(async () => {
         const r = await postWebhook(bridge.url, 'harbor-a', body, SECRET);
         return r.status === 200 ? r : undefined;

@@ -37,6 +37,8 @@ export class KafkaBus implements Bus {
   readonly #log: Logger;
   readonly #producer: IdempotentProducer;
   #admin: Admin | undefined;
+  /** Set while a failed publish waits for the brokers to answer again. */
+  #probe: NodeJS.Timeout | undefined;
   /** connect() got as far as the topics: publishes go to the producer (which connects on demand). */
   #opened = false;
   readonly #consumers = new Set<{ consumer: Consumer; abort: AbortController }>();
@@ -105,8 +107,26 @@ export class KafkaBus implements Bus {
     }
   }
 
+  /** Connected, and the last publish did not fail (or the brokers have answered since). */
   isReady(): boolean {
-    return this.#producer.isReady();
+    return this.#producer.isReady() && this.#probe === undefined;
+  }
+
+  /**
+   * A failed publish makes the bus unready (/readyz 503, hsb_bus_up 0) until the brokers answer
+   * a metadata request again: without webhooks to publish, nothing else would notice them back.
+   */
+  #publishFailed(): void {
+    if (this.#probe !== undefined || !this.#opened) return;
+    const names = [this.topicName('events')];
+    this.#probe = setInterval(() => {
+      void this.#admin?.fetchTopicMetadata({ topics: names }).then(() => {
+        clearInterval(this.#probe);
+        this.#probe = undefined;
+        this.#log.info('brokers answer again: bus ready');
+      }, () => undefined);
+    }, 2000);
+    this.#probe.unref();
   }
 
   publish(topic: TopicName, records: OutgoingRecord[]): Promise<void> {
@@ -132,6 +152,7 @@ export class KafkaBus implements Bus {
     try {
       await this.#producer.send([...byTopic].map(([topic, messages]) => ({ topic, messages })));
     } catch (e) {
+      this.#publishFailed();
       throw busUnavailable(e, `publish to ${[...byTopic.keys()].join(', ')}`);
     }
   }
@@ -296,6 +317,8 @@ export class KafkaBus implements Bus {
     }
     this.#consumers.clear();
     this.#opened = false;
+    clearInterval(this.#probe);
+    this.#probe = undefined;
     await this.#producer.close().catch(() => undefined);
     await this.#admin?.disconnect().catch(() => undefined);
   }

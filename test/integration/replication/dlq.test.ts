@@ -20,6 +20,9 @@ import { replicationRouter } from '../../../src/replication/routes.ts';
 import { ReplicationTaskSchema, taskKey, type ReplicationTask } from '../../../src/replication/task.ts';
 import { busHarnesses, type BusHarness } from '../../support/bus-harness.ts';
 import { sharedBrokers } from '../../support/kafka.ts';
+import { eventually } from '../../support/bridge-process.ts';
+import { createMetrics } from '../../../src/observability/metrics.ts';
+import { startQueueMetrics } from '../../../src/observability/queue-metrics.ts';
 
 type Harness = BusHarness;
 
@@ -165,6 +168,20 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
       const ins = await h.bus.inspect();
       const onTasks = ins.topics.find((t) => t.topic === 'tasks')!.partitions.reduce((n, p) => n + Number(BigInt(p.high) - BigInt(p.low)), 0);
       assert.equal(onTasks, 4, 'no new tasks');
+    });
+
+    it('hsb_dlq_letters counts the letters left; hsb_dlq_records counts the topic, tombstones of replays included', async () => {
+      const metrics = createMetrics();
+      const stop = startQueueMetrics(h.bus, metrics, silentLogger, [], 60_000, async () => (await new DlqStore({ bus: h.bus, logger: silentLogger }).list({ limit: 0 })).total);
+      try {
+        const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value;
+        const letters = await eventually(async () => (await value('hsb_dlq_letters')) ?? undefined, 10000, 'the first sample');
+        assert.equal(letters, 1, 'only the unparseable letter is left');
+        assert.ok((await value('hsb_dlq_records'))! > 1, 'the replays left tombstones on the topic');
+        assert.equal(await value('hsb_bus_up'), 1);
+      } finally {
+        stop();
+      }
     });
 
     it('usage errors exit 2 without touching the bus', async () => {
