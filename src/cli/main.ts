@@ -116,15 +116,13 @@ const HELP: Record<string, () => Promise<string>> = {
 export async function main(argv: string[]): Promise<number | 'running'> {
   const args = [...argv];
   let configFile = process.env.BRIDGE_CONFIG;
-  for (const name of ['--config', '-c']) {
-    const i = args.indexOf(name);
-    if (i >= 0) {
-      configFile = args[i + 1];
-      args.splice(i, 2);
-    }
+  // The last one wins (`npm start -- --config mine.yaml` after the script's own --config).
+  for (let i = 0; i < args.length;) {
+    const a = args[i]!;
+    if (a === '--config' || a === '-c') configFile = args.splice(i, 2)[1];
+    else if (a.startsWith('--config=')) configFile = args.splice(i, 1)[0]!.slice('--config='.length);
+    else i++;
   }
-  const eq = args.findIndex((a) => a.startsWith('--config='));
-  if (eq >= 0) configFile = args.splice(eq, 1)[0]!.slice('--config='.length);
   if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
     process.stdout.write(USAGE);
     return 0;

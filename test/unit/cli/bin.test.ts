@@ -104,6 +104,20 @@ describe('bin/harbor-swr-bridge.js', () => {
     }
   });
 
+  it('takes the last --config (npm start -- --config FILE after the script\'s own)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bin-config-'));
+    const good = join(dir, 'good.yaml');
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(good, `bus: { dataDir: ${JSON.stringify(join(dir, 'data'))} }\nsources: [{ id: h, url: "http://127.0.0.1:1", webhookSecrets: ["s"] }]\ntargets: [{ id: t, kind: registry, url: "http://127.0.0.1:1" }]\n`);
+    writeFileSync(bad, 'sources: [{ id: h, url: "http://127.0.0.1:1", webhookSecrets: ["s"], colour: blue }]\n');
+    const child = spawn(process.execPath, [BIN, 'sync', '--dry-run', '--config', good, '--config', bad], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 1, err);
+    assert.ok(err.includes(`${bad}: sources.0: Unrecognized key: "colour"`), err);
+  });
+
   it('refuses a mistyped flag with exit 2 and usage for every command, before doing anything', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bin-flags-'));
     const config = join(dir, 'config.yaml');
