@@ -13,7 +13,7 @@ import type { PolicyTable } from './table.ts';
 export interface PolicyRouterDeps {
   store: Pick<PolicyStore, 'put' | 'delete'> & Partial<Pick<PolicyStore, 'isLoaded'>>;
   table: PolicyTable;
-  config: Pick<Config, 'sources' | 'targets'>;
+  config: Pick<Config, 'sources' | 'targets'> & Partial<Pick<Config, 'policies'>>;
 }
 
 export interface FieldIssue {
@@ -30,7 +30,8 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
   }
   const issues: FieldIssue[] = [];
   const b = body as Record<string, unknown>;
-  if (b.id !== undefined && b.id !== id) issues.push({ path: 'id', message: `the body's id "${String(b.id)}" differs from the id in the path "${id}"` });
+  // Harbor's own ids are numbers: `"id": 3` in the body of PUT /policies/3 names the same policy.
+  if (b.id !== undefined && String(b.id) !== id) issues.push({ path: 'id', message: `the body's id "${String(b.id)}" differs from the id in the path "${id}"` });
   for (const k of Object.keys(b)) {
     if (!KNOWN_FIELDS.has(k)) {
       const hint = policyFieldHint(k);
@@ -43,7 +44,7 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
     if (v !== undefined && typeof v !== 'string') issues.push({ path: field, message: `the id of a configured ${field === 'src_registry' ? 'source' : 'target'} (a string)` });
   }
   // Unknown top-level fields are reported above, each at its path; the strict schema finds those inside filters and trigger.
-  const parsed = StrictPolicySchema.safeParse({ ...Object.fromEntries(Object.entries(b).filter(([k]) => KNOWN_FIELDS.has(k))), id });
+  const parsed = StrictPolicySchema.safeParse({ ...Object.fromEntries(Object.entries(b).filter(([k]) => KNOWN_FIELDS.has(k) && k !== 'id')), id });
   if (!parsed.success) {
     for (const i of parsed.error.issues) {
       const path = i.path.map(String).join('.');
@@ -85,8 +86,15 @@ export function policyRouter(deps: PolicyRouterDeps): Router {
     res.json(p);
   });
 
+  // The config file is seeded into the topic at every start and wins there: an API edit of one of
+  // its policies would be undone by the next process that starts, so it is refused instead.
+  const inConfig = new Set((deps.config.policies ?? []).map((p) => p.id));
+  const refuseConfigPolicy = (res: Response, id: string, verb: string) => sendError(res, 409, 'policy_in_config',
+    `policy "${id}" is defined in the config file: ${verb} it there (the file is applied again at every start)`);
+
   router.put('/policies/:id', async (req: Request<{ id: string }>, res: Response) => {
     const id = req.params.id;
+    if (inConfig.has(id)) return refuseConfigPolicy(res, id, 'change');
     if (req.is('application/json') === false) return sendError(res, 415, 'unsupported_media_type', 'Content-Type must be application/json');
     const v = validatePolicyBody(id, req.body, deps.config);
     if (!v.ok) {
@@ -103,6 +111,7 @@ export function policyRouter(deps: PolicyRouterDeps): Router {
 
   router.delete('/policies/:id', async (req: Request<{ id: string }>, res: Response) => {
     const id = req.params.id;
+    if (inConfig.has(id)) return refuseConfigPolicy(res, id, 'remove');
     if (!deps.table.get(id)) return sendError(res, 404, 'not_found', `no policy "${id}"`);
     try {
       await deps.store.delete(id);

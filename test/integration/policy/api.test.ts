@@ -171,6 +171,15 @@ describe('policy API on the embedded bus', () => {
     assert.equal(missing.body.error, 'not_found');
   });
 
+  it('refuses to change or remove a policy the config file defines (409): the file wins at every start', async () => {
+    const put = await request(app).put('/api/v1/policies/from-config').set(auth).send({ src_registry: 'harbor-prod', dest_registry: 'backup' });
+    assert.equal(put.status, 409);
+    assert.equal(put.body.error, 'policy_in_config');
+    assert.match(put.body.message, /defined in the config file/);
+    assert.equal((await request(app).delete('/api/v1/policies/from-config').set(auth)).status, 409);
+    assert.equal(tableA.get('from-config')?.dest_registry, 'swr-bj4', 'unchanged');
+  });
+
   it('answers 400 naming every wrong field', async () => {
     const res = await request(app).put('/api/v1/policies/bad').set(auth).send({
       src_registry: 'harbor-nope',
@@ -200,6 +209,13 @@ describe('policy API on the embedded bus', () => {
     assert.deepEqual(target.body.issues.map((i: { path: string }) => i.path), ['dest_registry']);
     const id = await request(app).put('/api/v1/policies/p').set(auth).send({ id: 'q', src_registry: 'harbor-prod', dest_registry: 'backup' });
     assert.deepEqual(id.body.issues.map((i: { path: string }) => i.path), ['id']);
+    // Harbor's numeric id naming the path's policy is the same id, not a mismatch.
+    const numeric = await request(app).put('/api/v1/policies/3').set(auth).send({ id: 3, src_registry: 'harbor-prod', dest_registry: 'backup' });
+    assert.equal(numeric.status, 201, JSON.stringify(numeric.body));
+    assert.equal(numeric.body.id, '3');
+    assert.equal((await request(app).delete('/api/v1/policies/3').set(auth)).status, 204);
+    const other = await request(app).put('/api/v1/policies/3').set(auth).send({ id: 4, src_registry: 'harbor-prod', dest_registry: 'backup' });
+    assert.match(other.body.message, /id: the body's id "4" differs from the id in the path "3"/);
     const badId = await request(app).put('/api/v1/policies/has%20space').set(auth).send({ src_registry: 'harbor-prod', dest_registry: 'backup' });
     assert.deepEqual(badId.body.issues.map((i: { path: string }) => i.path), ['id']);
     const arr = await request(app).put('/api/v1/policies/p').set(auth).send([1, 2]);
