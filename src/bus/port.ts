@@ -37,10 +37,21 @@ export interface BatchContext {
 }
 
 /**
- * Called with records of one partition in offset order. When it resolves, the whole batch is
- * committed; when it rejects, nothing in the batch is committed and the records are delivered again.
+ * A handler's answer when part of its batch must wait: the records before `redeliverFrom` are
+ * committed, and that record and those after it are delivered again, not before `until` (epoch
+ * ms). Only this partition waits: a record not yet due never holds back the others.
  */
-export type BatchHandler = (batch: BusMessage[], ctx: BatchContext) => Promise<void>;
+export interface Redelivery {
+  redeliverFrom: string;
+  until: number;
+}
+
+/**
+ * Called with records of one partition in offset order. When it resolves, the whole batch is
+ * committed (or, with a {@link Redelivery}, the records before it); when it rejects, nothing in the
+ * batch is committed and the records are delivered again.
+ */
+export type BatchHandler = (batch: BusMessage[], ctx: BatchContext) => Promise<void | Redelivery>;
 
 export interface ConsumerHandle {
   stop(): Promise<void>;

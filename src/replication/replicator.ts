@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Bus, BusMessage, BatchContext, ConsumerHandle } from '../bus/port.ts';
+import type { Bus, BusMessage, BatchContext, ConsumerHandle, Redelivery } from '../bus/port.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -17,12 +17,19 @@ import { checked } from '../bus/checked.ts';
 import { publishOutcome, resultRecord, type OutcomeRecord } from './outcome.ts';
 
 export const REPLICATOR_GROUP = 'replicator';
-/**
- * `tasks.retry` has a consumer group of its own: a retry waits for its due time inside its batch,
- * and on the group that reads `tasks` that wait would hold back fresh tasks (kafkajs fetches again
- * only once every batch of the last fetch is done).
- */
+/** `tasks.retry` has a consumer group of its own, so that retries never share a fetch with fresh tasks. */
 export const retryGroupOf = (group: string): string => `${group}.retry`;
+
+/** A retry due within this is waited for in its batch; one due later is redelivered when due. */
+const RETRY_WAIT_MS = 1000;
+/** Longest a partition with a waiting retry goes unread: a retry published behind it waits at most this. */
+const RETRY_RECHECK_MS = 2000;
+/**
+ * Retries run past a waiting one (remembered by offset, so its redelivery skips them) before the
+ * waiting ones move to the end of `tasks.retry`: bounds that memory while a far-off retry (a long
+ * Retry-After) waits.
+ */
+const MAX_PASSED = 5000;
 
 export interface ReplicatorDeps {
   config: Config;
@@ -32,6 +39,8 @@ export interface ReplicatorDeps {
   logger: Logger;
   progress?: Progress;
   group?: string;
+  /** Retries run past a waiting one before the waiting ones move to the end of `tasks.retry` (default 5000). */
+  retryPassLimit?: number;
 }
 
 /**
@@ -51,6 +60,8 @@ export class Replicator {
   /** Tasks between their start and their recorded outcome. */
   #running = 0;
   #onIdle: (() => void) | undefined;
+  /** Per `tasks.retry` partition: offsets already run past a retry that is not due yet. */
+  readonly #passed = new Map<number, Set<string>>();
 
   constructor(deps: ReplicatorDeps) {
     this.#d = deps;
@@ -65,7 +76,8 @@ export class Replicator {
     const group = this.#d.group ?? REPLICATOR_GROUP;
     for (const [g, topic] of [[group, 'tasks'], [retryGroupOf(group), 'tasks.retry']] as const) {
       if (this.#subscribed.has(topic)) continue;
-      this.#handles.push(await this.#d.bus.subscribe({ group: g, topics: [topic], fromBeginning: true }, (batch, ctx) => this.#onBatch(batch, ctx)));
+      const handler = topic === 'tasks.retry' ? (batch: BusMessage[], ctx: BatchContext) => this.#onRetryBatch(batch, ctx) : (batch: BusMessage[], ctx: BatchContext) => this.#onBatch(batch, ctx);
+      this.#handles.push(await this.#d.bus.subscribe({ group: g, topics: [topic], fromBeginning: true }, handler));
       this.#subscribed.add(topic);
     }
   }
@@ -121,6 +133,46 @@ export class Replicator {
     } finally {
       clearInterval(beat);
     }
+  }
+
+  /**
+   * `tasks.retry`: what is due runs now; a retry due later is redelivered at its time (at the latest
+   * every RETRY_RECHECK_MS, so retries published behind it are not held back), with the due ones
+   * after it remembered so that the redelivery skips them. One failing target's long waits never
+   * hold back another target's retries.
+   */
+  async #onRetryBatch(batch: BusMessage[], ctx: BatchContext): Promise<void | Redelivery> {
+    const partition = batch[0]!.partition;
+    const passed = this.#passed.get(partition) ?? new Set<string>();
+    const now = Date.now();
+    const run: BusMessage[] = [];
+    const waiting: BusMessage[] = [];
+    let earliest = Infinity;
+    for (const m of batch) {
+      if (passed.has(m.offset)) continue;
+      const due = dueTime(m.value);
+      if (due <= now + RETRY_WAIT_MS) run.push(m);
+      else {
+        waiting.push(m);
+        earliest = Math.min(earliest, due);
+      }
+    }
+    await this.#onBatch(run, ctx);
+    if (waiting.length > 0 && passed.size + run.length > (this.#d.retryPassLimit ?? MAX_PASSED)) {
+      // Too much run past them: the waiting retries go to the end of the topic, their due times kept.
+      await this.#d.bus.publish('tasks.retry', waiting.map((m) => ({ key: m.key, value: m.value, headers: m.headers })));
+      this.#log.info({ partition, moved: waiting.length }, 'retries not due yet moved to the end of tasks.retry');
+      waiting.length = 0;
+    }
+    if (waiting.length === 0) {
+      this.#passed.delete(partition);
+      return;
+    }
+    const from = BigInt(waiting[0]!.offset);
+    // Only offsets past the redelivery point come again.
+    const keep = new Set([...passed, ...run.map((m) => m.offset)].filter((o) => BigInt(o) > from));
+    this.#passed.set(partition, keep);
+    return { redeliverFrom: waiting[0]!.offset, until: Math.min(earliest, Date.now() + RETRY_RECHECK_MS) };
   }
 
   async #handleRecord(m: BusMessage, ctx: BatchContext): Promise<void> {
@@ -226,4 +278,11 @@ export class Replicator {
     this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'dlq' });
     return false;
   }
+}
+
+/** When a retry record is due (epoch ms): its `notBefore`; now for anything else (checked when it runs). */
+function dueTime(value: unknown): number {
+  const at = (value as { notBefore?: unknown } | null)?.notBefore;
+  const t = typeof at === 'string' ? Date.parse(at) : NaN;
+  return Number.isFinite(t) ? t : 0;
 }

@@ -5,7 +5,7 @@
 import type { EventEmitter } from 'node:events';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.ts';
-import type { BatchContext, BatchHandler, BusMessage, ConsumerHandle, Subscription, TopicName } from '../port.ts';
+import type { BatchContext, BatchHandler, BusMessage, ConsumerHandle, Redelivery, Subscription, TopicName } from '../port.ts';
 import { assignedPartitions, type TopicPartition } from './assignment.ts';
 import type { BusStore, StoredRecord } from './store.ts';
 
@@ -49,6 +49,14 @@ export function toMessage(topic: TopicName, r: StoredRecord): BusMessage {
     timestamp: r.ts,
     headers: JSON.parse(r.headers) as Record<string, string>,
   };
+}
+
+/** The offset to commit for a redelivery: within the batch (a handler cannot skip records it was not given). */
+function redeliveryOffset(r: Redelivery, rows: readonly StoredRecord[]): number {
+  const from = Number(r.redeliverFrom);
+  const first = rows[0]!.offset;
+  const end = rows[rows.length - 1]!.offset + 1;
+  return Number.isInteger(from) ? Math.min(end, Math.max(first, from)) : first;
 }
 
 const tpKey = (tp: TopicPartition): string => `${tp.topic}\u0000${tp.partition}`;
@@ -187,8 +195,9 @@ export class GroupConsumer implements ConsumerHandle {
         continue;
       }
       const batch = rows.map((r) => toMessage(tp.topic, r));
+      let redelivery: Redelivery | void;
       try {
-        await onBatch(batch, ctx);
+        redelivery = await onBatch(batch, ctx);
       } catch (e) {
         failures++;
         const delay = retryDelay(failures, this.#o.retryBackoffMs, this.#o.maxRetryBackoffMs);
@@ -197,7 +206,7 @@ export class GroupConsumer implements ConsumerHandle {
         pos = safe(() => store.committed(this.#group, tp.topic, tp.partition)) ?? pos;
         continue;
       }
-      const next = rows[rows.length - 1]!.offset + 1;
+      const next = redelivery ? redeliveryOffset(redelivery, rows) : rows[rows.length - 1]!.offset + 1;
       let owner: boolean;
       try {
         owner = store.commitIfOwner(this.#group, memberId, tp, next, Date.now(), leaseMs);
@@ -215,6 +224,8 @@ export class GroupConsumer implements ConsumerHandle {
       }
       failures = 0;
       pos = next;
+      // The rest of the batch waits (leases are renewed by the member's heartbeat meanwhile).
+      if (redelivery) await sleep(Math.max(0, redelivery.until - Date.now()), undefined, { signal }).catch(() => {});
     }
   }
 

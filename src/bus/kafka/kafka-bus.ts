@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
 import { BridgeError } from '../../errors.ts';
-import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName, type BatchHandler } from '../port.ts';
+import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName, type BatchHandler, type Redelivery } from '../port.ts';
 import { busUnavailable, decodeValue, encodeValue } from '../codec.ts';
 import { Batcher } from './batcher.ts';
 import { kafkaClient } from './client.ts';
@@ -182,6 +182,8 @@ export class KafkaBus implements Bus {
     // heartbeat that says the group moved on aborts every running batch (the rebalance revokes
     // all partitions of this member).
     const running = new Set<AbortController>();
+    /** Paused partitions' resume timers (redeliveries). */
+    const resumes = new Set<NodeJS.Timeout>();
     const revokeAll = (why: string) => {
       for (const c of running) c.abort(new BridgeError('HSB_BUS_REBALANCE', why, { retryable: true }));
     };
@@ -215,8 +217,9 @@ export class KafkaBus implements Bus {
           }
         };
         const timer = setInterval(() => { beat().catch(() => undefined); }, heartbeatInterval);
+        let redelivery: Redelivery | void = undefined;
         try {
-          await onBatch(messages, { heartbeat: beat, signal: AbortSignal.any([abort.signal, mine.signal]) });
+          redelivery = await onBatch(messages, { heartbeat: beat, signal: AbortSignal.any([abort.signal, mine.signal]) });
         } catch (e) {
           // Revoked: nothing is committed and the new owner reads it again. Returning (rather than
           // failing the batch, which kafkajs would retry with backoff) lets this member rejoin now.
@@ -226,8 +229,25 @@ export class KafkaBus implements Bus {
           running.delete(mine);
         }
         if (mine.signal.aborted) return;
-        // The whole batch settled: commit past its last record.
         if (isStale()) return;
+        if (redelivery) {
+          // Commit what came before, then read this partition again from there once it is time;
+          // the fetch goes on for the other partitions meanwhile.
+          const first = BigInt(batch.messages[0]!.offset);
+          const end = BigInt(batch.messages[batch.messages.length - 1]!.offset) + 1n;
+          const from = clampOffset(redelivery.redeliverFrom, first, end);
+          if (from > first) {
+            resolveOffset((from - 1n).toString());
+            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: from.toString() }]);
+          }
+          const tp = [{ topic: batch.topic, partitions: [batch.partition] }];
+          consumer.pause(tp);
+          consumer.seek({ topic: batch.topic, partition: batch.partition, offset: from.toString() });
+          const t = setTimeout(() => { resumes.delete(t); consumer.resume(tp); }, Math.max(0, redelivery.until - Date.now()));
+          resumes.add(t);
+          return;
+        }
+        // The whole batch settled: commit past its last record.
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);
         await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
@@ -236,6 +256,8 @@ export class KafkaBus implements Bus {
     return {
       stop: async () => {
         abort.abort();
+        for (const t of resumes) clearTimeout(t);
+        resumes.clear();
         this.#consumers.delete(entry);
         // A batch whose handler finished as the stop came gets its commit in before the disconnect.
         await Promise.allSettled(active);
@@ -322,6 +344,17 @@ export class KafkaBus implements Bus {
     await this.#producer.close().catch(() => undefined);
     await this.#admin?.disconnect().catch(() => undefined);
   }
+}
+
+/** A redelivery offset within the batch [first, end); anything else redelivers the whole batch. */
+function clampOffset(offset: string, first: bigint, end: bigint): bigint {
+  let o: bigint;
+  try {
+    o = BigInt(offset);
+  } catch {
+    return first;
+  }
+  return o < first ? first : o > end ? end : o;
 }
 
 function headersOf(h: IHeaders | undefined): Record<string, string> {

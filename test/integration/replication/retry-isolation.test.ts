@@ -1,5 +1,6 @@
 // The replicator on both buses with real registries: a retry that is not due yet never holds back
-// fresh tasks (tasks.retry has a consumer group of its own), and once due it runs.
+// fresh tasks (tasks.retry has a consumer group of its own) nor a due retry behind it in its
+// partition, and once due it runs.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { busHarnesses, type BusHarness } from '../../support/bus-harness.ts';
@@ -24,6 +25,10 @@ before(async () => {
   for (const kind of ['kafka', 'embedded']) {
     await pushImage(image, src, `${kind}/fresh`, 'v1');
     await pushImage(image, src, `${kind}/later`, 'v1');
+    await pushImage(image, src, `${kind}/waiting`, 'v1');
+    await pushImage(image, src, `${kind}/behind`, 'v1');
+    for (const n of [1, 2, 3]) await pushImage(image, src, `${kind}/pass-${n}`, 'v1');
+    await pushImage(image, src, `${kind}/far`, 'v1');
   }
 });
 after(async () => {
@@ -56,7 +61,7 @@ for (const [kind, make] of Object.entries(busHarnesses('retry-isolation'))) {
         targets: [{ id: 'dst', kind: 'registry', url: dst.url }],
       }, '<test>', {});
       endpoints = new Endpoints(config, silentLogger);
-      replicator = new Replicator({ config, bus: h.bus, endpoints, metrics: createMetrics(), logger: silentLogger, group: `${h.prefix}replicator` });
+      replicator = new Replicator({ config, bus: h.bus, endpoints, metrics: createMetrics(), logger: silentLogger, group: `${h.prefix}replicator`, retryPassLimit: 2 });
       watch = await h.bus.subscribe({ group: `${h.prefix}watch`, topics: ['results'], fromBeginning: true }, async (b) => { for (const m of b) results.push(m.value as TaskResult); });
     });
     after(async () => {
@@ -83,6 +88,44 @@ for (const [kind, make] of Object.entries(busHarnesses('retry-isolation'))) {
       assert.equal(await inspectDigest(dst, later, 'v1'), image.digest);
       const groups = (await h.bus.inspect()).groups.map((g) => g.group);
       assert.ok(groups.includes(retryGroupOf(`${h.prefix}replicator`)), groups.join(', '));
+    });
+
+    it('runs a retry that is due while an earlier one in the same partition waits, and the waiting one at its time', async () => {
+      const [waiting, behind] = [`${kind}/waiting`, `${kind}/behind`];
+      const before = results.length;
+      // One key: the same partition, the due retry published behind the waiting one.
+      const key = `dst/${kind}/one-partition`;
+      const due = new Date(Date.now() + 10_000);
+      await h.bus.publish('tasks.retry', [{ key, value: pushTask(waiting, { attempt: 1, notBefore: due.toISOString() }) }]);
+      await new Promise((r) => setTimeout(r, 1000)); // fetched, and waiting
+      await h.bus.publish('tasks.retry', [{ key, value: pushTask(behind, { attempt: 1, notBefore: new Date().toISOString() }) }]);
+
+      await eventually('both retries', () => results.length >= before + 2);
+      const mine = results.slice(before);
+      assert.deepEqual(mine.map((r) => [r.taskId, r.status]), [[`t-${behind}`, 'done'], [`t-${waiting}`, 'done']], 'the due retry did not wait for the earlier one');
+      assert.ok(Date.parse(mine[0]!.finishedAt) < due.getTime(), 'the due retry ran before the waiting one was due');
+      assert.ok(Date.parse(mine[1]!.finishedAt) >= due.getTime(), 'the waiting retry ran at its time');
+      // Each ran once: the redelivery skipped the retry already run past the waiting one.
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(results.slice(before).length, 2);
+    });
+    it('moves a waiting retry to the end of tasks.retry once more than the limit ran past it, and runs it once at its time', async () => {
+      const before = results.length;
+      const depth = async () => (await h.bus.inspect()).topics.find((t) => t.topic === 'tasks.retry')!.partitions.reduce((n, p) => n + Number(BigInt(p.high) - BigInt(p.low)), 0);
+      const depthBefore = await depth();
+      const key = `dst/${kind}/crowded`;
+      const due = new Date(Date.now() + 8000);
+      await h.bus.publish('tasks.retry', [{ key, value: pushTask(`${kind}/far`, { attempt: 1, notBefore: due.toISOString() }) }]);
+      await new Promise((r) => setTimeout(r, 1000));
+      await h.bus.publish('tasks.retry', [1, 2, 3].map((n) => ({ key, value: pushTask(`${kind}/pass-${n}`, { attempt: 1, notBefore: new Date().toISOString() }) })));
+      await eventually('all four', () => results.length >= before + 4);
+      const mine = results.slice(before).map((r) => r.taskId);
+      assert.deepEqual(mine.slice(0, 3).sort(), [1, 2, 3].map((n) => `t-${kind}/pass-${n}`));
+      assert.equal(mine[3], `t-${kind}/far`);
+      assert.ok(Date.parse(results[before + 3]!.finishedAt) >= due.getTime(), 'moved, it kept its due time');
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(results.length, before + 4, 'each ran once');
+      assert.equal(await depth() - depthBefore, 5, 'the four retries, and the waiting one again at the end');
     });
   });
 }
