@@ -60,6 +60,25 @@ interface Ctx {
   bytes: number;
   progress: { done: number; total: number; perBlob: Map<string, number> };
   bandwidth: ByteRateLimiter | undefined;
+  /** Aborts the rest of this copy's transfers once one of them failed. */
+  cancel: AbortController;
+  /** The first failure: what the copy reports, not the aborts it caused. */
+  failure?: { error: unknown };
+}
+
+/**
+ * Waits for all of `work`; the first failure cancels the others (their transfers would hold
+ * slots and bandwidth for a copy already reported failed) and is what this throws.
+ */
+async function together(c: Ctx, work: Promise<unknown>[]): Promise<void> {
+  const settled = await Promise.allSettled(work.map((p) => p.catch((e: unknown) => {
+    if (!c.failure) {
+      c.failure = { error: e };
+      c.cancel.abort(e);
+    }
+    throw e;
+  })));
+  if (settled.some((r) => r.status === 'rejected')) throw c.failure!.error;
 }
 
 type PlanCtx = Pick<Ctx, 'src' | 'srcRepo' | 'opts'>;
@@ -115,8 +134,8 @@ async function copyNode(c: Ctx, node: PlanNode, blobTasks: Map<string, Promise<B
     for (const b of planBlobs(node).values()) reportProgress(c, b.digest, b.size);
     return;
   }
-  await Promise.all(node.children.map((ch) => copyNode(c, ch, blobTasks, false)));
-  await Promise.all(node.blobs.map((b) => {
+  await together(c, node.children.map((ch) => copyNode(c, ch, blobTasks, false)));
+  await together(c, node.blobs.map((b) => {
     // One transfer per digest within this copy, whichever manifests share it.
     let t = blobTasks.get(b.digest);
     if (!t) { t = copyBlob(c, b); blobTasks.set(b.digest, t); }
@@ -142,7 +161,10 @@ export async function targetDigestOf(src: RegistryClient, srcRepo: string, srcRe
 
 export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef: string, dst: RegistryClient, dstRepo: string, dstTag: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {
   const log = (opts.logger ?? silentLogger).child({ src: `${src.host}/${srcRepo}:${srcRef}`, dst: `${dst.host}/${dstRepo}${dstTag ? `:${dstTag}` : ''}` });
+  const cancel = new AbortController();
+  opts = { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, cancel.signal]) : cancel.signal };
   const c: Ctx = {
+    cancel,
     src, srcRepo, dst, dstRepo, opts, log, pool: opts.pool ?? defaultCopyPool,
     counts: { uploaded: 0, mounted: 0, skipped: 0 }, bytes: 0, progress: { done: 0, total: 0, perBlob: new Map() },
     bandwidth: opts.speedKbps ? new ByteRateLimiter(kbpsToBytesPerSecond(opts.speedKbps)) : undefined,
@@ -171,15 +193,18 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
   opts.onProgress?.({ bytesDone: 0, bytesTotal: c.progress.total });
 
   await copyNode(c, plan, new Map(), true);
-  // The root last: by digest when the tag stays put, else under the tag (which makes it visible).
-  if (dstTag && !keepTag && !isDigest(srcRef)) await sourceTagUnmoved(c, srcRef, root.digest);
-  if (keepTag || !dstTag) {
-    await dst.putManifest(dstRepo, plan.digest, plan.bytes, plan.mediaType, opts.signal);
-  } else {
+  // Signatures and SBOMs name the source digest: only an unconverted copy has them. They go in
+  // before the tag, so a tag in the target never points at an artifact whose signature is missing.
+  const withReferrers = opts.referrers === true && !transforms;
+  const byDigestFirst = keepTag || !dstTag || withReferrers;
+  if (byDigestFirst) await dst.putManifest(dstRepo, plan.digest, plan.bytes, plan.mediaType, opts.signal);
+  const refs = withReferrers ? await copyReferrers(c, plan.digest) : {};
+  // The tag last (which makes it visible), unless it stays put.
+  if (dstTag && !keepTag) {
+    if (!isDigest(srcRef)) await sourceTagUnmoved(c, srcRef, root.digest);
     await dst.putManifest(dstRepo, dstTag, plan.bytes, plan.mediaType, opts.signal);
   }
   log.info({ digest: plan.digest, bytes: c.bytes, ...c.counts, keepTag }, keepTag ? 'copied by digest; target tag left in place (override off)' : 'artifact copied');
-  const refs = opts.manifestFormat === 'docker' ? {} : await copyReferrers(c, plan.digest);
   return {
     digest: plan.digest, bytes: c.bytes, blobs: c.counts, skipped: false,
     tagMoved: dstTag !== undefined && !keepTag,

@@ -109,6 +109,53 @@ test('referrers from a source with the OCI 1.1 API land in a tag-schema index on
   }
 });
 
+test('with referrers, the tag is written only once the signature is in the target', async () => {
+  pa.clearRules(); pb.clearRules();
+  const sig = await buildImage({ layers: [Buffer.from('signature that fails to copy')] });
+  try {
+    await pushImage(sig, a, 'src/app', 'sig-2');
+    const desc = { mediaType: MT.ociManifest, digest: sig.digest, size: sig.bytes.length, artifactType: 'application/example.signature' };
+    pa.addRule({ match: { method: 'GET', path: new RegExp(`/v2/src/app/referrers/${image.digest}`) }, action: 'status', status: 200,
+      headers: { 'content-type': MT.ociIndex }, body: JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [desc] }) });
+    // The signature's layer cannot be read from the source.
+    pa.addRule({ match: { method: 'GET', path: new RegExp(`/blobs/${sig.layers[0]!.digest}`) }, action: 'status', status: 404,
+      headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }) });
+    const { src, dst } = clientsFor();
+    await assert.rejects(copyArtifact(src, 'src/app', 'v1', dst, 'dst/signed', 'v1', { referrers: true, pool: new CopyPool() }));
+    assert.equal(await dst.headManifest('dst/signed', 'v1'), null, 'no tag on an image whose signature is missing');
+    assert.ok(await dst.headManifest('dst/signed', image.digest), 'the image itself is in, by digest');
+    pa.clearRules();
+    pa.addRule({ match: { method: 'GET', path: new RegExp(`/v2/src/app/referrers/${image.digest}`) }, action: 'status', status: 200,
+      headers: { 'content-type': MT.ociIndex }, body: JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [desc] }) });
+    const r = await copyArtifact(src, 'src/app', 'v1', dst, 'dst/signed', 'v1', { referrers: true, pool: new CopyPool() });
+    assert.equal(r.referrers, 1);
+    assert.equal((await dst.headManifest('dst/signed', 'v1'))?.digest, image.digest);
+    assert.ok(await dst.headManifest('dst/signed', sig.digest));
+  } finally {
+    pa.clearRules();
+    await sig.cleanup();
+  }
+});
+
+test('the first failed blob cancels the copy\'s other transfers, and is the error reported', async () => {
+  pa.clearRules(); pb.clearRules();
+  const [big, small] = image.layers;
+  // The small layer cannot be read; the big one moves slowly (bandwidth limit) when the copy fails.
+  pa.addRule({ match: { method: 'GET', path: new RegExp(`/blobs/${small!.digest}`) }, action: 'status', status: 404,
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown' }] }) });
+  const { src, dst } = clientsFor();
+  let lastProgress = 0;
+  const failed = await copyArtifact(src, 'src/app', 'v1', dst, 'dst/cancelled', 'v1', {
+    pool: new CopyPool(), speedKbps: 2000, onProgress: () => { lastProgress = Date.now(); },
+  }).then(() => undefined, (e: BridgeError) => e);
+  const at = Date.now();
+  assert.equal(failed?.code, 'HSB_REGISTRY_NOT_FOUND', `the missing blob is the error reported, got ${failed?.code}`);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(lastProgress <= at + 100, 'no byte of the copy moved after it failed');
+  assert.equal(await dst.hasBlob('dst/cancelled', big!.digest), false);
+  pa.clearRules();
+});
+
 test('a source tag that moves during the copy is not written back with the older digest', async () => {
   pa.clearRules(); pb.clearRules();
   const next = await buildImage({ layers: [70_000] });
