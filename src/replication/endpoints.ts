@@ -19,9 +19,9 @@ export interface TargetHandle {
   client: RegistryClient;
   manifestFormat: 'preserve' | 'docker';
   /** Before the first push into a repository: SWR makes sure the organisation exists. */
-  prepare(destRepository: string): Promise<void>;
+  prepare(destRepository: string, signal?: AbortSignal): Promise<void>;
   /** Removes one tag from the target; true when something was deleted. */
-  deleteTag(repository: string, tag: string): Promise<boolean>;
+  deleteTag(repository: string, tag: string, signal?: AbortSignal): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -80,7 +80,7 @@ function registryTarget(t: TargetConfig, logger: Logger): TargetHandle {
     client,
     manifestFormat: t.manifestFormat ?? 'preserve',
     prepare: async () => undefined,
-    deleteTag: (repo, tag) => deleteTagByManifest(client, repo, tag),
+    deleteTag: (repo, tag, signal) => deleteTagByManifest(client, repo, tag, signal),
     close: () => client.close(),
   };
 }
@@ -94,10 +94,10 @@ function swrTarget(t: TargetConfig, logger: Logger): TargetHandle {
     client,
     manifestFormat: swr.manifestFormat,
     // Names are checked before any traffic; the organisation is created on first use.
-    prepare: async (repo) => { await swr.api.ensureNamespace(validateSwrPath(repo).namespace); },
-    deleteTag: async (repo, tag) => {
+    prepare: async (repo, signal) => { await swr.api.ensureNamespace(validateSwrPath(repo).namespace, signal); },
+    deleteTag: async (repo, tag, signal) => {
       const p = validateSwrPath(repo);
-      return swr.api.deleteTag(p.namespace, p.repository, tag);
+      return swr.api.deleteTag(p.namespace, p.repository, tag, signal);
     },
     close: async () => { await Promise.all([client.close(), swr.api.close()]); },
   };
@@ -108,19 +108,19 @@ function swrTarget(t: TargetConfig, logger: Logger): TargetHandle {
  * in the target points at it, or at an index that lists it (a per-platform tag such as v1-amd64
  * beside the multi-platform v1), else that tag would vanish or break too.
  */
-async function deleteTagByManifest(client: RegistryClient, repo: string, tag: string): Promise<boolean> {
-  const head = await client.headManifest(repo, tag);
+async function deleteTagByManifest(client: RegistryClient, repo: string, tag: string, signal?: AbortSignal): Promise<boolean> {
+  const head = await client.headManifest(repo, tag, signal);
   if (!head) return false;
-  const tags = await client.listTags(repo);
+  const tags = await client.listTags(repo, signal);
   // Indexes already opened (several tags often name one index): none of them lists the manifest.
   const opened = new Set<string>();
   for (const other of tags) {
     if (other === tag) continue;
-    const h = await client.headManifest(repo, other);
+    const h = await client.headManifest(repo, other, signal);
     if (!h) continue;
     const why = h.digest === head.digest ? `its manifest is also tagged ${other}`
       // Opened unless plainly an image: some registries answer HEAD with a generic Content-Type.
-      : !isImageManifestType(h.mediaType) && await indexLists(client, repo, h.digest, head.digest, opened) ? `the index tagged ${other} lists its manifest`
+      : !isImageManifestType(h.mediaType) && await indexLists(client, repo, h.digest, head.digest, opened, signal) ? `the index tagged ${other} lists its manifest`
         : undefined;
     if (why !== undefined) {
       throw new BridgeError('HSB_TARGET_TAG_SHARED',
@@ -128,16 +128,16 @@ async function deleteTagByManifest(client: RegistryClient, repo: string, tag: st
         { context: { repository: repo, tag, digest: head.digest, sharedWith: other } });
     }
   }
-  return client.deleteManifest(repo, head.digest);
+  return client.deleteManifest(repo, head.digest, signal);
 }
 
 /** Whether the index `index` (or an index nested in it) lists `digest`; an index that does not parse might. */
-async function indexLists(client: RegistryClient, repo: string, index: string, digest: string, seen: Set<string>): Promise<boolean> {
+async function indexLists(client: RegistryClient, repo: string, index: string, digest: string, seen: Set<string>, signal?: AbortSignal): Promise<boolean> {
   if (seen.has(index)) return false;
   seen.add(index);
   let m: ManifestData;
   try {
-    m = await client.getManifest(repo, index);
+    m = await client.getManifest(repo, index, undefined, signal);
   } catch (e) {
     // Gone meanwhile, or a nested child the registry never held: it lists nothing.
     if ((e as { code?: string }).code === 'HSB_REGISTRY_NOT_FOUND') return false;
@@ -152,7 +152,7 @@ async function indexLists(client: RegistryClient, repo: string, index: string, d
   if (parsed.kind !== 'index') return false;
   for (const child of parsed.doc.manifests) {
     if (child.digest === digest) return true;
-    if (isIndexType(child.mediaType) && await indexLists(client, repo, child.digest, digest, seen)) return true;
+    if (isIndexType(child.mediaType) && await indexLists(client, repo, child.digest, digest, seen, signal)) return true;
   }
   return false;
 }

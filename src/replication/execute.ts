@@ -27,9 +27,10 @@ export interface ExecuteContext {
  */
 export async function executeTask(task: ReplicationTask, src: SourceHandle, dst: TargetHandle, ctx: ExecuteContext): Promise<Outcome> {
   const ref = task.tag ?? task.digest!;
-  const now = await src.client.headManifest(task.repository, ref);
+  // Every request takes the task's signal: a registry that never answers must not outlast a stall or a shutdown.
+  const now = await src.client.headManifest(task.repository, ref, ctx.signal);
   if (now) {
-    await dst.prepare(task.destRepository);
+    await dst.prepare(task.destRepository, ctx.signal);
     const r = await copyArtifact(src.client, task.repository, task.tag ?? now.digest, dst.client, task.destRepository, task.tag, {
       manifestFormat: task.options.manifestFormat ?? dst.manifestFormat,
       platforms: task.options.platforms,
@@ -49,10 +50,10 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
     return { status: 'skipped', bytes: 0, note: `source no longer has ${task.repository}:${ref} and the policy does not replicate deletions` };
   }
   if (task.tag) {
-    const deleted = await dst.deleteTag(task.destRepository, task.tag);
+    const deleted = await dst.deleteTag(task.destRepository, task.tag, ctx.signal);
     return { status: deleted ? 'deleted' : 'skipped', bytes: 0, note: deleted ? undefined : 'already absent from the target' };
   }
-  if (await dst.client.deleteManifest(task.destRepository, task.digest!)) return { status: 'deleted', bytes: 0 };
+  if (await dst.client.deleteManifest(task.destRepository, task.digest!, ctx.signal)) return { status: 'deleted', bytes: 0 };
   const rewritten = transformsManifest({ manifestFormat: task.options.manifestFormat ?? dst.manifestFormat, platforms: task.options.platforms });
   return { status: 'skipped', bytes: 0, note: rewritten ? untaggedRewrittenNote(task.digest!) : 'already absent from the target' };
 }
