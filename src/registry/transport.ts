@@ -184,6 +184,10 @@ export class Transport {
         if (again && req.stream) throw registryError('HSB_REGISTRY_AUTH_EXPIRED', `credentials refreshed after a 401 on a streamed request (${req.method} ${url.pathname})`, { ...ctx, status });
         if (again) { attempt--; continue; }
       }
+      // Still 401 with a fresh token that says "insufficient_scope": the credentials are good, the grant is missing.
+      if (status === 401 && authRetried && parseWwwAuthenticate(res.headers['www-authenticate']).some((c) => c.params['error'] === 'insufficient_scope')) {
+        throw registryError('HSB_REGISTRY_DENIED', `registry denied access (${req.method} ${url.pathname}): the credentials are accepted but lack ${req.scopes.join(' ') || 'the needed scope'}`, { ...ctx, status });
+      }
       const retryAfterMs = parseRetryAfter(headerValue(res.headers, 'retry-after'));
       const err = registryErrorFromStatus(status, text, { ...ctx, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
       const tooLong = retryAfterMs !== undefined && retryAfterMs > this.#retry.maxRetryAfterMs;

@@ -324,6 +324,23 @@ test('a request queued behind a transfer takes its token when it is sent, not wh
   }
 });
 
+test('a token without the grant (401 insufficient_scope after a fresh token) is HSB_REGISTRY_DENIED, not wrong credentials', async () => {
+  // The user's password is right; the token service grants nothing under secret/.
+  const tokenReg = await startRegistry({ auth: 'token', token: { acl: (_u, a) => (a.name.startsWith('secret/') ? [] : a.actions) } });
+  const c = new RegistryClient({ url: tokenReg.url, credentials: tokenReg.users[0] });
+  try {
+    await assert.rejects(c.headManifest('secret/app', 'v1'), (e: BridgeError) => {
+      assert.equal(e.code, 'HSB_REGISTRY_DENIED');
+      assert.match(e.message, /credentials are accepted but lack repository:secret\/app:pull/);
+      return true;
+    });
+    assert.equal(await c.headManifest('open/app', 'v1'), null, 'the same credentials work where they are granted');
+  } finally {
+    await c.close();
+    await tokenReg.stop();
+  }
+});
+
 test('a single-PUT upload closes its source once the registry took the blob, even when the source never said it ended', async () => {
   proxy.clearRules();
   const blob = randomBytes(200_000);
