@@ -1,6 +1,7 @@
 // Shared by every copy in a process: a bound on concurrent blob transfers, one transfer per
 // (target registry, digest) at a time, and an in-memory digest → repositories index per target
 // so a blob already pushed anywhere in the target is mounted instead of uploaded again.
+import { BridgeError } from '../errors.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { Semaphore, type ByteRateLimiter } from '../registry/limits.ts';
 import type { Descriptor } from '../registry/referrers.ts';
@@ -107,6 +108,14 @@ export class CopyPool {
     const release = await this.#transfers.acquire(a.signal).finally(() => a.onWait?.(false));
     try {
       await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal, a.bandwidth);
+    } catch (e) {
+      // The target hashes what the source served: a mismatch it reports is the source's bytes.
+      if ((e as { code?: string }).code === 'HSB_REGISTRY_DIGEST_MISMATCH' && e instanceof BridgeError) {
+        throw new BridgeError('HSB_REGISTRY_DIGEST_MISMATCH', `the bytes ${a.src.host}/${a.srcRepo} served for ${digest} do not hash to it (${e.message})`, {
+          retryable: e.retryable, cause: e, context: { ...e.context, source: a.src.host, sourceRepository: a.srcRepo, digest },
+        });
+      }
+      throw e;
     } finally {
       release();
     }

@@ -156,6 +156,21 @@ test('the first failed blob cancels the copy\'s other transfers, and is the erro
   pa.clearRules();
 });
 
+test('bytes the target refuses as not hashing to their digest are reported as the source\'s', async () => {
+  pa.clearRules(); pb.clearRules();
+  pb.addRule({ match: { method: 'PUT', path: /\/dst\/corrupt\/blobs\/uploads\// }, action: 'status', status: 400,
+    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] }) });
+  const { src, dst } = clientsFor();
+  await assert.rejects(copyArtifact(src, 'src/app', 'v1', dst, 'dst/corrupt', 'v1', { pool: new CopyPool() }), (e: BridgeError) => {
+    assert.equal(e.code, 'HSB_REGISTRY_DIGEST_MISMATCH');
+    assert.match(e.message, new RegExp(`^the bytes ${src.host.replace(/\./g, '\\.')}/src/app served for sha256:`));
+    assert.equal(e.context.sourceRepository, 'src/app');
+    return true;
+  });
+  assert.equal(await dst.headManifest('dst/corrupt', 'v1'), null);
+  pb.clearRules();
+});
+
 test('a source tag that moves during the copy is not written back with the older digest', async () => {
   pa.clearRules(); pb.clearRules();
   const next = await buildImage({ layers: [70_000] });
