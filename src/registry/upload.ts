@@ -119,12 +119,16 @@ async function startSession(t: Transport, repo: string, ctx: RegistryErrorCtx, s
   return { location: new URL(loc, res.url).href, chunkMin: Number(res.header('oci-chunk-min-length') ?? 0) || 0 };
 }
 
-/** Bytes the registry holds for the session, or undefined when the session is gone or invalid. */
-async function sessionOffset(t: Transport, repo: string, location: string, ctx: RegistryErrorCtx, signal?: AbortSignal): Promise<number | undefined> {
+/**
+ * Bytes the registry holds for the session and the URL to go on with (the spec's status answer
+ * carries the session's current Location), or undefined when the session is gone or invalid.
+ */
+async function sessionOffset(t: Transport, repo: string, location: string, ctx: RegistryErrorCtx, signal?: AbortSignal): Promise<{ held: number; location: string } | undefined> {
   try {
     const res = await t.send({ method: 'GET', path: location, scopes: [repoScope(repo, 'pull', 'push')], expect: [204, 200], ctx, signal });
     await res.discard();
-    return uploadOffsetFromRange(res.header('range')) ?? 0;
+    const loc = res.header('location');
+    return { held: uploadOffsetFromRange(res.header('range')) ?? 0, location: loc ? new URL(loc, res.url).href : location };
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'HSB_REGISTRY_NOT_FOUND' || code === 'HSB_REGISTRY_UPLOAD_INVALID' || code === 'HSB_REGISTRY_BAD_REQUEST') return undefined;
@@ -256,8 +260,9 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
         reader.destroy();
         failures++;
         const err = await recoverable(t, e, ctx, failures, a);
-        const held = await sessionOffset(t, a.repo, session.location, ctx, a.signal);
-        if (held === undefined || held > size) {
+        const status = await sessionOffset(t, a.repo, session.location, ctx, a.signal);
+        const held = status?.held;
+        if (status === undefined || held === undefined || held > size) {
           // Session lost (distribution cancels it when a broken PATCH wrote some bytes): start over.
           await uploadCancel(t, a.repo, session.location).catch(() => {});
           session = await startSession(t, a.repo, ctx, a.signal);
@@ -269,7 +274,8 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
           t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code, failures }, 'blob upload session lost; restarting');
           continue;
         }
-        // Resume at the registry's offset: rebuild the hash state there from the last mark.
+        // Resume at the registry's offset, at the Location it gave: rebuild the hash state there from the last mark.
+        session = { ...session, location: status.location };
         stats.resumes++;
         const base = mark.offset <= held ? mark : { offset: 0, hash: createHash(alg) };
         hash = base.hash.copy();
