@@ -42,7 +42,11 @@ export interface UploadArgs {
   tuning: UploadTuning;
   /** A cap of the caller's own (a policy's `speed`), on top of the registry's. */
   bandwidth?: ByteRateLimiter | undefined;
+  /** Runs a wait during which no byte moves (a backoff), so the caller can lend out its transfer slot meanwhile. */
+  idle?: IdleWait | undefined;
 }
+
+export type IdleWait = <T>(wait: () => Promise<T>) => Promise<T>;
 
 /** Pulls exact byte counts out of a stream, across chunk boundaries. */
 export class ByteReader {
@@ -174,7 +178,8 @@ async function recoverable(t: Transport, e: unknown, ctx: RegistryErrorCtx, fail
   // Upload bodies are never retried by the transport: this is where a throttled PUT/PATCH waits.
   const retryAfter = Number(err.context.retryAfterMs) || undefined;
   if (retryAfter !== undefined && retryAfter > t.retryPolicy.maxRetryAfterMs) throw err;
-  await sleep(backoffMs(failures - 1, t.retryPolicy, retryAfter), a.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, a.signal); });
+  const pause = () => sleep(backoffMs(failures - 1, t.retryPolicy, retryAfter), a.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, a.signal); });
+  await (a.idle ? a.idle(pause) : pause());
   return err;
 }
 

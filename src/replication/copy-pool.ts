@@ -104,10 +104,23 @@ export class CopyPool {
         if (a.signal?.aborted) throw e;
       }
     }
-    a.onWait?.(true);
-    const release = await this.#transfers.acquire(a.signal).finally(() => a.onWait?.(false));
+    const acquire = async () => {
+      a.onWait?.(true);
+      return this.#transfers.acquire(a.signal).finally(() => a.onWait?.(false));
+    };
+    let release: (() => void) | undefined = await acquire();
+    // A backoff moves no byte: the slot goes to another transfer meanwhile (a failing target must not hold them all).
+    const idle = async <T>(wait: () => Promise<T>): Promise<T> => {
+      release?.();
+      release = undefined;
+      try {
+        return await wait();
+      } finally {
+        release = await acquire();
+      }
+    };
     try {
-      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal, a.bandwidth);
+      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal, a.bandwidth, idle);
     } catch (e) {
       // The target hashes what the source served: a mismatch it reports is the source's bytes.
       if ((e as { code?: string }).code === 'HSB_REGISTRY_DIGEST_MISMATCH' && e instanceof BridgeError) {
@@ -117,7 +130,7 @@ export class CopyPool {
       }
       throw e;
     } finally {
-      release();
+      release?.();
     }
     this.remember(target, digest, a.dstRepo);
     return 'uploaded';

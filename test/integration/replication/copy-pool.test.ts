@@ -1,0 +1,54 @@
+// The process-wide transfer slots (worker.transfers) are shared by every target: an upload backing
+// off from a failing target lends its slot out meanwhile, so a copy to a healthy target does not
+// queue until the failing one gives up.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { startFaultProxy, type FaultProxy } from '../../support/fault-proxy.ts';
+import { buildImage, pushImage, inspectDigest, type LocalImage } from '../../support/images.ts';
+import { RegistryClient } from '../../../src/registry/client.ts';
+import { copyArtifact } from '../../../src/replication/copy.ts';
+import { CopyPool } from '../../../src/replication/copy-pool.ts';
+
+let src: TestRegistry;
+let failing: TestRegistry;
+let healthy: TestRegistry;
+let proxy: FaultProxy;
+const images: LocalImage[] = [];
+const clients: RegistryClient[] = [];
+
+before(async () => {
+  [src, failing, healthy] = await Promise.all([startRegistry(), startRegistry(), startRegistry()]);
+  proxy = await startFaultProxy(failing.url);
+  // Every upload request to the failing target: 503, come back in a second.
+  proxy.addRule({ match: { path: /\/blobs\/uploads\// }, action: 'status', status: 503, headers: { 'retry-after': '1' } });
+  for (const i of [0, 1, 2]) {
+    const img = await buildImage({ layers: [20_000 + i] });
+    images.push(img);
+    await pushImage(img, src, `app/n${i}`, 'v1');
+  }
+});
+after(async () => {
+  for (const c of clients) await c.close();
+  await proxy.stop();
+  await Promise.all([src.stop(), failing.stop(), healthy.stop()]);
+  for (const img of images) await img.cleanup();
+});
+
+test('a copy to a healthy target is not held back by uploads backing off from a failing one', async () => {
+  const client = (url: string) => { const c = new RegistryClient({ url }); clients.push(c); return c; };
+  const [from, dead, ok] = [client(src.url), client(proxy.url), client(healthy.url)];
+  const pool = new CopyPool({ concurrency: 2 });
+  const stop = new AbortController();
+  const settled: string[] = [];
+  // Two copies to the failing target take both slots first.
+  const stuck = [0, 1].map((i) => copyArtifact(from, `app/n${i}`, 'v1', dead, `app/n${i}`, 'v1', { pool, signal: stop.signal })
+    .then(() => 'done', (e: { code?: string }) => e.code ?? 'error').then((r) => { settled.push(r); return r; }));
+  await new Promise((r) => setTimeout(r, 300));
+  const r = await copyArtifact(from, 'app/n2', 'v1', ok, 'app/n2', 'v1', { pool });
+  assert.equal(r.digest, images[2]!.digest);
+  assert.deepEqual(settled, [], 'the healthy copy finished while the failing ones were still backing off');
+  assert.equal(await inspectDigest(healthy, 'app/n2', 'v1'), images[2]!.digest);
+  stop.abort();
+  assert.ok((await Promise.all(stuck)).every((x) => x !== 'done'));
+});
