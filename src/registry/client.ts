@@ -78,6 +78,9 @@ export class RegistryClient {
 
   /** host[:port], the registry's identity in logs, errors and caches. */
   get host(): string { return this.transport.registry; }
+
+  /** host[:port] and the account: what one set of credentials may see there (mount candidates). Never the password. */
+  get identity(): string { return `${this.endpoint.credentials?.username ?? ''}@${this.transport.registry}`; }
   get url(): string { return this.endpoint.url; }
 
   getManifest(repo: string, ref: string, accept?: string[], signal?: AbortSignal): Promise<ManifestData> {

@@ -65,7 +65,7 @@ export class CopyPool {
 
   /** Makes `desc` present in dst/dstRepo: already there, mounted from a known repo, or uploaded. */
   async ensureBlob(a: EnsureBlobArgs): Promise<BlobOutcome> {
-    const key = `${a.dst.host}\0${a.desc.digest}`;
+    const key = `${a.dst.identity}\0${a.desc.digest}`;
     // Another copy is moving this digest into the same target: wait, then mount from it.
     for (let running = this.#inflight.get(key); running; running = this.#inflight.get(key)) {
       a.onWait?.(true);
@@ -83,14 +83,15 @@ export class CopyPool {
   async #ensure(a: EnsureBlobArgs): Promise<BlobOutcome> {
     const log = a.logger ?? silentLogger;
     const { digest, size } = a.desc;
-    const target = a.dst.host;
+    // Per account: another account on the same registry may not read the repositories this one wrote.
+    const target = a.dst.identity;
     if (await a.dst.hasBlob(a.dstRepo, digest, a.signal)) {
       this.remember(target, digest, a.dstRepo);
       return 'skipped';
     }
     const candidates = this.knownRepos(target, digest).filter((r) => r !== a.dstRepo);
     // Same registry on both sides: the source repository itself is a mount candidate.
-    if (a.src.host === target && a.srcRepo !== a.dstRepo && !candidates.includes(a.srcRepo)) candidates.push(a.srcRepo);
+    if (a.src.host === a.dst.host && a.srcRepo !== a.dstRepo && !candidates.includes(a.srcRepo)) candidates.push(a.srcRepo);
     for (const from of candidates.slice(0, this.#maxMounts)) {
       try {
         if (await a.dst.mountBlob(a.dstRepo, digest, from, a.signal)) {

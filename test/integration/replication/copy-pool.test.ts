@@ -52,3 +52,24 @@ test('a copy to a healthy target is not held back by uploads backing off from a 
   stop.abort();
   assert.ok((await Promise.all(stuck)).every((x) => x !== 'done'));
 });
+
+test('mount candidates are remembered per account: another account on the same registry is not offered them', async () => {
+  // admin may read everything; robot nothing under secret/.
+  const users = [{ username: 'robot', password: 'r0b0t' }, { username: 'admin', password: 'adm1n' }];
+  const reg = await startRegistry({ auth: 'token', users, token: { acl: (u, a) => (u !== 'admin' && a.name.startsWith('secret/') ? [] : a.actions) } });
+  try {
+    const from = new RegistryClient({ url: src.url });
+    const admin = new RegistryClient({ url: reg.url, credentials: users[1] });
+    const robot = new RegistryClient({ url: reg.url, credentials: users[0] });
+    clients.push(from, admin, robot);
+    const pool = new CopyPool();
+    await copyArtifact(from, 'app/n0', 'v1', admin, 'secret/one', 'v1', { pool });
+    const mark = reg.logs().length;
+    const r = await copyArtifact(from, 'app/n0', 'v1', robot, 'pub/two', 'v1', { pool });
+    assert.deepEqual(r.blobs, { uploaded: 2, mounted: 0, skipped: 0 });
+    const mounts = reg.logs().slice(mark).split('\n').filter((l) => /"POST \/v2\/pub\/two\/blobs\/uploads\/\?[^"]*mount=/.test(l));
+    assert.deepEqual(mounts, [], 'no mount from a repository only the other account wrote');
+  } finally {
+    await reg.stop();
+  }
+});
