@@ -225,7 +225,7 @@ async function main(): Promise<void> {
       server: { port: 0, host: '127.0.0.1' },
       bus: { kind: 'kafka', brokers: [broker.brokers], topicPrefix: prefix, partitions: 6 },
       sources: [{ id: 'harbor-bench', url: 'https://harbor.example.com', webhookSecrets: [SECRET] }],
-      targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4' }],
+      targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'bench-ak', secretKey: 'bench-sk' } }],
     }));
 
     const bridgePort = await freePort();

@@ -77,6 +77,10 @@ export const TargetSchema = z.object({
   limits: LimitsSchema.default({ concurrency: 16 }),
 }).strict().superRefine((t, ctx) => {
   if (t.kind === 'registry' && !t.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'a registry target needs a url' });
+  // Refused here rather than by every task later (the first as a dead letter, the second as anonymous pushes).
+  const akSk = t.credentials !== null && typeof t.credentials === 'object' && 'accessKey' in t.credentials;
+  if (t.kind === 'registry' && akSk) ctx.addIssue({ code: 'custom', path: ['credentials'], message: 'a registry target logs in with username and password; accessKey/secretKey are for kind: swr' });
+  if (t.kind === 'swr' && !t.credentials) ctx.addIssue({ code: 'custom', path: ['credentials'], message: 'an swr target needs credentials: accessKey and secretKey (or the username and password of a long-term login command)' });
   if (t.kind !== 'swr') return;
   if (t.edition === 'enterprise') {
     // An Enterprise instance has its own domain; the region's shared registry is SWR Basic.

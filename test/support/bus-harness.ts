@@ -22,7 +22,7 @@ function configFor(bus: Record<string, unknown>, server: Record<string, unknown>
     server: { port: 0, host: '127.0.0.1', ...server },
     bus,
     sources: [{ id: 'harbor', url: 'https://harbor.example.com', webhookSecrets: ['s'] }],
-    targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4' }, { id: 'backup', kind: 'registry', url: 'https://backup.example.org' }],
+    targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK', secretKey: 'SK' } }, { id: 'backup', kind: 'registry', url: 'https://backup.example.org' }],
   }, '<test>', {});
 }
 

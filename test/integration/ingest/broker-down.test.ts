@@ -32,7 +32,7 @@ describe('ingest when the Kafka broker is down', { timeout: 240000 }, () => {
       server: { port: 0 },
       bus: { kind: 'kafka', brokers: [broker.brokers], topicPrefix, partitions: 3 },
       sources: [{ id: 'harbor-prod', url: 'https://harbor.example.com', webhookSecrets: [SECRET] }],
-      targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4' }],
+      targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK', secretKey: 'SK' } }],
     }, '<test>', {});
     bus = createBus(config, silentLogger);
     await bus.connect();

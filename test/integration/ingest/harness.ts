@@ -32,7 +32,7 @@ export function testConfig(opts: { sources?: unknown[]; server?: Record<string, 
       { id: 'harbor-prod', url: 'https://harbor.example.com', webhookSecrets: [SECRET, OLD_SECRET] },
       { id: 'registry-dev', url: 'https://registry.example.org', kind: 'registry', webhookSecrets: [SECRET] },
     ],
-    targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4' }],
+    targets: [{ id: 'swr', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK', secretKey: 'SK' } }],
   }, '<test>', {});
 }
 

@@ -30,7 +30,7 @@ function config(): Config {
   return ConfigSchema.parse({
     server: { apiTokens: [TOKEN] },
     sources: [{ id: 'harbor-prod', url: 'https://harbor.example.com', webhookSecrets: ['s'] }],
-    targets: [{ id: 'swr-bj4', kind: 'swr', region: 'cn-north-4' }, { id: 'backup', kind: 'registry', url: 'https://registry.example.org' }],
+    targets: [{ id: 'swr-bj4', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK', secretKey: 'SK' } }, { id: 'backup', kind: 'registry', url: 'https://registry.example.org' }],
     policies: [{ id: 'from-config', src_registry: 'harbor-prod', dest_registry: 'swr-bj4', filters: [{ type: 'name', value: 'library/**' }] }],
   });
 }

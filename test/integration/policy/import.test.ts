@@ -45,7 +45,7 @@ function config(url: string, creds = { username: ROBOT.username, password: ROBOT
     bus: { kind: 'embedded', dataDir },
     sources: [{ id: 'harbor-prod', url, credentials: creds, webhookSecrets: ['s'] }],
     targets: [
-      { id: 'swr-bj4', kind: 'swr', region: 'cn-north-4' },
+      { id: 'swr-bj4', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK', secretKey: 'SK' } },
       { id: 'backup', kind: 'registry', url: 'https://registry.example.org' },
     ],
   });
@@ -187,7 +187,7 @@ describe('policies import from Harbor 2.x', () => {
       const base = {
         bus: { kind: 'embedded', dataDir: join(dataDir, 'bus') },
         sources: [{ id: 'harbor-prod', url: harbor.url, credentials: { username: ROBOT.username, password: '${HARBOR_ROBOT}' }, webhookSecrets: ['s'] }],
-        targets: [{ id: 'swr-bj4', kind: 'swr', region: 'cn-north-4' }, { id: 'backup', kind: 'registry', url: 'https://registry.example.org' }],
+        targets: [{ id: 'swr-bj4', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK', secretKey: 'SK' } }, { id: 'backup', kind: 'registry', url: 'https://registry.example.org' }],
       };
       await writeFile(file, stringify(base));
       const env = { ...process.env, HARBOR_ROBOT: ROBOT.password, LOG_LEVEL: 'error' };

@@ -5,7 +5,7 @@ import { importedPolicyId, mapHarborPolicies, registryHost, targetHost } from '.
 import { harborMessage, nextPage, type HarborRegistry } from '../../../src/policy/harbor-api.ts';
 
 const targets: TargetConfig[] = [
-  TargetSchema.parse({ id: 'swr-bj4', kind: 'swr', region: 'cn-north-4' }),
+  TargetSchema.parse({ id: 'swr-bj4', kind: 'swr', region: 'cn-north-4', credentials: { accessKey: 'AK', secretKey: 'SK' } }),
   TargetSchema.parse({ id: 'backup', kind: 'registry', url: 'https://registry.example.org' }),
   TargetSchema.parse({ id: 'lab', kind: 'registry', url: 'http://10.0.0.5:5000' }),
 ];
@@ -51,8 +51,8 @@ describe('registryHost / targetHost', () => {
   });
   it('derives the SWR registry host from the region', () => {
     assert.equal(targetHost(targets[0]!), 'swr.cn-north-4.myhuaweicloud.com');
-    assert.equal(targetHost(TargetSchema.parse({ id: 'x', kind: 'swr', region: 'ap-southeast-1', domain: 'myhuaweicloud.eu' })), 'swr.ap-southeast-1.myhuaweicloud.eu');
-    assert.equal(targetHost(TargetSchema.parse({ id: 'x', kind: 'swr', registryUrl: 'https://swr.private.example', apiUrl: 'https://api.example' })), 'swr.private.example');
+    assert.equal(targetHost(TargetSchema.parse({ id: 'x', kind: 'swr', region: 'ap-southeast-1', domain: 'myhuaweicloud.eu', credentials: { accessKey: 'AK', secretKey: 'SK' } })), 'swr.ap-southeast-1.myhuaweicloud.eu');
+    assert.equal(targetHost(TargetSchema.parse({ id: 'x', kind: 'swr', registryUrl: 'https://swr.private.example', apiUrl: 'https://api.example', project: 'p', credentials: { accessKey: 'AK', secretKey: 'SK' } })), 'swr.private.example');
   });
 });
 
@@ -146,7 +146,7 @@ describe('mapHarborPolicies', () => {
     assert.match(skipReason([v2(1, { dest_registry: reg(3) })]), /"dockerhub" \(https:\/\/hub\.docker\.com\) matches no configured target \(by host hub\.docker\.com\)/);
   });
   it('skips a destination several targets share', () => {
-    const twin = TargetSchema.parse({ id: 'swr-bj4-b', kind: 'swr', region: 'cn-north-4', project: 'other' });
+    const twin = TargetSchema.parse({ id: 'swr-bj4-b', kind: 'swr', region: 'cn-north-4', project: 'other', credentials: { accessKey: 'AK', secretKey: 'SK' } });
     const r = mapHarborPolicies({ sourceId: 's', targets: [...targets, twin], policies: [v2(1)], registries });
     assert.match(r.skipped[0]!.reason, /matches several targets \(swr-bj4, swr-bj4-b\)/);
   });

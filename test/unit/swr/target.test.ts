@@ -57,8 +57,14 @@ test('a login pair without AK/SK or token gives an unmanaged API', async () => {
 });
 
 test('missing credentials and non-swr targets are config errors', () => {
-  const t = TargetSchema.parse({ id: 's', kind: 'swr', region: 'cn-east-3' });
+  // Refused at config load, naming the field; and by the resolver too, for a target built another way.
+  const refused = TargetSchema.safeParse({ id: 's', kind: 'swr', region: 'cn-east-3' });
+  assert.equal(refused.success, false);
+  assert.deepEqual(refused.error!.issues.map((i) => i.path.join('.')), ['credentials']);
+  const t = { ...TargetSchema.parse({ id: 's', kind: 'swr', region: 'cn-east-3', credentials: { accessKey: 'AK', secretKey: 'SK' } }), credentials: undefined };
   assert.throws(() => resolveSwrTarget(t), (e: unknown) => e instanceof BridgeError && e.code === 'HSB_SWR_CONFIG');
+  const akskOnRegistry = TargetSchema.safeParse({ id: 'r', kind: 'registry', url: 'https://r.example', credentials: { accessKey: 'AK', secretKey: 'SK' } });
+  assert.match(akskOnRegistry.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'), /^credentials: a registry target logs in with username and password/);
   const reg = TargetSchema.parse({ id: 'r', kind: 'registry', url: 'https://r.example' });
   assert.throws(() => resolveSwrTarget(reg), (e: unknown) => e instanceof BridgeError && e.code === 'HSB_SWR_CONFIG');
 });
