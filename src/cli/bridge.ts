@@ -78,7 +78,7 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   const policyStore = new PolicyStore({ bus, table: policies, logger });
   const endpoints = new Endpoints(config, logger);
   const planner = new Planner({ config, bus, policies, metrics, logger });
-  const replicator = new Replicator({ config, bus, endpoints, metrics, logger });
+  const replicator = new Replicator({ config, bus, endpoints, metrics, logger, policies });
   const reconciler = new Reconciler({ config, endpoints, logger, metrics, table: policies });
   const scheduler = new PolicyScheduler({ table: policies, logger, onFire: async (policy) => { await reconciler.reconcileAndPublish(policy, bus); } });
   const results = new ResultsStore({ bus, logger });

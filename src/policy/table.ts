@@ -9,10 +9,22 @@ export class PolicyTable {
     for (const p of initial) this.#policies.set(p.id, p);
   }
 
+  /** Policies this process saw removed, and when (a task planned before may be dropped). */
+  readonly #removed = new Map<string, number>();
+
   set(id: string, policy: Policy | null): void {
-    if (policy) this.#policies.set(id, policy);
-    else this.#policies.delete(id);
+    if (policy) {
+      this.#policies.set(id, policy);
+      this.#removed.delete(id);
+    } else if (this.#policies.delete(id)) {
+      this.#removed.set(id, Date.now());
+    }
     this.#version++;
+  }
+
+  /** When this process saw the policy removed (epoch ms); undefined when it exists or was never seen removed. */
+  removedAt(id: string): number | undefined {
+    return this.#removed.get(id);
   }
 
   get(id: string): Policy | undefined {

@@ -15,6 +15,7 @@ import { Progress } from './progress.ts';
 import { CopyPool } from './copy-pool.ts';
 import { checked } from '../bus/checked.ts';
 import { publishOutcome, resultRecord, type OutcomeRecord } from './outcome.ts';
+import type { PolicyTable } from '../policy/table.ts';
 
 export const REPLICATOR_GROUP = 'replicator';
 /** `tasks.retry` has a consumer group of its own, so that retries never share a fetch with fresh tasks. */
@@ -41,6 +42,8 @@ export interface ReplicatorDeps {
   group?: string;
   /** Retries run past a waiting one before the waiting ones move to the end of `tasks.retry` (default 5000). */
   retryPassLimit?: number;
+  /** The live policy table: a task planned before its policy was removed is dropped (recorded as skipped). */
+  policies?: Pick<PolicyTable, 'removedAt'>;
 }
 
 /**
@@ -184,6 +187,16 @@ export class Replicator {
       return;
     }
     const task = parsed.data;
+    const removed = this.#d.policies?.removedAt(task.policyId);
+    if (removed !== undefined && Date.parse(task.createdAt) <= removed) {
+      // Deleting a policy stops its queued work too (retries would otherwise run to the DLQ for hours).
+      const note = `policy ${task.policyId} was deleted after this task was planned; dropped`;
+      if (await this.#publishOutcome(task, m, [resultRecord(task, { status: 'skipped', bytes: 0, note }, 0)], this.#log.child({ task: task.id }))) {
+        this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'skipped' });
+        this.#log.info({ task: task.id, policy: task.policyId }, note);
+      }
+      return;
+    }
     if (task.notBefore) await this.#waitUntil(new Date(task.notBefore), ctx);
     await this.#refuseWhileDraining();
     await this.#limiter.run(async () => {

@@ -1,0 +1,71 @@
+// Deleting a policy stops its queued work: a task planned before this process saw the policy
+// removed is recorded as skipped instead of copied (or retried towards the DLQ); a policy it never
+// saw removed (a new one another process just created) runs as usual.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { pushTask } from '../../support/tasks.ts';
+import { buildImage, pushImage, type LocalImage } from '../../support/images.ts';
+import { EmbeddedBus } from '../../../src/bus/embedded/sqlite-bus.ts';
+import { parseConfig } from '../../../src/config/load.ts';
+import { Endpoints } from '../../../src/replication/endpoints.ts';
+import { Replicator } from '../../../src/replication/replicator.ts';
+import { createMetrics } from '../../../src/observability/metrics.ts';
+import { silentLogger } from '../../../src/observability/logger.ts';
+import { PolicyTable } from '../../../src/policy/table.ts';
+import { PolicySchema } from '../../../src/policy/model.ts';
+import type { TaskResult } from '../../../src/replication/task.ts';
+
+let src: TestRegistry;
+let dst: TestRegistry;
+let image: LocalImage;
+const dataDir = mkdtempSync(join(tmpdir(), 'hsb-deleted-policy-'));
+
+before(async () => {
+  [src, dst] = await Promise.all([startRegistry(), startRegistry()]);
+  image = await buildImage({ layers: [10_000] });
+  await pushImage(image, src, 'lib/old', 'v1');
+  await pushImage(image, src, 'lib/new', 'v1');
+});
+after(async () => {
+  await Promise.all([src.stop(), dst.stop()]);
+  await image.cleanup();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('a task of a policy deleted after it was planned is skipped; one of a policy never seen deleted runs', async () => {
+  const config = parseConfig({
+    bus: { kind: 'embedded', dataDir },
+    sources: [{ id: 'src', kind: 'registry', url: src.url, insecure: true }],
+    targets: [{ id: 'dst', kind: 'registry', url: dst.url }],
+  }, '<test>', {});
+  const bus = new EmbeddedBus({ dataDir });
+  await bus.connect();
+  const endpoints = new Endpoints(config, silentLogger);
+  const table = new PolicyTable([PolicySchema.parse({ id: 'gone', src_registry: 'src', dest_registry: 'dst' })]);
+  const replicator = new Replicator({ config, bus, endpoints, metrics: createMetrics(), logger: silentLogger, policies: table });
+  const results: TaskResult[] = [];
+  const watch = await bus.subscribe({ group: 'watch', topics: ['results'], fromBeginning: true }, async (b) => { for (const m of b) results.push(m.value as TaskResult); });
+  try {
+    const planned = pushTask('lib/old', { policyId: 'gone', createdAt: new Date(Date.now() - 1000).toISOString() });
+    table.set('gone', null);
+    await bus.publish('tasks', [
+      { key: 'dst/lib/old', value: planned },
+      { key: 'dst/lib/new', value: pushTask('lib/new', { policyId: 'brand-new' }) },
+    ]);
+    await replicator.start();
+    for (const until = Date.now() + 30_000; results.length < 2 && Date.now() < until;) await new Promise((r) => setTimeout(r, 100));
+    const byTask = new Map(results.map((r) => [r.taskId, r.status]));
+    assert.equal(byTask.get('t-lib/old'), 'skipped');
+    assert.equal(byTask.get('t-lib/new'), 'done');
+    assert.equal(await endpoints.target('dst').client.headManifest('lib/old', 'v1'), null, 'nothing copied for the deleted policy');
+  } finally {
+    await replicator.stop();
+    await watch.stop();
+    await endpoints.close();
+    await bus.close();
+  }
+});
