@@ -80,6 +80,13 @@ export function policyRouter(deps: PolicyRouterDeps): Router {
     res.json(deps.table.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
   });
 
+  // The collection is read-only: a PUT or DELETE without an id is a method error, not a missing route.
+  router.all('/policies', (req, res, next) => {
+    if (req.method === 'GET' || req.method === 'HEAD') return next();
+    res.set('Allow', 'GET, HEAD');
+    sendError(res, 405, 'method_not_allowed', `${req.method} needs a policy id: /api/v1/policies/<id>`);
+  });
+
   router.get('/policies/:id', (req, res) => {
     const p = deps.table.get(req.params.id);
     if (!p) return sendError(res, 404, 'not_found', `no policy "${req.params.id}"`);

@@ -169,6 +169,12 @@ describe('policy API on the embedded bus', () => {
     const missing = await request(app).get('/api/v1/policies/nope').set(auth);
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error, 'not_found');
+    for (const method of ['put', 'delete', 'post'] as const) {
+      const r = await request(app)[method]('/api/v1/policies').set(auth).send({});
+      assert.equal(r.status, 405, method);
+      assert.equal(r.headers['allow'], 'GET, HEAD');
+      assert.match(r.body.message, /needs a policy id/);
+    }
   });
 
   it('refuses to change or remove a policy the config file defines (409): the file wins at every start', async () => {
