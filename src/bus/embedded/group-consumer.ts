@@ -199,6 +199,11 @@ export class GroupConsumer implements ConsumerHandle {
       try {
         redelivery = await onBatch(batch, ctx);
       } catch (e) {
+        if (signal.aborted) {
+          // Stopping or handing the partition over: expected, so one line without a stack.
+          logger.info({ group: this.#group, ...tp, offset: batch[0]!.offset, err: (e as Error).message }, 'embedded bus: batch left uncommitted (stopping or partition moved); it is delivered again');
+          return;
+        }
         failures++;
         const delay = retryDelay(failures, this.#o.retryBackoffMs, this.#o.maxRetryBackoffMs);
         logger.warn({ err: e, group: this.#group, ...tp, offset: batch[0]!.offset, failures, delayMs: delay }, 'embedded bus: batch failed; redelivering');
