@@ -184,6 +184,10 @@ export class Replicator {
       const err = new BridgeError('HSB_TASK_INVALID', `invalid task record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       const letter = unparsableRecordLetter(m, err);
       await this.#d.bus.publish('dlq', checked('dlq', DeadLetterSchema, [{ key: letter.id, value: letter }]));
+      // Counted where operators watch dead letters; a label only for a configured target (bounded).
+      const named = (m.value as { targetId?: unknown } | null)?.targetId;
+      const target = typeof named === 'string' && this.#d.config.targets.some((t) => t.id === named) ? named : 'unknown';
+      this.#d.metrics.tasks.inc({ target, outcome: 'dlq' });
       return;
     }
     const task = parsed.data;

@@ -1,6 +1,7 @@
-// Deleting a policy stops its queued work: a task planned before this process saw the policy
-// removed is recorded as skipped instead of copied (or retried towards the DLQ); a policy it never
-// saw removed (a new one another process just created) runs as usual.
+// Replicator edge cases on the embedded bus with real registries. Deleting a policy stops its queued
+// work: a task planned before this process saw the policy removed is recorded as skipped instead of
+// copied (or retried towards the DLQ); a policy it never saw removed (a new one another process
+// just created) runs as usual. A record that is not a task is dead-lettered and counted.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -67,5 +68,38 @@ test('a task of a policy deleted after it was planned is skipped; one of a polic
     await watch.stop();
     await endpoints.close();
     await bus.close();
+  }
+});
+
+test('a record on tasks that is not a task is dead-lettered and counted in hsb_tasks_total', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hsb-invalid-task-'));
+  const config = parseConfig({
+    bus: { kind: 'embedded', dataDir: dir },
+    sources: [{ id: 'src', kind: 'registry', url: src.url, insecure: true }],
+    targets: [{ id: 'dst', kind: 'registry', url: dst.url }],
+  }, '<test>', {});
+  const bus = new EmbeddedBus({ dataDir: dir });
+  await bus.connect();
+  const endpoints = new Endpoints(config, silentLogger);
+  const metrics = createMetrics();
+  const replicator = new Replicator({ config, bus, endpoints, metrics, logger: silentLogger });
+  const letters: unknown[] = [];
+  const watch = await bus.subscribe({ group: 'watch', topics: ['dlq'], fromBeginning: true }, async (b) => { for (const m of b) letters.push(m.value); });
+  try {
+    await bus.publish('tasks', [
+      { key: 'dst/x', value: { targetId: 'dst', not: 'a task' } },
+      { key: 'elsewhere/y', value: { targetId: 'someone-elses-target', not: 'a task' } },
+    ]);
+    await replicator.start();
+    for (const until = Date.now() + 30_000; letters.length < 2 && Date.now() < until;) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(letters.length, 2);
+    const counted = (await metrics.tasks.get()).values.filter((v) => v.labels.outcome === 'dlq').map((v) => [v.labels.target, v.value]).sort();
+    assert.deepEqual(counted, [['dst', 1], ['unknown', 1]], 'an unconfigured target id is not a label');
+  } finally {
+    await replicator.stop();
+    await watch.stop();
+    await endpoints.close();
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
