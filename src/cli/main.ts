@@ -100,6 +100,7 @@ const COMMANDS: Record<string, Command> = {
 };
 
 const DAEMONS = new Set(['run', 'serve', 'work']);
+const BUS_ONLY = new Set(['status', 'bus', 'dlq']);
 
 /** `<command> --help`: that command's usage on stdout, before any config is read. */
 const HELP: Record<string, () => Promise<string>> = {
@@ -148,7 +149,8 @@ export async function main(argv: string[]): Promise<number | 'running'> {
   const logger = DAEMONS.has(name) ? createLogger(level || 'info') : createLogger(level || 'warn', process.stderr);
   const config = async () => {
     if (!configFile) throw Object.assign(new Error(`no config file: pass --config FILE or set BRIDGE_CONFIG\n\n${USAGE}`), { usage: true });
-    return (await import('../config/load.ts')).loadConfig(configFile);
+    // Commands that only read the bus run without the registries' secrets in the environment.
+    return (await import('../config/load.ts')).loadConfig(configFile, process.env, { lenientSecrets: BUS_ONLY.has(name) });
   };
   return cmd({ argv: args, config, logger });
 }

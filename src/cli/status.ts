@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { isBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { DlqStore } from '../replication/dlq-store.ts';
+import { UNRESOLVED_SECRET } from '../config/secret.ts';
 import type { InFlight } from '../replication/progress.ts';
 import { ResultsStore, VIEW_GROUP_PREFIX, type ResultCounts } from '../replication/results-store.ts';
 import { DEFAULT_REPLICATOR_GROUP, queueDepths } from '../replication/routes.ts';
@@ -105,7 +106,8 @@ export async function statusCommand(a: StatusCommandArgs): Promise<number> {
   }
 
   if (opts.url) {
-    const token = env.BRIDGE_API_TOKEN || a.config.server.apiTokens[0];
+    const configured = a.config.server.apiTokens.find((t) => t !== UNRESOLVED_SECRET);
+    const token = env.BRIDGE_API_TOKEN || configured;
     report.bridge = await fetchInflight(opts.url, token);
   }
   out.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : render(report));

@@ -40,11 +40,16 @@ function envPort(name: string, value: string): number {
   throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${name} (environment): must be an integer from 0 to 65535, got ${JSON.stringify(value.slice(0, 40))}`, { context: { env: name } });
 }
 
-export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.ProcessEnv = process.env): Config {
+/** `lenientSecrets`: a secret that cannot be resolved loads as UNRESOLVED_SECRET instead of failing (bus-only commands). */
+export interface ParseOptions {
+  lenientSecrets?: boolean;
+}
+
+export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.ProcessEnv = process.env, opts: ParseOptions = {}): Config {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new BridgeError('HSB_CONFIG_INVALID', `${file}: (root): expected a YAML mapping`, { context: { file } });
   }
-  const result = withSecretEnv(env, () => ConfigSchema.safeParse(applyEnv(raw as Record<string, unknown>, env)));
+  const result = withSecretEnv(env, () => ConfigSchema.safeParse(applyEnv(raw as Record<string, unknown>, env)), { lenient: opts.lenientSecrets === true });
   if (!result.success) {
     throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${formatIssues(file, result.error.issues)}`, { context: { file } });
   }
@@ -56,14 +61,14 @@ export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.Process
   return deepFreeze(cfg);
 }
 
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, opts: ParseOptions = {}): Config {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new BridgeError('HSB_CONFIG_INVALID', `${file}: cannot read config file (${(e as NodeJS.ErrnoException).code})`, { context: { file } });
   }
-  return parseConfig(parseYamlQuietly(text, file), file, env);
+  return parseConfig(parseYamlQuietly(text, file), file, env, opts);
 }
 
 /**

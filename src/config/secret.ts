@@ -23,21 +23,30 @@ export function resolveSecret(raw: string, env: NodeJS.ProcessEnv = process.env)
   return { ok: true, value };
 }
 
+/**
+ * What a secret that could not be resolved becomes for a command that reads the config for its
+ * bus only (status, bus inspect, dlq): they must not need every registry's password to run.
+ */
+export const UNRESOLVED_SECRET = '\u0000unresolved secret';
+
 // The environment secrets resolve against while a config is parsed (parsing is synchronous).
 let parseEnv: NodeJS.ProcessEnv = process.env;
-export function withSecretEnv<T>(env: NodeJS.ProcessEnv, fn: () => T): T {
-  const prev = parseEnv;
+let lenient = false;
+export function withSecretEnv<T>(env: NodeJS.ProcessEnv, fn: () => T, opts: { lenient?: boolean } = {}): T {
+  const [prevEnv, prevLenient] = [parseEnv, lenient];
   parseEnv = env;
+  lenient = opts.lenient === true;
   try {
     return fn();
   } finally {
-    parseEnv = prev;
+    [parseEnv, lenient] = [prevEnv, prevLenient];
   }
 }
 
 /** A zod string that resolves secret references and never echoes the value in errors. */
 export const secretString = z.string().min(1).transform((raw, ctx) => {
   const r = resolveSecret(raw, parseEnv);
+  if (!r.ok && lenient) return UNRESOLVED_SECRET;
   if (!r.ok) {
     ctx.addIssue({ code: 'custom', message: r.error });
     return z.NEVER;

@@ -9,6 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { EmbeddedBus } from '../../../src/bus/embedded/sqlite-bus.ts';
 
 const BIN = join(import.meta.dirname, '../../../bin/harbor-swr-bridge.js');
 
@@ -102,6 +103,34 @@ describe('bin/harbor-swr-bridge.js', () => {
       assert.match(out, usage, args.join(' '));
       assert.equal(err, '', args.join(' '));
     }
+  });
+
+  it('bus-only commands (bus inspect, status, dlq) run without the registries\' secrets; the others still refuse', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bin-lenient-'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, `bus: { dataDir: ${JSON.stringify(join(dir, 'data'))} }\nsources: [{ id: h, url: "http://127.0.0.1:1", credentials: { username: u, password: "\${HSB_TEST_UNSET_PASSWORD}" }, webhookSecrets: ["\${HSB_TEST_UNSET_SECRET}"] }]\ntargets: [{ id: t, kind: registry, url: "http://127.0.0.1:1" }]\n`);
+    const bus = new EmbeddedBus({ dataDir: join(dir, 'data') });
+    await bus.connect();
+    await bus.close();
+    const env = { ...process.env };
+    delete env.HSB_TEST_UNSET_PASSWORD;
+    delete env.HSB_TEST_UNSET_SECRET;
+    delete env.KAFKA_BROKERS;
+    const run = async (args: string[]) => {
+      const child = spawn(process.execPath, [BIN, ...args, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
+      let [out, err] = ['', ''];
+      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      return { code, out, err };
+    };
+    for (const args of [['bus', 'inspect'], ['dlq', 'list'], ['status']]) {
+      const r = await run(args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
+    }
+    const sync = await run(['sync', '--dry-run']);
+    assert.equal(sync.code, 1);
+    assert.match(sync.err, /sources\.0\.credentials\.password: environment variable HSB_TEST_UNSET_PASSWORD is not set/);
   });
 
   it('takes the last --config (npm start -- --config FILE after the script\'s own)', async () => {
