@@ -2,6 +2,15 @@
 // Keep this small: both adapters implement it and one contract suite tests both.
 
 export const TOPICS = ['events', 'policies', 'tasks', 'tasks.retry', 'results', 'dlq'] as const;
+
+/**
+ * Groups of read-only views (a `status` run, a process's policy table): they read to show or
+ * follow, so they never hold records back from pruning and are left out of lag reports.
+ */
+export const VIEW_GROUP_PREFIXES = ['status-', 'policy-follower.'] as const;
+export function isViewGroup(group: string): boolean {
+  return VIEW_GROUP_PREFIXES.some((p) => group.startsWith(p));
+}
 export type TopicName = (typeof TOPICS)[number];
 
 /** A record to publish. `value: null` is a tombstone (compacted topics). */

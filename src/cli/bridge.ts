@@ -114,6 +114,12 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   // A `work` process on the embedded bus may hold no socket and no partition at all: keep it alive.
   const keepAlive = setInterval(() => undefined, 60_000);
   let stopQueueMetrics = () => undefined as void;
+  // Every role (a `serve` process's queue gauges would otherwise read 0 beside a full DLQ); in a
+  // worker once its consumers have joined their groups, so that the first sample has their lag.
+  const sampleQueues = () => {
+    stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP, retryGroupOf(REPLICATOR_GROUP)], 15000,
+      async () => (await dlq.list({ limit: 0 })).total);
+  };
   const started = (async () => {
     await untilDone('bus connection', async () => {
       await bus.connect();
@@ -125,21 +131,18 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
       await policyStore.start();
     }, stopping.signal, logger);
     if (roles.http && !stopping.signal.aborted) await untilDone('results view', () => results.start(), stopping.signal, logger);
-    // Every role: a `serve` process's queue gauges would otherwise read 0 beside a full DLQ.
-    if (!stopping.signal.aborted) {
-      stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP, retryGroupOf(REPLICATOR_GROUP)], 15000,
-        async () => (await dlq.list({ limit: 0 })).total);
-    }
     if (roles.workers && !stopping.signal.aborted) {
       // Retried like the bus connection: a worker whose consumers never started must not look healthy and idle.
       await untilDone('starting the planner', () => planner.start(), stopping.signal, logger);
       await untilDone('starting the replicator', () => replicator.start(), stopping.signal, logger);
       if (stopping.signal.aborted) return;
+      sampleQueues();
       scheduler.start();
       // On start, one reconcile pass heals whatever was missed while nothing was running.
       void reconciler.startupPass(policies, bus, stopping.signal).catch((e) => logger.warn({ err: (e as Error).message }, 'start-up reconcile failed'));
       logger.info({ concurrency: config.worker.concurrency, policies: policies.list().length }, 'workers started');
     }
+    else if (!stopping.signal.aborted) sampleQueues();
   })();
   started.catch((e) => logger.error({ err: (e as Error).message }, 'start-up failed'));
 

@@ -10,7 +10,8 @@ import type { Logger } from '../observability/logger.ts';
 import { DlqStore } from '../replication/dlq-store.ts';
 import { UNRESOLVED_SECRET } from '../config/secret.ts';
 import type { InFlight } from '../replication/progress.ts';
-import { ResultsStore, VIEW_GROUP_PREFIX, type ResultCounts } from '../replication/results-store.ts';
+import { ResultsStore, type ResultCounts } from '../replication/results-store.ts';
+import { isViewGroup } from '../bus/port.ts';
 import { DEFAULT_REPLICATOR_GROUP, queueDepths } from '../replication/routes.ts';
 import type { TaskResult } from '../replication/task.ts';
 
@@ -53,7 +54,7 @@ export const STATUS_USAGE = 'usage: harbor-swr-bridge status [--url http://host:
 export function groupLags(ins: BusInspection): GroupLag[] {
   const out = new Map<string, GroupLag>();
   for (const g of ins.groups) {
-    if (g.group.startsWith(VIEW_GROUP_PREFIX)) continue;
+    if (isViewGroup(g.group)) continue;
     for (const o of g.offsets) {
       const k = `${g.group}\0${o.topic}`;
       const e = out.get(k) ?? { group: g.group, topic: o.topic, partitions: 0, lag: 0 };

@@ -75,6 +75,7 @@ export class PolicyStore {
     this.#bus = o.bus;
     this.#table = o.table;
     this.#log = o.logger.child({ component: 'policy-store' });
+    // A view group (VIEW_GROUP_PREFIXES): it never holds records back from pruning.
     this.#group = o.group ?? `policy-follower.${hostname()}.${process.pid}.${randomUUID().slice(0, 8)}`;
     this.#idleMs = o.catchUpIdleMs ?? 3000;
     this.#applyTimeoutMs = o.applyTimeoutMs ?? 5000;

@@ -12,6 +12,7 @@ export type ResultStatus = TaskResult['status'];
 export type ResultCounts = Record<ResultStatus, number>;
 
 /** Groups of read-only views of `results` start with this; `status` leaves them out of the lag table. */
+/** One of VIEW_GROUP_PREFIXES (src/bus/port.ts): a view's group never holds records back. */
 export const VIEW_GROUP_PREFIX = 'status-';
 
 export function viewGroup(): string {

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { BridgeError } from '../../errors.ts';
-import type { TopicName } from '../port.ts';
+import { isViewGroup, type TopicName } from '../port.ts';
 import type { GroupMemberView, TopicPartition } from './assignment.ts';
 
 export interface StoredRecord {
@@ -242,8 +242,8 @@ export class BusStore {
       const commits = this.allCommitted();
       let deleted = 0;
       for (const { topic, partition, high } of this.highWatermarks()) {
-        // A group that consumes the topic but never committed this partition holds it at 0.
-        const groups = new Set(commits.filter((c) => c.topic === topic).map((c) => c.group));
+        // A group that consumes the topic but never committed this partition holds it at 0; a view never holds.
+        const groups = new Set(commits.filter((c) => c.topic === topic && !isViewGroup(c.group)).map((c) => c.group));
         let bound = high;
         for (const g of groups) {
           bound = Math.min(bound, commits.find((c) => c.group === g && c.topic === topic && c.partition === partition)?.next ?? 0);

@@ -80,6 +80,17 @@ describe('embedded bus pruning', () => {
     assert.ok(!(await other.inspect()).groups.some((g) => g.group === 'status-once'));
   });
 
+  it('a view group (status, a policy follower) never holds records back, however recent its commit', async () => {
+    const bus = await openBus({ retentionMs: 1_000, maxBatchSize: 1 });
+    await bus.publish('results', Array.from({ length: 4 }, (_, i) => ({ key: 'k', value: { i } })));
+    const view = await bus.subscribe({ group: 'status-view', topics: ['results'] }, async (batch) => {
+      if (Number(batch[0]!.offset) >= 1) throw new Error('stuck (expected by the test)');
+    });
+    await waitUntil('status-view at 1', async () => Math.max(0, ...((await bus.inspect()).groups.find((g) => g.group === 'status-view')?.offsets ?? []).map((o) => Number(o.committed))) === 1);
+    await view.stop();
+    assert.equal(bus.prune(Date.now() + 2_000), 4, 'past retention, the view\'s commit holds nothing');
+  });
+
   it('prunes topics no group consumes by retention alone', async () => {
     const bus = await openBus({ retentionMs: 1_000 });
     await bus.publish('dlq', [{ key: 'a', value: 1 }, { key: 'b', value: 2 }]);
