@@ -222,11 +222,14 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
   }
 }
 
+/** Smallest chunk a 413 halves down to (a gateway capping bodies below this is not worth chunking through). */
+const MIN_CHUNK_BYTES = 64 * 1024;
+
 async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number; resumes: number }): Promise<void> {
   const alg = algorithmOf(a.desc.digest);
   const size = a.desc.size;
   let session = await startSession(t, a.repo, ctx, a.signal);
-  const chunk = Math.max(a.tuning.chunkBytes, session.chunkMin);
+  let chunk = Math.max(a.tuning.chunkBytes, session.chunkMin);
   let hash: Hash = createHash(alg);
   // Hash state at the last offset the registry acknowledged, to resume without rehashing all.
   let mark = { offset: 0, hash: hash.copy() };
@@ -263,8 +266,16 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
         failures = 0;
       } catch (e) {
         reader.destroy();
-        failures++;
-        const err = await recoverable(t, e, ctx, failures, a);
+        let err: BridgeError;
+        if ((e as { code?: string }).code === 'HSB_REGISTRY_TOO_LARGE' && chunk / 2 >= Math.max(session.chunkMin, MIN_CHUNK_BYTES) && !a.signal?.aborted) {
+          // A gateway caps request bodies below the chunk size: halve it and go on from the registry's offset.
+          chunk = Math.floor(chunk / 2);
+          err = e as BridgeError;
+          t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, chunkBytes: chunk }, 'registry refused a chunk as too large (413); sending smaller chunks');
+        } else {
+          failures++;
+          err = await recoverable(t, e, ctx, failures, a);
+        }
         const status = await sessionOffset(t, a.repo, session.location, ctx, a.signal);
         const held = status?.held;
         if (status === undefined || held === undefined || held > size) {

@@ -186,6 +186,21 @@ test('a registry that refuses the blob in one request (413) gets it in chunks', 
   assert.equal(await c.hasBlob('dst/capped', sha(blob)), true);
 });
 
+test('a gateway that also refuses the chunks (413) gets smaller ones, halved until they pass', async () => {
+  proxy.clearRules();
+  const blob = randomBytes(2 * 1024 * 1024);
+  const tooLarge = '{"errors":[{"code":"SIZE_INVALID","message":"body too large"}]}';
+  proxy.addRule({ match: { method: 'PUT', path: /\/dst\/small-chunks\/blobs\/uploads\// }, action: 'status', status: 413, times: 1, body: tooLarge });
+  // The first two chunks are refused too: 1 MiB, then 512 KiB; 256 KiB pass.
+  proxy.addRule({ match: { method: 'PATCH', path: /\/dst\/small-chunks\// }, action: 'status', status: 413, times: 2, body: tooLarge });
+  const c = client({ upload: { chunkBytes: 1024 * 1024 } });
+  const from = proxy.requests.length;
+  await c.uploadBlob('dst/small-chunks', { digest: sha(blob), size: blob.length }, sourceOf(blob));
+  const patches = sinceNow(from).filter((r) => r.method === 'PATCH' && r.status !== 413);
+  assert.equal(patches.length, 8, '2 MiB in 256 KiB chunks');
+  assert.equal(await c.hasBlob('dst/small-chunks', sha(blob)), true);
+});
+
 test('a 201 naming another digest than the one asked for fails the blob', async () => {
   proxy.clearRules();
   const blob = randomBytes(100_000);
