@@ -230,7 +230,10 @@ export class GroupConsumer implements ConsumerHandle {
       failures = 0;
       pos = next;
       // The rest of the batch waits (leases are renewed by the member's heartbeat meanwhile).
-      if (redelivery) await sleep(Math.max(0, redelivery.until - Date.now()), undefined, { signal }).catch(() => {});
+      // A timer may fire a millisecond early: "not before `until`" is checked against the clock.
+      while (redelivery && !signal.aborted && Date.now() < redelivery.until) {
+        await sleep(Math.max(1, redelivery.until - Date.now()), undefined, { signal }).catch(() => {});
+      }
     }
   }
 

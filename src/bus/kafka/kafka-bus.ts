@@ -243,8 +243,17 @@ export class KafkaBus implements Bus {
           const tp = [{ topic: batch.topic, partitions: [batch.partition] }];
           consumer.pause(tp);
           consumer.seek({ topic: batch.topic, partition: batch.partition, offset: from.toString() });
-          const t = setTimeout(() => { resumes.delete(t); consumer.resume(tp); }, Math.max(0, redelivery.until - Date.now()));
-          resumes.add(t);
+          const until = redelivery.until;
+          // A timer may fire a millisecond early: "not before `until`" is checked against the clock.
+          const resumeAt = () => {
+            const t = setTimeout(() => {
+              resumes.delete(t);
+              if (Date.now() < until) resumeAt();
+              else consumer.resume(tp);
+            }, Math.max(1, until - Date.now()));
+            resumes.add(t);
+          };
+          resumeAt();
           return;
         }
         // The whole batch settled: commit past its last record.
