@@ -150,8 +150,9 @@ test('the first failed blob cancels the copy\'s other transfers, and is the erro
   }).then(() => undefined, (e: BridgeError) => e);
   const at = Date.now();
   assert.equal(failed?.code, 'HSB_REGISTRY_NOT_FOUND', `the missing blob is the error reported, got ${failed?.code}`);
-  await new Promise((r) => setTimeout(r, 1500));
-  assert.ok(lastProgress <= at + 100, 'no byte of the copy moved after it failed');
+  // At 256 KB/s the 3 MB layer would still be moving for seconds: allow only the cancellation's own moment.
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.ok(lastProgress <= at + 300, 'no byte of the copy moved after it failed');
   assert.equal(await dst.hasBlob('dst/cancelled', big!.digest), false);
   pa.clearRules();
 });
