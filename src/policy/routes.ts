@@ -23,6 +23,17 @@ export interface FieldIssue {
 
 const KNOWN_FIELDS = new Set(Object.keys(PolicySchema.shape));
 
+/**
+ * Fields Harbor's own GET of a policy carries that say nothing new: its timestamps, and
+ * `replicate_deletion` when it repeats `deletion`. A body copied from Harbor passes with them; a
+ * `replicate_deletion` on its own is still refused with its hint (the bridge reads `deletion`).
+ */
+function harborEcho(key: string, b: Record<string, unknown>): boolean {
+  if (key === 'creation_time' || key === 'update_time') return typeof b[key] === 'string';
+  if (key === 'replicate_deletion') return typeof b.deletion === 'boolean' && b.replicate_deletion === b.deletion;
+  return false;
+}
+
 /** Validates a PUT body for policy `id`: Harbor's field names, the bridge's sources and targets. */
 export function validatePolicyBody(id: string, body: unknown, config: PolicyRouterDeps['config']): { ok: true; policy: Policy } | { ok: false; issues: FieldIssue[] } {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -33,6 +44,7 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
   // Harbor's own ids are numbers: `"id": 3` in the body of PUT /policies/3 names the same policy.
   if (b.id !== undefined && String(b.id) !== id) issues.push({ path: 'id', message: `the body's id "${String(b.id)}" differs from the id in the path "${id}"` });
   for (const k of Object.keys(b)) {
+    if (harborEcho(k, b)) continue;
     if (!KNOWN_FIELDS.has(k)) {
       const hint = policyFieldHint(k);
       issues.push({ path: k, message: `unknown field${hint ? `: ${hint}` : ''}` });

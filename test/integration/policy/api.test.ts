@@ -220,6 +220,17 @@ describe('policy API on the embedded bus', () => {
     assert.equal(numeric.status, 201, JSON.stringify(numeric.body));
     assert.equal(numeric.body.id, '3');
     assert.equal((await request(app).delete('/api/v1/policies/3').set(auth)).status, 204);
+    // What Harbor's own GET adds that says nothing new passes: its timestamps, replicate_deletion repeating deletion.
+    const copied = await request(app).put('/api/v1/policies/3').set(auth).send({
+      id: 3, src_registry: 'harbor-prod', dest_registry: 'backup', deletion: true, replicate_deletion: true,
+      creation_time: '2024-03-01T10:00:00.000Z', update_time: '2024-03-02T10:00:00.000Z',
+    });
+    assert.equal(copied.status, 201, JSON.stringify(copied.body));
+    assert.equal(copied.body.deletion, true);
+    assert.equal(copied.body.creation_time, undefined, 'not stored');
+    assert.equal((await request(app).delete('/api/v1/policies/3').set(auth)).status, 204);
+    const contradicts = await request(app).put('/api/v1/policies/3').set(auth).send({ src_registry: 'harbor-prod', dest_registry: 'backup', deletion: false, replicate_deletion: true });
+    assert.deepEqual(contradicts.body.issues.map((i: { path: string }) => i.path), ['replicate_deletion']);
     const other = await request(app).put('/api/v1/policies/3').set(auth).send({ id: 4, src_registry: 'harbor-prod', dest_registry: 'backup' });
     assert.match(other.body.message, /id: the body's id "4" differs from the id in the path "3"/);
     const badId = await request(app).put('/api/v1/policies/has%20space').set(auth).send({ src_registry: 'harbor-prod', dest_registry: 'backup' });
