@@ -162,11 +162,13 @@ const octet = (len: number, extra: Record<string, string> = {}) => ({ 'content-t
 export async function blobUpload(t: Transport, a: UploadArgs): Promise<{ restarts: number; resumes: number }> {
   const ctx: RegistryErrorCtx = { repo: a.repo, digest: a.desc.digest };
   const stats = { restarts: 0, resumes: 0 };
+  let refusedWhole = false;
   if (a.desc.size <= a.tuning.monolithicMaxBytes) {
-    const done = await monolithic(t, a, ctx, stats);
-    if (done) return stats;
+    const r = await monolithic(t, a, ctx, stats);
+    if (r === 'done') return stats;
+    refusedWhole = r === 'too-large';
   }
-  await chunked(t, a, ctx, stats);
+  await chunked(t, a, ctx, stats, refusedWhole ? firstChunkBelow(a.desc.size, a.tuning.chunkBytes) : a.tuning.chunkBytes);
   return stats;
 }
 
@@ -183,8 +185,8 @@ async function recoverable(t: Transport, e: unknown, ctx: RegistryErrorCtx, fail
   return err;
 }
 
-/** One streamed PUT. Resolves false when a large blob's PUT broke: carry on in resumable chunks. */
-async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number }): Promise<boolean> {
+/** One streamed PUT. 'too-large': the registry refused the body (413); 'broken': a large blob's PUT broke. Either way: carry on in chunks. */
+async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number }): Promise<'done' | 'too-large' | 'broken'> {
   for (let failures = 0; ; ) {
     let session: Session | undefined;
     let reader: ByteReader | undefined;
@@ -199,23 +201,23 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
       // Exactly `size` bytes were read: the source's end may not have been seen, so close it here
       // (a download holds its registry request slot until its body is over).
       reader.destroy();
-      return true;
+      return 'done';
     } catch (e) {
       reader?.destroy();
       failures++;
       if (session) await uploadCancel(t, a.repo, session.location).catch(() => {});
       // A gateway that caps request bodies (413) takes the blob in chunks below its limit.
-      if ((e as BridgeError).code === 'HSB_REGISTRY_TOO_LARGE' && a.desc.size > a.tuning.chunkBytes && !a.signal?.aborted) {
+      if ((e as BridgeError).code === 'HSB_REGISTRY_TOO_LARGE' && a.desc.size > MIN_CHUNK_BYTES && !a.signal?.aborted) {
         t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest }, 'registry refused the blob in one request (413); uploading it in chunks');
-        return false;
+        return 'too-large';
       }
       const err = await recoverable(t, e, ctx, failures, a);
       // The PUT may have landed with only its answer lost.
-      if (await blobHead(t, a.repo, a.desc.digest, a.signal).catch(() => null)) return true;
+      if (await blobHead(t, a.repo, a.desc.digest, a.signal).catch(() => null)) return 'done';
       stats.restarts++;
       if (a.desc.size > a.tuning.chunkBytes) {
         t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code }, 'blob upload broke; continuing in resumable chunks');
-        return false;
+        return 'broken';
       }
       t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code, failures }, 'blob upload failed; restarting');
     }
@@ -225,11 +227,18 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
 /** Smallest chunk a 413 halves down to (a gateway capping bodies below this is not worth chunking through). */
 const MIN_CHUNK_BYTES = 64 * 1024;
 
-async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number; resumes: number }): Promise<void> {
+/** After the whole blob was refused as too large: chunks smaller than the blob, at most the configured size (a power of two). */
+function firstChunkBelow(size: number, chunkBytes: number): number {
+  let c = MIN_CHUNK_BYTES;
+  while (c * 2 < size && c * 2 <= chunkBytes) c *= 2;
+  return c;
+}
+
+async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number; resumes: number }, chunkBytes: number): Promise<void> {
   const alg = algorithmOf(a.desc.digest);
   const size = a.desc.size;
   let session = await startSession(t, a.repo, ctx, a.signal);
-  let chunk = Math.max(a.tuning.chunkBytes, session.chunkMin);
+  let chunk = Math.max(chunkBytes, session.chunkMin);
   let hash: Hash = createHash(alg);
   // Hash state at the last offset the registry acknowledged, to resume without rehashing all.
   let mark = { offset: 0, hash: hash.copy() };

@@ -187,7 +187,12 @@ export class KafkaBus implements Bus {
     const revokeAll = (why: string) => {
       for (const c of running) c.abort(new BridgeError('HSB_BUS_REBALANCE', why, { retryable: true }));
     };
-    consumer.on(consumer.events.CRASH, () => revokeAll('consumer crashed'));
+    consumer.on(consumer.events.CRASH, () => {
+      revokeAll('consumer crashed');
+      // A restarted consumer keeps no pause or seek: their resume timers have nothing left to do.
+      for (const t of resumes) clearTimeout(t);
+      resumes.clear();
+    });
     this.#consumers.add(entry);
     await consumer.connect();
     const prefix = this.#opts.topicPrefix;
@@ -240,6 +245,8 @@ export class KafkaBus implements Bus {
             resolveOffset((from - 1n).toString());
             await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: from.toString() }]);
           }
+          // Stopping: nothing to pause or resume (the next owner reads from the commit).
+          if (abort.signal.aborted) return;
           const tp = [{ topic: batch.topic, partitions: [batch.partition] }];
           consumer.pause(tp);
           consumer.seek({ topic: batch.topic, partition: batch.partition, offset: from.toString() });
@@ -248,9 +255,16 @@ export class KafkaBus implements Bus {
           const resumeAt = () => {
             const t = setTimeout(() => {
               resumes.delete(t);
-              if (Date.now() < until) resumeAt();
-              else consumer.resume(tp);
+              if (abort.signal.aborted) return;
+              if (Date.now() < until) return resumeAt();
+              try {
+                consumer.resume(tp);
+              } catch (e) {
+                // Restarted after a crash, or stopped, meanwhile: nothing is paused any more. Never a throw from a timer.
+                this.#log.debug({ err: (e as Error).message, topic: batch.topic, partition: batch.partition }, 'resume after a redelivery skipped');
+              }
             }, Math.max(1, until - Date.now()));
+            t.unref();
             resumes.add(t);
           };
           resumeAt();
