@@ -28,6 +28,7 @@ export class Semaphore {
   }
 
   async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) throw signal.reason;
     if (this.#free > 0) {
       this.#free--;
     } else {

@@ -69,7 +69,8 @@ export class CopyPool {
     // Another copy is moving this digest into the same target: wait, then mount from it.
     for (let running = this.#inflight.get(key); running; running = this.#inflight.get(key)) {
       a.onWait?.(true);
-      await running.catch(() => {}).finally(() => a.onWait?.(false));
+      // Another task's transfer: an aborted or cancelled copy stops waiting for it at once.
+      await untilSettledOrAborted(running, a.signal).finally(() => a.onWait?.(false));
     }
     const p = this.#ensure(a);
     this.#inflight.set(key, p);
@@ -136,6 +137,20 @@ export class CopyPool {
     this.remember(target, digest, a.dstRepo);
     return 'uploaded';
   }
+}
+
+/** Resolves when `p` settles; rejects with the signal's reason if it aborts first. */
+function untilSettledOrAborted(p: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return p.then(() => undefined, () => undefined);
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(() => undefined, () => undefined).then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }
 
 /** The pool used when a caller passes none. */
