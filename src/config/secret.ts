@@ -46,7 +46,8 @@ export function withSecretEnv<T>(env: NodeJS.ProcessEnv, fn: () => T, opts: { le
 /** A zod string that resolves secret references and never echoes the value in errors. */
 export const secretString = z.string().min(1).transform((raw, ctx) => {
   const r = resolveSecret(raw, parseEnv);
-  if (!r.ok && lenient) return UNRESOLVED_SECRET;
+  // An unset variable, or one set empty (what a compose file passes for an unset one).
+  if (lenient && (!r.ok || r.value.length === 0)) return UNRESOLVED_SECRET;
   if (!r.ok) {
     ctx.addIssue({ code: 'custom', message: r.error });
     return z.NEVER;

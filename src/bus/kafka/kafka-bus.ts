@@ -119,14 +119,20 @@ export class KafkaBus implements Bus {
   #publishFailed(): void {
     if (this.#probe !== undefined || !this.#opened) return;
     const names = [this.topicName('events')];
-    this.#probe = setInterval(() => {
+    let asking = false;
+    const probe: NodeJS.Timeout = setInterval(() => {
+      // One request at a time, and only this probe's own answer may end it.
+      if (asking) return;
+      asking = true;
       void this.#admin?.fetchTopicMetadata({ topics: names }).then(() => {
-        clearInterval(this.#probe);
+        if (this.#probe !== probe) return;
+        clearInterval(probe);
         this.#probe = undefined;
         this.#log.info('brokers answer again: bus ready');
-      }, () => undefined);
+      }, () => undefined).finally(() => { asking = false; });
     }, 2000);
-    this.#probe.unref();
+    probe.unref();
+    this.#probe = probe;
   }
 
   publish(topic: TopicName, records: OutgoingRecord[]): Promise<void> {

@@ -112,9 +112,9 @@ describe('bin/harbor-swr-bridge.js', () => {
     const bus = new EmbeddedBus({ dataDir: join(dir, 'data') });
     await bus.connect();
     await bus.close();
-    const env = { ...process.env };
+    // One unset, one set empty (as a compose file passes an unset variable).
+    const env: NodeJS.ProcessEnv = { ...process.env, HSB_TEST_UNSET_SECRET: '' };
     delete env.HSB_TEST_UNSET_PASSWORD;
-    delete env.HSB_TEST_UNSET_SECRET;
     delete env.KAFKA_BROKERS;
     const run = async (args: string[]) => {
       const child = spawn(process.execPath, [BIN, ...args, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
