@@ -38,6 +38,8 @@ export interface RegistryRequest {
    * The caller must consume or destroy the body (as any streamed body), or the slot stays taken.
    */
   holdWhileStreaming?: boolean;
+  /** Runs each retry's wait, so a caller can lend out a slot of its own meanwhile (an upload's transfer slot). */
+  idle?: <T>(wait: () => Promise<T>) => Promise<T>;
 }
 
 export interface RegistryResponse {
@@ -164,7 +166,7 @@ export class Transport {
         }
         const wait = backoffMs(attempt, this.#retry);
         this.#log.debug({ registry: this.base.host, method: req.method, path: url.pathname, err: err.code, waitMs: wait }, 'registry request failed; retrying');
-        await sleep(wait, req.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, req.signal); });
+        await waitIdle(req, () => sleep(wait, req.signal)).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, req.signal); });
         continue;
       } finally {
         // The slot covers sending and waiting for headers; other bodies stream outside it.
@@ -194,7 +196,7 @@ export class Transport {
       if (!isRetryableStatus(status) || !canRetry || tooLong || attempt + 1 >= this.#retry.attempts) throw err;
       const wait = backoffMs(attempt, this.#retry, retryAfterMs);
       this.#log.debug({ registry: this.base.host, method: req.method, path: url.pathname, status, waitMs: wait }, 'registry busy; retrying');
-      await sleep(wait, req.signal).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, req.signal); });
+      await waitIdle(req, () => sleep(wait, req.signal)).catch((x: unknown) => { throw registryErrorFromThrown(x, ctx, req.signal); });
     }
   }
 
@@ -235,4 +237,8 @@ export class Transport {
       }
     }
   }
+}
+
+function waitIdle(req: RegistryRequest, wait: () => Promise<unknown>): Promise<unknown> {
+  return req.idle ? req.idle(wait) : wait();
 }

@@ -115,8 +115,8 @@ function body(t: Transport, reader: ByteReader, n: number, onChunk: (b: Buffer) 
 
 interface Session { location: string; chunkMin: number }
 
-async function startSession(t: Transport, repo: string, ctx: RegistryErrorCtx, signal?: AbortSignal): Promise<Session> {
-  const res = await t.send({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes: [repoScope(repo, 'pull', 'push')], expect: [202], ctx, signal });
+async function startSession(t: Transport, repo: string, ctx: RegistryErrorCtx, signal?: AbortSignal, idle?: IdleWait): Promise<Session> {
+  const res = await t.send({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes: [repoScope(repo, 'pull', 'push')], expect: [202], ctx, signal, idle });
   await res.discard();
   const loc = res.header('location');
   if (!loc) throw registryError('HSB_REGISTRY_PROTOCOL', 'upload session started without a Location', { registry: t.registry, ...ctx });
@@ -127,9 +127,9 @@ async function startSession(t: Transport, repo: string, ctx: RegistryErrorCtx, s
  * Bytes the registry holds for the session and the URL to go on with (the spec's status answer
  * carries the session's current Location), or undefined when the session is gone or invalid.
  */
-async function sessionOffset(t: Transport, repo: string, location: string, ctx: RegistryErrorCtx, signal?: AbortSignal): Promise<{ held: number; location: string } | undefined> {
+async function sessionOffset(t: Transport, repo: string, location: string, ctx: RegistryErrorCtx, signal?: AbortSignal, idle?: IdleWait): Promise<{ held: number; location: string } | undefined> {
   try {
-    const res = await t.send({ method: 'GET', path: location, scopes: [repoScope(repo, 'pull', 'push')], expect: [204, 200], ctx, signal });
+    const res = await t.send({ method: 'GET', path: location, scopes: [repoScope(repo, 'pull', 'push')], expect: [204, 200], ctx, signal, idle });
     await res.discard();
     const loc = res.header('location');
     return { held: uploadOffsetFromRange(res.header('range')) ?? 0, location: loc ? new URL(loc, res.url).href : location };
@@ -191,11 +191,11 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
     let session: Session | undefined;
     let reader: ByteReader | undefined;
     try {
-      session = await startSession(t, a.repo, ctx, a.signal);
+      session = await startSession(t, a.repo, ctx, a.signal, a.idle);
       reader = new ByteReader(await a.open(0));
       let sent = 0;
       const stream = body(t, reader, a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }, a.signal, a.bandwidth);
-      const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal });
+      const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: octet(a.desc.size), stream, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal, idle: a.idle });
       await res.discard();
       checkStoredDigest(t, res.header('docker-content-digest'), a.desc.digest, ctx);
       // Exactly `size` bytes were read: the source's end may not have been seen, so close it here
@@ -237,7 +237,7 @@ function firstChunkBelow(size: number, chunkBytes: number): number {
 async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number; resumes: number }, chunkBytes: number): Promise<void> {
   const alg = algorithmOf(a.desc.digest);
   const size = a.desc.size;
-  let session = await startSession(t, a.repo, ctx, a.signal);
+  let session = await startSession(t, a.repo, ctx, a.signal, a.idle);
   let chunk = Math.max(chunkBytes, session.chunkMin);
   let hash: Hash = createHash(alg);
   // Hash state at the last offset the registry acknowledged, to resume without rehashing all.
@@ -261,7 +261,7 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
         const stream = body(t, reader, len, progress, a.signal, a.bandwidth);
         const res = await t.send({
           method: 'PATCH', path: session.location, headers: octet(len, { 'content-range': contentRange(offset, len) }), stream,
-          scopes: [repoScope(a.repo, 'pull', 'push')], expect: [202, 204], ctx, signal: a.signal,
+          scopes: [repoScope(a.repo, 'pull', 'push')], expect: [202, 204], ctx, signal: a.signal, idle: a.idle,
         });
         await res.discard();
         const loc = res.header('location');
@@ -285,12 +285,12 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
           failures++;
           err = await recoverable(t, e, ctx, failures, a);
         }
-        const status = await sessionOffset(t, a.repo, session.location, ctx, a.signal);
+        const status = await sessionOffset(t, a.repo, session.location, ctx, a.signal, a.idle);
         const held = status?.held;
         if (status === undefined || held === undefined || held > size) {
           // Session lost (distribution cancels it when a broken PATCH wrote some bytes): start over.
           await uploadCancel(t, a.repo, session.location).catch(() => {});
-          session = await startSession(t, a.repo, ctx, a.signal);
+          session = await startSession(t, a.repo, ctx, a.signal, a.idle);
           stats.restarts++;
           offset = 0;
           hash = createHash(alg);
@@ -318,7 +318,7 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
     if (!(await reader.atEnd())) throw registryError('HSB_REGISTRY_SIZE_MISMATCH', `source blob is longer than ${size} bytes`, { registry: t.registry, ...ctx });
     reader.destroy();
     try {
-      const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: { 'content-length': '0' }, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal, retry: true });
+      const res = await t.send({ method: 'PUT', path: finalUrl(session.location, a.desc.digest), headers: { 'content-length': '0' }, scopes: [repoScope(a.repo, 'pull', 'push')], expect: [201], ctx, signal: a.signal, idle: a.idle, retry: true });
       await res.discard();
       checkStoredDigest(t, res.header('docker-content-digest'), a.desc.digest, ctx);
     } catch (e) {

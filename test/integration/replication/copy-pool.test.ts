@@ -46,8 +46,12 @@ test('a copy to a healthy target is not held back by uploads backing off from a 
     .then(() => 'done', (e: { code?: string }) => e.code ?? 'error').then((r) => { settled.push(r); return r; }));
   await new Promise((r) => setTimeout(r, 300));
   const r = await copyArtifact(from, 'app/n2', 'v1', ok, 'app/n2', 'v1', { pool });
+  const refusedSoFar = proxy.requests.filter((q) => q.status === 503).length;
   assert.equal(r.digest, images[2]!.digest);
   assert.deepEqual(settled, [], 'the healthy copy finished while the failing ones were still backing off');
+  // Each refused request is followed by a 1 s wait: holding their slots through the transport's
+  // own retries (5 per request) would have taken both failing copies past 10 refusals first.
+  assert.ok(refusedSoFar < 6, `the healthy copy waited through ${refusedSoFar} refusals of the failing target`);
   assert.equal(await inspectDigest(healthy, 'app/n2', 'v1'), images[2]!.digest);
   stop.abort();
   assert.ok((await Promise.all(stuck)).every((x) => x !== 'done'));
