@@ -53,6 +53,12 @@ export interface BatchContext {
 export interface Redelivery {
   redeliverFrom: string;
   until: number;
+  /**
+   * Go on reading after this batch meanwhile (the handler keeps track of what it holds), and come
+   * back to `redeliverFrom` at `until`. The commit stays at `redeliverFrom`, which may then lie
+   * before the batch, until the handler answers otherwise.
+   */
+  readOn?: boolean;
 }
 
 /**

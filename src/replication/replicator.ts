@@ -23,14 +23,13 @@ export const retryGroupOf = (group: string): string => `${group}.retry`;
 
 /** A retry due within this is waited for in its batch; one due later is redelivered when due. */
 const RETRY_WAIT_MS = 1000;
-/** Longest a partition with a waiting retry goes unread: a retry published behind it waits at most this. */
-const RETRY_RECHECK_MS = 2000;
 /**
- * Retries run past a waiting one (remembered by offset, so its redelivery skips them) before the
- * waiting ones move to the end of `tasks.retry`: bounds that memory while a far-off retry (a long
- * Retry-After) waits.
+ * Bounds of what a partition keeps in memory while retries wait: retries run past a held one
+ * (remembered by offset, so the re-read skips them), and held retries. Past them the held ones
+ * move to the end of `tasks.retry`.
  */
-const MAX_PASSED = 5000;
+const MAX_PASSED = 50_000;
+const MAX_HELD = 10_000;
 
 export interface ReplicatorDeps {
   config: Config;
@@ -63,8 +62,8 @@ export class Replicator {
   /** Tasks between their start and their recorded outcome. */
   #running = 0;
   #onIdle: (() => void) | undefined;
-  /** Per `tasks.retry` partition: offsets already run past a retry that is not due yet. */
-  readonly #passed = new Map<number, Set<string>>();
+  /** Per `tasks.retry` partition: retries held until due, and offsets already run past them. */
+  readonly #retryState = new Map<number, { held: Map<string, { due: number; m: BusMessage }>; passed: Set<string> }>();
 
   constructor(deps: ReplicatorDeps) {
     this.#d = deps;
@@ -139,43 +138,47 @@ export class Replicator {
   }
 
   /**
-   * `tasks.retry`: what is due runs now; a retry due later is redelivered at its time (at the latest
-   * every RETRY_RECHECK_MS, so retries published behind it are not held back), with the due ones
-   * after it remembered so that the redelivery skips them. One failing target's long waits never
-   * hold back another target's retries.
+   * `tasks.retry`: what is due runs now; a retry due later is held (its offset and record, in
+   * memory) while the partition is read on, so the retries behind it run when due; the commit
+   * stays at the first held retry, and the partition is read again from there when the earliest
+   * held one is due. Records already run past a held one are skipped then. So one failing target's
+   * long waits never hold back another target's retries. Past the memory bounds the held retries
+   * move to the end of `tasks.retry`, their due times kept.
    */
   async #onRetryBatch(batch: BusMessage[], ctx: BatchContext): Promise<void | Redelivery> {
     const partition = batch[0]!.partition;
-    const passed = this.#passed.get(partition) ?? new Set<string>();
+    const st = this.#retryState.get(partition) ?? { held: new Map<string, { due: number; m: BusMessage }>(), passed: new Set<string>() };
     const now = Date.now();
     const run: BusMessage[] = [];
-    const waiting: BusMessage[] = [];
-    let earliest = Infinity;
     for (const m of batch) {
-      if (passed.has(m.offset)) continue;
+      if (st.passed.has(m.offset)) continue;
       const due = dueTime(m.value);
-      if (due <= now + RETRY_WAIT_MS) run.push(m);
-      else {
-        waiting.push(m);
-        earliest = Math.min(earliest, due);
+      if (due <= now + RETRY_WAIT_MS) {
+        run.push(m);
+        st.held.delete(m.offset);
+      } else {
+        st.held.set(m.offset, { due, m });
       }
     }
     await this.#onBatch(run, ctx);
-    if (waiting.length > 0 && passed.size + run.length > (this.#d.retryPassLimit ?? MAX_PASSED)) {
-      // Too much run past them: the waiting retries go to the end of the topic, their due times kept.
-      await this.#d.bus.publish('tasks.retry', waiting.map((m) => ({ key: m.key, value: m.value, headers: m.headers })));
-      this.#log.info({ partition, moved: waiting.length }, 'retries not due yet moved to the end of tasks.retry');
-      waiting.length = 0;
-    }
-    if (waiting.length === 0) {
-      this.#passed.delete(partition);
+    if (st.held.size === 0) {
+      this.#retryState.delete(partition);
       return;
     }
-    const from = BigInt(waiting[0]!.offset);
-    // Only offsets past the redelivery point come again.
-    const keep = new Set([...passed, ...run.map((m) => m.offset)].filter((o) => BigInt(o) > from));
-    this.#passed.set(partition, keep);
-    return { redeliverFrom: waiting[0]!.offset, until: Math.min(earliest, Date.now() + RETRY_RECHECK_MS) };
+    const from = [...st.held.keys()].reduce((a, b) => (BigInt(a) < BigInt(b) ? a : b));
+    for (const m of run) if (BigInt(m.offset) > BigInt(from)) st.passed.add(m.offset);
+    for (const o of st.passed) if (BigInt(o) < BigInt(from)) st.passed.delete(o);
+    if (st.passed.size > (this.#d.retryPassLimit ?? MAX_PASSED) || st.held.size > MAX_HELD) {
+      // Too much held in memory: the held retries go to the end of the topic, their due times kept.
+      const moved = [...st.held.values()].map(({ m }) => ({ key: m.key, value: m.value, headers: m.headers }));
+      await this.#d.bus.publish('tasks.retry', moved);
+      this.#log.info({ partition, moved: moved.length }, 'retries not due yet moved to the end of tasks.retry');
+      this.#retryState.delete(partition);
+      return;
+    }
+    this.#retryState.set(partition, st);
+    const earliest = Math.min(...[...st.held.values()].map((h) => h.due));
+    return { redeliverFrom: from, until: earliest, readOn: true };
   }
 
   async #handleRecord(m: BusMessage, ctx: BatchContext): Promise<void> {

@@ -63,7 +63,7 @@ export function busContract(name: string, makeBus: () => Promise<BusFixture>, op
     return offsets.length === 0 ? undefined : offsets.reduce((n, o) => n + o.lag, 0);
   };
 
-  describe(`Bus contract: ${name}`, { timeout: testTimeout * 10 }, () => {
+  describe(`Bus contract: ${name}`, { timeout: testTimeout * 11 }, () => {
     it('delivers exactly the published records with their keys, values and headers', { timeout: testTimeout }, withBus(async ({ bus }, run) => {
       const before = Date.now();
       const records: OutgoingRecord[] = [
@@ -157,6 +157,39 @@ export function busContract(name: string, makeBus: () => Promise<BusFixture>, op
         assert.ok(others.length > 0, 'some keys hash to other partitions');
         assert.ok(others.every((x) => x.at < until), 'other partitions were not held back');
         await waitUntil('the other records', () => seen.filter((x) => x.key !== held).length >= 24);
+        await waitUntil('everything committed', async () => (await lagOf(bus, group, 'tasks.retry')) === 0);
+      } finally {
+        await handle.stop();
+      }
+    }));
+
+    it('a read-on redelivery keeps delivering what follows, keeps the commit, and comes back at its time', { timeout: testTimeout }, withBus(async ({ bus }, run) => {
+      const group = `g-${run}`;
+      const key = `${run}-one-partition`;
+      await bus.publish('tasks.retry', [{ key, value: { i: 0 } }]);
+      const seen: { i: number; at: number }[] = [];
+      let held: string | undefined;
+      let until = 0;
+      const handle = await bus.subscribe({ group, topics: ['tasks.retry'], fromBeginning: true }, async (batch) => {
+        const mine = batch.filter((m) => m.key === key);
+        for (const m of mine) seen.push({ i: (m.value as { i: number }).i, at: Date.now() });
+        if (mine.length === 0) return;
+        if (held === undefined) {
+          held = mine[0]!.offset;
+          until = Date.now() + 4000;
+        }
+        // Hold record 0 until its time; everything after it counts as run.
+        if (Date.now() < until) return { redeliverFrom: held, until, readOn: true };
+      });
+      try {
+        await waitUntil('record 0', () => seen.length >= 1);
+        await bus.publish('tasks.retry', [{ key, value: { i: 1 } }, { key, value: { i: 2 } }]);
+        await waitUntil('records 1 and 2', () => seen.some((x) => x.i === 2));
+        assert.ok(seen.filter((x) => x.i > 0).every((x) => x.at < until), 'read on past the held record, in its own partition');
+        assert.equal(await lagOf(bus, group, 'tasks.retry'), 3, 'the commit stays at the held record');
+        await waitUntil('record 0 again', () => seen.filter((x) => x.i === 0).length >= 2);
+        const again = seen.filter((x) => x.i === 0)[1]!;
+        assert.ok(again.at >= until, 'not before its time');
         await waitUntil('everything committed', async () => (await lagOf(bus, group, 'tasks.retry')) === 0);
       } finally {
         await handle.stop();

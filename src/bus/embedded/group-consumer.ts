@@ -51,12 +51,16 @@ export function toMessage(topic: TopicName, r: StoredRecord): BusMessage {
   };
 }
 
-/** The offset to commit for a redelivery: within the batch (a handler cannot skip records it was not given). */
+/**
+ * The offset to commit for a redelivery: never past the batch (a handler cannot skip records it
+ * was not given); before it only for a read-on redelivery (records held from an earlier batch).
+ */
 function redeliveryOffset(r: Redelivery, rows: readonly StoredRecord[]): number {
   const from = Number(r.redeliverFrom);
   const first = rows[0]!.offset;
   const end = rows[rows.length - 1]!.offset + 1;
-  return Number.isInteger(from) ? Math.min(end, Math.max(first, from)) : first;
+  if (!Number.isInteger(from) || from < 0) return first;
+  return Math.min(end, r.readOn ? from : Math.max(first, from));
 }
 
 const tpKey = (tp: TopicPartition): string => `${tp.topic}\u0000${tp.partition}`;
@@ -177,7 +181,13 @@ export class GroupConsumer implements ConsumerHandle {
     };
     let pos = store.initOffset(this.#group, memberId, tp, this.#o.subscription.fromBeginning ?? true, Date.now());
     let failures = 0;
+    /** A read-on redelivery: where to come back to, and when. */
+    let rewind: { at: number; to: number } | undefined;
     while (!signal.aborted) {
+      if (rewind && Date.now() >= rewind.at) {
+        pos = rewind.to;
+        rewind = undefined;
+      }
       // A handler that resolves without real I/O would otherwise keep this loop in microtasks and
       // starve timers (heartbeats, other partitions) while records keep coming.
       await yieldToLoop();
@@ -191,7 +201,7 @@ export class GroupConsumer implements ConsumerHandle {
         continue;
       }
       if (rows.length === 0) {
-        await this.#waitForAppend(tp, signal);
+        await this.#waitForAppend(tp, signal, rewind ? Math.max(1, rewind.at - Date.now()) : undefined);
         continue;
       }
       const batch = rows.map((r) => toMessage(tp.topic, r));
@@ -211,7 +221,8 @@ export class GroupConsumer implements ConsumerHandle {
         pos = safe(() => store.committed(this.#group, tp.topic, tp.partition)) ?? pos;
         continue;
       }
-      const next = redelivery ? redeliveryOffset(redelivery, rows) : rows[rows.length - 1]!.offset + 1;
+      const end = rows[rows.length - 1]!.offset + 1;
+      const next = redelivery ? redeliveryOffset(redelivery, rows) : end;
       let owner: boolean;
       try {
         owner = store.commitIfOwner(this.#group, memberId, tp, next, Date.now(), leaseMs);
@@ -228,6 +239,13 @@ export class GroupConsumer implements ConsumerHandle {
         return;
       }
       failures = 0;
+      if (redelivery?.readOn) {
+        // Read on from here; back to the commit at `until` (checked at the top of the loop).
+        pos = end;
+        rewind = { at: redelivery.until, to: next };
+        continue;
+      }
+      rewind = undefined;
       pos = next;
       // The rest of the batch waits (leases are renewed by the member's heartbeat meanwhile).
       // A timer may fire a millisecond early: "not before `until`" is checked against the clock.
@@ -238,7 +256,7 @@ export class GroupConsumer implements ConsumerHandle {
   }
 
   /** Resolves on a publish to this partition (in-process, or seen by the bus's poller), abort, or a safety timeout. */
-  #waitForAppend(tp: TopicPartition, signal: AbortSignal): Promise<void> {
+  #waitForAppend(tp: TopicPartition, signal: AbortSignal, maxMs = 5000): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -249,7 +267,7 @@ export class GroupConsumer implements ConsumerHandle {
       const onAppend = (topic: TopicName, partition: number): void => {
         if (topic === tp.topic && partition === tp.partition) done();
       };
-      const timer = setTimeout(done, 5000);
+      const timer = setTimeout(done, Math.min(5000, maxMs));
       this.#o.hub.on('append', onAppend);
       signal.addEventListener('abort', done);
       if (signal.aborted) done();

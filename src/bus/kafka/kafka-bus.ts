@@ -190,14 +190,18 @@ export class KafkaBus implements Bus {
     const running = new Set<AbortController>();
     /** Paused partitions' resume timers (redeliveries). */
     const resumes = new Set<NodeJS.Timeout>();
+    /** Read-on redeliveries: per partition, the timer that brings the fetch back to the held record. */
+    const rewinds = new Map<number, NodeJS.Timeout>();
     const revokeAll = (why: string) => {
       for (const c of running) c.abort(new BridgeError('HSB_BUS_REBALANCE', why, { retryable: true }));
     };
     consumer.on(consumer.events.CRASH, () => {
       revokeAll('consumer crashed');
-      // A restarted consumer keeps no pause or seek: their resume timers have nothing left to do.
+      // A restarted consumer keeps no pause or seek (it reads from the commits): the timers have nothing left to do.
       for (const t of resumes) clearTimeout(t);
       resumes.clear();
+      for (const t of rewinds.values()) clearTimeout(t);
+      rewinds.clear();
     });
     this.#consumers.add(entry);
     await consumer.connect();
@@ -241,6 +245,37 @@ export class KafkaBus implements Bus {
         }
         if (mine.signal.aborted) return;
         if (isStale()) return;
+        if (redelivery?.readOn) {
+          // Go on reading this partition (the handler holds what it has not run); the commit stays
+          // at the held record, and the partition is read again from there at `until`.
+          const last = batch.messages[batch.messages.length - 1]!.offset;
+          const from = clampOffset(redelivery.redeliverFrom, 0n, BigInt(last) + 1n);
+          resolveOffset(last);
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: from.toString() }]);
+          if (abort.signal.aborted) return;
+          const key = batch.partition;
+          clearTimeout(rewinds.get(key));
+          const until = redelivery.until;
+          const rewindAt = () => {
+            const t = setTimeout(() => {
+              if (rewinds.get(key) !== t || abort.signal.aborted) return;
+              if (Date.now() < until) return rewindAt();
+              rewinds.delete(key);
+              try {
+                consumer.seek({ topic: batch.topic, partition: batch.partition, offset: from.toString() });
+              } catch (e) {
+                this.#log.debug({ err: (e as Error).message, topic: batch.topic, partition: batch.partition }, 'rewind after a redelivery skipped');
+              }
+            }, Math.max(1, until - Date.now()));
+            t.unref();
+            rewinds.set(key, t);
+          };
+          rewindAt();
+          return;
+        }
+        // Not read-on (any more): a rewind armed by an earlier batch would bring back records now committed.
+        clearTimeout(rewinds.get(batch.partition));
+        rewinds.delete(batch.partition);
         if (redelivery) {
           // Commit what came before, then read this partition again from there once it is time;
           // the fetch goes on for the other partitions meanwhile.
@@ -287,6 +322,8 @@ export class KafkaBus implements Bus {
         abort.abort();
         for (const t of resumes) clearTimeout(t);
         resumes.clear();
+        for (const t of rewinds.values()) clearTimeout(t);
+        rewinds.clear();
         this.#consumers.delete(entry);
         // A batch whose handler finished as the stop came gets its commit in before the disconnect.
         await Promise.allSettled(active);

@@ -103,3 +103,37 @@ test('a record on tasks that is not a task is dead-lettered and counted in hsb_t
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a due retry behind more waiting retries than one fetch holds runs at once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hsb-retry-window-'));
+  const config = parseConfig({
+    bus: { kind: 'embedded', dataDir: dir },
+    sources: [{ id: 'src', kind: 'registry', url: src.url, insecure: true }],
+    targets: [{ id: 'dst', kind: 'registry', url: dst.url }],
+  }, '<test>', {});
+  // Five records per fetch stand in for the default 200: the waiting retries fill more than one.
+  const bus = new EmbeddedBus({ dataDir: dir, maxBatchSize: 5, partitions: 1 });
+  await bus.connect();
+  const endpoints = new Endpoints(config, silentLogger);
+  const replicator = new Replicator({ config, bus, endpoints, metrics: createMetrics(), logger: silentLogger });
+  const results: TaskResult[] = [];
+  const watch = await bus.subscribe({ group: 'watch', topics: ['results'], fromBeginning: true }, async (b) => { for (const m of b) results.push(m.value as TaskResult); });
+  try {
+    const later = new Date(Date.now() + 10 * 60_000).toISOString();
+    await bus.publish('tasks.retry', Array.from({ length: 12 }, (_, i) => ({ key: 'dst/lib/down', value: pushTask(`lib/down-${i}`, { attempt: 1, notBefore: later }) })));
+    await bus.publish('tasks.retry', [{ key: 'dst/lib/new', value: pushTask('lib/new', { attempt: 1, notBefore: new Date().toISOString() }) }]);
+    await replicator.start();
+    for (const until = Date.now() + 30_000; results.length < 1 && Date.now() < until;) await new Promise((r) => setTimeout(r, 100));
+    // Copied, or found in step when the first test copied it already.
+    assert.deepEqual(results.map((r) => r.taskId), ['t-lib/new'], 'the due retry ran; the waiting ones wait');
+    assert.ok(['done', 'skipped'].includes(results[0]!.status), results[0]!.status);
+    const lag = (await bus.inspect()).groups.find((g) => g.group === 'replicator.retry')!.offsets.reduce((n, o) => n + o.lag, 0);
+    assert.equal(lag, 13, 'the commit stays at the first waiting retry');
+  } finally {
+    await replicator.stop();
+    await watch.stop();
+    await endpoints.close();
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
