@@ -221,6 +221,9 @@ export class PolicyStore {
       this.#table.set(id, policy);
       if (policy) this.#applied.set(id, c);
       else this.#applied.delete(id);
+    } else if (policy === null) {
+      // A tombstone for a policy this process never held (read at start-up): its queued tasks are stale too.
+      this.#table.markRemoved(id);
     }
     const set = this.#waiters.get(id);
     if (!set) return;

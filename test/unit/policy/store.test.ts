@@ -138,6 +138,9 @@ describe('PolicyStore', () => {
     assert.deepEqual(table.list().map((p) => [p.id, p.description]).sort(), [['a', 'v2'], ['b', 'b']]);
     // Only the snapshot's values were ever applied: the replay of a@v1 and of "gone" was held back.
     assert.deepEqual(table.history.sort(), [['a', 'v2'], ['b', 'b']]);
+    // The deletion is known even though "gone" never reached the table: its queued tasks are stale.
+    assert.equal(typeof table.removedAt('gone'), 'number');
+    assert.equal(table.removedAt('a'), undefined);
     await store.stop();
   });
 
