@@ -63,7 +63,7 @@ export class Replicator {
   #running = 0;
   #onIdle: (() => void) | undefined;
   /** Per `tasks.retry` partition: retries held until due, and offsets already run past them. */
-  readonly #retryState = new Map<number, { held: Map<string, { due: number; m: BusMessage }>; passed: Set<string> }>();
+  readonly #retryState = new Map<number, { held: Map<string, { due: number; m: BusMessage }>; passed: Set<string>; next: bigint; commit: bigint }>();
 
   constructor(deps: ReplicatorDeps) {
     this.#d = deps;
@@ -147,7 +147,12 @@ export class Replicator {
    */
   async #onRetryBatch(batch: BusMessage[], ctx: BatchContext): Promise<void | Redelivery> {
     const partition = batch[0]!.partition;
-    const st = this.#retryState.get(partition) ?? { held: new Map<string, { due: number; m: BusMessage }>(), passed: new Set<string>() };
+    const start = BigInt(batch[0]!.offset);
+    let st = this.#retryState.get(partition);
+    // A batch that neither goes on from the last one nor comes back to the commit asked for: the
+    // partition was with another member meanwhile (its commit moved on). What was held is stale.
+    if (st && start !== st.next && start !== st.commit) st = undefined;
+    st ??= { held: new Map<string, { due: number; m: BusMessage }>(), passed: new Set<string>(), next: start, commit: start };
     const now = Date.now();
     const run: BusMessage[] = [];
     for (const m of batch) {
@@ -161,21 +166,31 @@ export class Replicator {
       }
     }
     await this.#onBatch(run, ctx);
-    if (st.held.size === 0) {
-      this.#retryState.delete(partition);
-      return;
-    }
+    const end = BigInt(batch[batch.length - 1]!.offset) + 1n;
+    for (const m of run) st.passed.add(m.offset);
+    // Records at or past the commit (min(from, end)) can be read again: their passed marks stay.
+    const prune = (floor: bigint) => { for (const o of st.passed) if (BigInt(o) < floor) st.passed.delete(o); };
+    const settle = () => {
+      st.held.clear();
+      prune(end);
+      st.next = end;
+      st.commit = end;
+      if (st.passed.size === 0) this.#retryState.delete(partition);
+      else this.#retryState.set(partition, st);
+    };
+    if (st.held.size === 0) return settle();
     const from = [...st.held.keys()].reduce((a, b) => (BigInt(a) < BigInt(b) ? a : b));
-    for (const m of run) if (BigInt(m.offset) > BigInt(from)) st.passed.add(m.offset);
-    for (const o of st.passed) if (BigInt(o) < BigInt(from)) st.passed.delete(o);
+    prune(BigInt(from) < end ? BigInt(from) : end);
     if (st.passed.size > (this.#d.retryPassLimit ?? MAX_PASSED) || st.held.size > MAX_HELD) {
-      // Too much held in memory: the held retries go to the end of the topic, their due times kept.
       const moved = [...st.held.values()].map(({ m }) => ({ key: m.key, value: m.value, headers: m.headers }));
       await this.#d.bus.publish('tasks.retry', moved);
       this.#log.info({ partition, moved: moved.length }, 'retries not due yet moved to the end of tasks.retry');
-      this.#retryState.delete(partition);
-      return;
+      // Held records read ahead of this batch come again: their copies are at the end now.
+      for (const o of st.held.keys()) if (BigInt(o) >= end) st.passed.add(o);
+      return settle();
     }
+    st.next = end;
+    st.commit = BigInt(from) < end ? BigInt(from) : end;
     this.#retryState.set(partition, st);
     const earliest = Math.min(...[...st.held.values()].map((h) => h.due));
     return { redeliverFrom: from, until: earliest, readOn: true };

@@ -195,6 +195,15 @@ export class KafkaBus implements Bus {
     const revokeAll = (why: string) => {
       for (const c of running) c.abort(new BridgeError('HSB_BUS_REBALANCE', why, { retryable: true }));
     };
+    // A rewind armed before a rebalance must not seek a partition this member may no longer own
+    // (kafkajs would keep the seek for when it comes back); after the rejoin the fetch starts at
+    // the commits, which are at the held records, so nothing held is skipped.
+    const dropRewinds = () => {
+      for (const t of rewinds.values()) clearTimeout(t);
+      rewinds.clear();
+    };
+    consumer.on(consumer.events.REBALANCING, dropRewinds);
+    consumer.on(consumer.events.GROUP_JOIN, dropRewinds);
     consumer.on(consumer.events.CRASH, () => {
       revokeAll('consumer crashed');
       // A restarted consumer keeps no pause or seek (it reads from the commits): the timers have nothing left to do.

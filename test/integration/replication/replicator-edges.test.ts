@@ -137,3 +137,40 @@ test('a due retry behind more waiting retries than one fetch holds runs at once'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('retries run past a held one are not run again when the held one comes due', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hsb-retry-once-'));
+  const config = parseConfig({
+    bus: { kind: 'embedded', dataDir: dir },
+    sources: [{ id: 'src', kind: 'registry', url: src.url, insecure: true }],
+    targets: [{ id: 'dst', kind: 'registry', url: dst.url }],
+  }, '<test>', {});
+  const bus = new EmbeddedBus({ dataDir: dir, maxBatchSize: 5, partitions: 1 });
+  await bus.connect();
+  const endpoints = new Endpoints(config, silentLogger);
+  const replicator = new Replicator({ config, bus, endpoints, metrics: createMetrics(), logger: silentLogger });
+  const results: TaskResult[] = [];
+  const watch = await bus.subscribe({ group: 'watch', topics: ['results'], fromBeginning: true }, async (b) => { for (const m of b) results.push(m.value as TaskResult); });
+  try {
+    // Offset 0 comes due in 3 s, offset 7 in 10 minutes; the others are due now. None is in the
+    // source, so each ends at once as skipped: what counts is how often each ran.
+    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+    await bus.publish('tasks.retry', Array.from({ length: 13 }, (_, i) => ({
+      key: 'dst/lib/gone', value: pushTask(`lib/gone-${i}`, { attempt: 1, notBefore: i === 0 ? at(3000) : i === 7 ? at(600_000) : at(0) }),
+    })));
+    await replicator.start();
+    for (const until = Date.now() + 30_000; !results.some((r) => r.taskId === 't-lib/gone-0') && Date.now() < until;) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1500)); // a duplicate would show up by now
+    const runs = new Map<string, number>();
+    for (const r of results) runs.set(r.taskId, (runs.get(r.taskId) ?? 0) + 1);
+    assert.deepEqual([...runs.values()].filter((n) => n > 1), [], `ran more than once: ${[...runs].filter(([, n]) => n > 1).map(([id]) => id).join(', ')}`);
+    assert.equal(runs.size, 12, 'all but the one due in 10 minutes');
+    assert.equal(runs.has('t-lib/gone-7'), false);
+  } finally {
+    await replicator.stop();
+    await watch.stop();
+    await endpoints.close();
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
