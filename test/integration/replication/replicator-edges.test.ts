@@ -104,31 +104,22 @@ test('a record on tasks that is not a task is dead-lettered and counted in hsb_t
   }
 });
 
-test('a due retry behind more waiting retries than one fetch holds runs at once', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hsb-retry-window-'));
+/** A replicator on an embedded bus of one partition and `maxBatchSize` records per fetch, and the results it writes. */
+async function withRetryRig(maxBatchSize: number, body: (r: { bus: EmbeddedBus; replicator: Replicator; results: TaskResult[] }) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'hsb-retry-rig-'));
   const config = parseConfig({
     bus: { kind: 'embedded', dataDir: dir },
     sources: [{ id: 'src', kind: 'registry', url: src.url, insecure: true }],
     targets: [{ id: 'dst', kind: 'registry', url: dst.url }],
   }, '<test>', {});
-  // Five records per fetch stand in for the default 200: the waiting retries fill more than one.
-  const bus = new EmbeddedBus({ dataDir: dir, maxBatchSize: 5, partitions: 1 });
+  const bus = new EmbeddedBus({ dataDir: dir, maxBatchSize, partitions: 1 });
   await bus.connect();
   const endpoints = new Endpoints(config, silentLogger);
   const replicator = new Replicator({ config, bus, endpoints, metrics: createMetrics(), logger: silentLogger });
   const results: TaskResult[] = [];
   const watch = await bus.subscribe({ group: 'watch', topics: ['results'], fromBeginning: true }, async (b) => { for (const m of b) results.push(m.value as TaskResult); });
   try {
-    const later = new Date(Date.now() + 10 * 60_000).toISOString();
-    await bus.publish('tasks.retry', Array.from({ length: 12 }, (_, i) => ({ key: 'dst/lib/down', value: pushTask(`lib/down-${i}`, { attempt: 1, notBefore: later }) })));
-    await bus.publish('tasks.retry', [{ key: 'dst/lib/new', value: pushTask('lib/new', { attempt: 1, notBefore: new Date().toISOString() }) }]);
-    await replicator.start();
-    for (const until = Date.now() + 30_000; results.length < 1 && Date.now() < until;) await new Promise((r) => setTimeout(r, 100));
-    // Copied, or found in step when the first test copied it already.
-    assert.deepEqual(results.map((r) => r.taskId), ['t-lib/new'], 'the due retry ran; the waiting ones wait');
-    assert.ok(['done', 'skipped'].includes(results[0]!.status), results[0]!.status);
-    const lag = (await bus.inspect()).groups.find((g) => g.group === 'replicator.retry')!.offsets.reduce((n, o) => n + o.lag, 0);
-    assert.equal(lag, 13, 'the commit stays at the first waiting retry');
+    await body({ bus, replicator, results });
   } finally {
     await replicator.stop();
     await watch.stop();
@@ -136,25 +127,29 @@ test('a due retry behind more waiting retries than one fetch holds runs at once'
     await bus.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+
+test('a due retry behind more waiting retries than one fetch holds runs at once', async () => {
+  // Five records per fetch stand in for the default 200: the waiting retries fill more than one.
+  await withRetryRig(5, async ({ bus, replicator, results }) => {
+    await bus.publish('tasks.retry', Array.from({ length: 12 }, (_, i) => ({ key: 'dst/lib/down', value: pushTask(`lib/down-${i}`, { attempt: 1, notBefore: at(600_000) }) })));
+    await bus.publish('tasks.retry', [{ key: 'dst/lib/new', value: pushTask('lib/new', { attempt: 1, notBefore: at(0) }) }]);
+    await replicator.start();
+    for (const until = Date.now() + 30_000; results.length < 1 && Date.now() < until;) await new Promise((r) => setTimeout(r, 100));
+    // Copied, or found in step when the first test copied it already.
+    assert.deepEqual(results.map((r) => r.taskId), ['t-lib/new'], 'the due retry ran; the waiting ones wait');
+    assert.ok(['done', 'skipped'].includes(results[0]!.status), results[0]!.status);
+    const lag = (await bus.inspect()).groups.find((g) => g.group === 'replicator.retry')!.offsets.reduce((n, o) => n + o.lag, 0);
+    assert.equal(lag, 13, 'the commit stays at the first waiting retry');
+  });
 });
 
 test('retries run past a held one are not run again when the held one comes due', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hsb-retry-once-'));
-  const config = parseConfig({
-    bus: { kind: 'embedded', dataDir: dir },
-    sources: [{ id: 'src', kind: 'registry', url: src.url, insecure: true }],
-    targets: [{ id: 'dst', kind: 'registry', url: dst.url }],
-  }, '<test>', {});
-  const bus = new EmbeddedBus({ dataDir: dir, maxBatchSize: 5, partitions: 1 });
-  await bus.connect();
-  const endpoints = new Endpoints(config, silentLogger);
-  const replicator = new Replicator({ config, bus, endpoints, metrics: createMetrics(), logger: silentLogger });
-  const results: TaskResult[] = [];
-  const watch = await bus.subscribe({ group: 'watch', topics: ['results'], fromBeginning: true }, async (b) => { for (const m of b) results.push(m.value as TaskResult); });
-  try {
+  await withRetryRig(5, async ({ bus, replicator, results }) => {
     // Offset 0 comes due in 3 s, offset 7 in 10 minutes; the others are due now. None is in the
     // source, so each ends at once as skipped: what counts is how often each ran.
-    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
     await bus.publish('tasks.retry', Array.from({ length: 13 }, (_, i) => ({
       key: 'dst/lib/gone', value: pushTask(`lib/gone-${i}`, { attempt: 1, notBefore: i === 0 ? at(3000) : i === 7 ? at(600_000) : at(0) }),
     })));
@@ -166,11 +161,5 @@ test('retries run past a held one are not run again when the held one comes due'
     assert.deepEqual([...runs.values()].filter((n) => n > 1), [], `ran more than once: ${[...runs].filter(([, n]) => n > 1).map(([id]) => id).join(', ')}`);
     assert.equal(runs.size, 12, 'all but the one due in 10 minutes');
     assert.equal(runs.has('t-lib/gone-7'), false);
-  } finally {
-    await replicator.stop();
-    await watch.stop();
-    await endpoints.close();
-    await bus.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
