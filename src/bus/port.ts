@@ -46,19 +46,14 @@ export interface BatchContext {
 }
 
 /**
- * A handler's answer when part of its batch must wait: the records before `redeliverFrom` are
- * committed, and that record and those after it are delivered again, not before `until` (epoch
- * ms). Only this partition waits: a record not yet due never holds back the others.
+ * A handler's answer when it holds records it has not run yet: the commit goes (or stays) at
+ * `redeliverFrom`, which may lie before the batch (a record held from an earlier one); reading
+ * goes on after the batch meanwhile, and comes back to `redeliverFrom` at `until` (epoch ms),
+ * never before. The handler keeps track of what it ran past the held records.
  */
 export interface Redelivery {
   redeliverFrom: string;
   until: number;
-  /**
-   * Go on reading after this batch meanwhile (the handler keeps track of what it holds), and come
-   * back to `redeliverFrom` at `until`. The commit stays at `redeliverFrom`, which may then lie
-   * before the batch, until the handler answers otherwise.
-   */
-  readOn?: boolean;
 }
 
 /**

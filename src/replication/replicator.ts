@@ -39,7 +39,7 @@ export interface ReplicatorDeps {
   logger: Logger;
   progress?: Progress;
   group?: string;
-  /** Retries run past a waiting one before the waiting ones move to the end of `tasks.retry` (default 5000). */
+  /** Retries run past held ones before the held ones move to the end of `tasks.retry` (default MAX_PASSED). */
   retryPassLimit?: number;
   /** The live policy table: a task planned before its policy was removed is dropped (recorded as skipped). */
   policies?: Pick<PolicyTable, 'removedAt'>;
@@ -193,7 +193,7 @@ export class Replicator {
     st.commit = BigInt(from) < end ? BigInt(from) : end;
     this.#retryState.set(partition, st);
     const earliest = Math.min(...[...st.held.values()].map((h) => h.due));
-    return { redeliverFrom: from, until: earliest, readOn: true };
+    return { redeliverFrom: from, until: earliest };
   }
 
   async #handleRecord(m: BusMessage, ctx: BatchContext): Promise<void> {

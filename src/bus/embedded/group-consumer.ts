@@ -51,16 +51,11 @@ export function toMessage(topic: TopicName, r: StoredRecord): BusMessage {
   };
 }
 
-/**
- * The offset to commit for a redelivery: never past the batch (a handler cannot skip records it
- * was not given); before it only for a read-on redelivery (records held from an earlier batch).
- */
+/** The offset to commit for a redelivery: never past the batch (a handler cannot skip records it was not given). */
 function redeliveryOffset(r: Redelivery, rows: readonly StoredRecord[]): number {
   const from = Number(r.redeliverFrom);
-  const first = rows[0]!.offset;
-  const end = rows[rows.length - 1]!.offset + 1;
-  if (!Number.isInteger(from) || from < 0) return first;
-  return Math.min(end, r.readOn ? from : Math.max(first, from));
+  if (!Number.isInteger(from) || from < 0) return rows[0]!.offset;
+  return Math.min(rows[rows.length - 1]!.offset + 1, from);
 }
 
 const tpKey = (tp: TopicPartition): string => `${tp.topic}\u0000${tp.partition}`;
@@ -181,7 +176,7 @@ export class GroupConsumer implements ConsumerHandle {
     };
     let pos = store.initOffset(this.#group, memberId, tp, this.#o.subscription.fromBeginning ?? true, Date.now());
     let failures = 0;
-    /** A read-on redelivery: where to come back to, and when. */
+    /** A redelivery: where to come back to, and when. */
     let rewind: { at: number; to: number } | undefined;
     while (!signal.aborted) {
       if (rewind && Date.now() >= rewind.at) {
@@ -239,19 +234,10 @@ export class GroupConsumer implements ConsumerHandle {
         return;
       }
       failures = 0;
-      if (redelivery?.readOn) {
-        // Read on from here; back to the commit at `until` (checked at the top of the loop).
-        pos = end;
-        rewind = { at: redelivery.until, to: next };
-        continue;
-      }
-      rewind = undefined;
-      pos = next;
-      // The rest of the batch waits (leases are renewed by the member's heartbeat meanwhile).
-      // A timer may fire a millisecond early: "not before `until`" is checked against the clock.
-      while (redelivery && !signal.aborted && Date.now() < redelivery.until) {
-        await sleep(Math.max(1, redelivery.until - Date.now()), undefined, { signal }).catch(() => {});
-      }
+      // A redelivery reads on from here, and back to the commit at `until` (checked, against the
+      // clock, at the top of the loop).
+      rewind = redelivery ? { at: redelivery.until, to: next } : undefined;
+      pos = redelivery ? end : next;
     }
   }
 

@@ -188,9 +188,7 @@ export class KafkaBus implements Bus {
     // heartbeat that says the group moved on aborts every running batch (the rebalance revokes
     // all partitions of this member).
     const running = new Set<AbortController>();
-    /** Paused partitions' resume timers (redeliveries). */
-    const resumes = new Set<NodeJS.Timeout>();
-    /** Read-on redeliveries: per partition, the timer that brings the fetch back to the held record. */
+    /** Redeliveries: per partition, the timer that brings the fetch back to the held record. */
     const rewinds = new Map<number, NodeJS.Timeout>();
     const revokeAll = (why: string) => {
       for (const c of running) c.abort(new BridgeError('HSB_BUS_REBALANCE', why, { retryable: true }));
@@ -206,11 +204,8 @@ export class KafkaBus implements Bus {
     consumer.on(consumer.events.GROUP_JOIN, dropRewinds);
     consumer.on(consumer.events.CRASH, () => {
       revokeAll('consumer crashed');
-      // A restarted consumer keeps no pause or seek (it reads from the commits): the timers have nothing left to do.
-      for (const t of resumes) clearTimeout(t);
-      resumes.clear();
-      for (const t of rewinds.values()) clearTimeout(t);
-      rewinds.clear();
+      // A restarted consumer reads from the commits, which are at the held records.
+      dropRewinds();
     });
     this.#consumers.add(entry);
     await consumer.connect();
@@ -254,11 +249,11 @@ export class KafkaBus implements Bus {
         }
         if (mine.signal.aborted) return;
         if (isStale()) return;
-        if (redelivery?.readOn) {
+        if (redelivery) {
           // Go on reading this partition (the handler holds what it has not run); the commit stays
           // at the held record, and the partition is read again from there at `until`.
           const last = batch.messages[batch.messages.length - 1]!.offset;
-          const from = clampOffset(redelivery.redeliverFrom, 0n, BigInt(last) + 1n);
+          const from = clampOffset(redelivery.redeliverFrom, BigInt(batch.messages[0]!.offset), BigInt(last) + 1n);
           resolveOffset(last);
           await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: from.toString() }]);
           if (abort.signal.aborted) return;
@@ -282,44 +277,9 @@ export class KafkaBus implements Bus {
           rewindAt();
           return;
         }
-        // Not read-on (any more): a rewind armed by an earlier batch would bring back records now committed.
+        // Nothing held (any more): a rewind armed by an earlier batch would bring back records now committed.
         clearTimeout(rewinds.get(batch.partition));
         rewinds.delete(batch.partition);
-        if (redelivery) {
-          // Commit what came before, then read this partition again from there once it is time;
-          // the fetch goes on for the other partitions meanwhile.
-          const first = BigInt(batch.messages[0]!.offset);
-          const end = BigInt(batch.messages[batch.messages.length - 1]!.offset) + 1n;
-          const from = clampOffset(redelivery.redeliverFrom, first, end);
-          if (from > first) {
-            resolveOffset((from - 1n).toString());
-            await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: from.toString() }]);
-          }
-          // Stopping: nothing to pause or resume (the next owner reads from the commit).
-          if (abort.signal.aborted) return;
-          const tp = [{ topic: batch.topic, partitions: [batch.partition] }];
-          consumer.pause(tp);
-          consumer.seek({ topic: batch.topic, partition: batch.partition, offset: from.toString() });
-          const until = redelivery.until;
-          // A timer may fire a millisecond early: "not before `until`" is checked against the clock.
-          const resumeAt = () => {
-            const t = setTimeout(() => {
-              resumes.delete(t);
-              if (abort.signal.aborted) return;
-              if (Date.now() < until) return resumeAt();
-              try {
-                consumer.resume(tp);
-              } catch (e) {
-                // Restarted after a crash, or stopped, meanwhile: nothing is paused any more. Never a throw from a timer.
-                this.#log.debug({ err: (e as Error).message, topic: batch.topic, partition: batch.partition }, 'resume after a redelivery skipped');
-              }
-            }, Math.max(1, until - Date.now()));
-            t.unref();
-            resumes.add(t);
-          };
-          resumeAt();
-          return;
-        }
         // The whole batch settled: commit past its last record.
         const last = batch.messages[batch.messages.length - 1]!.offset;
         resolveOffset(last);
@@ -329,10 +289,7 @@ export class KafkaBus implements Bus {
     return {
       stop: async () => {
         abort.abort();
-        for (const t of resumes) clearTimeout(t);
-        resumes.clear();
-        for (const t of rewinds.values()) clearTimeout(t);
-        rewinds.clear();
+        dropRewinds();
         this.#consumers.delete(entry);
         // A batch whose handler finished as the stop came gets its commit in before the disconnect.
         await Promise.allSettled(active);
@@ -421,15 +378,15 @@ export class KafkaBus implements Bus {
   }
 }
 
-/** A redelivery offset within the batch [first, end); anything else redelivers the whole batch. */
-function clampOffset(offset: string, first: bigint, end: bigint): bigint {
+/** A redelivery's commit offset, never past the batch's end; one that does not parse commits nothing new (`fallback`). */
+function clampOffset(offset: string, fallback: bigint, end: bigint): bigint {
   let o: bigint;
   try {
     o = BigInt(offset);
   } catch {
-    return first;
+    return fallback;
   }
-  return o < first ? first : o > end ? end : o;
+  return o < 0n ? fallback : o > end ? end : o;
 }
 
 function headersOf(h: IHeaders | undefined): Record<string, string> {
