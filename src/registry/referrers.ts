@@ -51,6 +51,25 @@ async function referrerPages(t: Transport, repo: string, digest: string, first: 
 
 export const referrersTag = (digest: string) => digest.replace(':', '-').slice(0, 128);
 
+/** cosign's tag schema (what it writes unless told to use OCI 1.1): `sha256-<hex>.sig`, `.att`, `.sbom` beside the subject. */
+const COSIGN_SUFFIXES = ['sig', 'att', 'sbom'] as const;
+
+/** The cosign tags that may hold signatures, attestations and SBOMs of `digest` (sha256 only, as cosign writes them). */
+export function cosignTags(digest: string): string[] {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return [];
+  return COSIGN_SUFFIXES.map((s) => `${referrersTag(digest)}.${s}`);
+}
+
+/**
+ * The subject digest a referrer tag names: `sha256-<hex>` (OCI 1.1's tag fallback) or a cosign
+ * tag; `cosignOnly` leaves the fallback out. Undefined for any other tag.
+ */
+export function referrerTagSubject(tag: string, opts: { cosignOnly?: boolean } = {}): string | undefined {
+  const m = /^sha256-([0-9a-f]{64})(?:\.(sig|att|sbom))?$/.exec(tag);
+  if (!m || (opts.cosignOnly && m[2] === undefined)) return undefined;
+  return `sha256:${m[1]}`;
+}
+
 export async function referrersList(c: ClientLike, repo: string, digest: string, signal?: AbortSignal): Promise<ReferrersResult> {
   const t = c.transport;
   if (apiSupport.get(t) !== false) {

@@ -10,7 +10,7 @@ import { ByteRateLimiter, kbpsToBytesPerSecond } from '../registry/limits.ts';
 import { BridgeError } from '../errors.ts';
 import type { Descriptor } from '../registry/referrers.ts';
 import { MediaType, isSchema1Type } from '../registry/media-types.ts';
-import { referrersTag } from '../registry/referrers.ts';
+import { cosignTags, referrersTag } from '../registry/referrers.ts';
 import { filterChildren, isAttestation, parseManifest, planBlobs, planDigest, blobsOf, rewriteIndex, type PlanNode } from './copy-plan.ts';
 import { imageToDocker, indexToDocker, isDockerType } from './convert-docker.ts';
 import { CopyPool, defaultCopyPool, type BlobOutcome } from './copy-pool.ts';
@@ -19,7 +19,10 @@ export interface CopyOptions {
   manifestFormat?: 'preserve' | 'docker';
   /** Keep only these index children (`os/arch[/variant]`). */
   platforms?: string[];
-  /** Also copy referrers (signatures, SBOMs) of the copied manifests. */
+  /**
+   * Also copy referrers (signatures, SBOMs) of the copied manifest and of an index's children:
+   * OCI 1.1 referrers, and cosign's `sha256-<hex>.sig|.att|.sbom` tags.
+   */
   referrers?: boolean;
   /** Move an existing target tag that points elsewhere (default true). */
   override?: boolean;
@@ -159,16 +162,22 @@ export async function targetDigestOf(src: RegistryClient, srcRepo: string, srcRe
   return (await buildPlan({ src, srcRepo, opts }, root.bytes, root.mediaType, root.digest)).digest;
 }
 
-export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef: string, dst: RegistryClient, dstRepo: string, dstTag: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {
+function newCtx(src: RegistryClient, srcRepo: string, srcRef: string, dst: RegistryClient, dstRepo: string, dstTag: string | undefined, opts: CopyOptions): Ctx {
   const log = (opts.logger ?? silentLogger).child({ src: `${src.host}/${srcRepo}:${srcRef}`, dst: `${dst.host}/${dstRepo}${dstTag ? `:${dstTag}` : ''}` });
   const cancel = new AbortController();
   opts = { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, cancel.signal]) : cancel.signal };
-  const c: Ctx = {
+  return {
     cancel,
     src, srcRepo, dst, dstRepo, opts, log, pool: opts.pool ?? defaultCopyPool,
     counts: { uploaded: 0, mounted: 0, skipped: 0 }, bytes: 0, progress: { done: 0, total: 0, perBlob: new Map() },
     bandwidth: opts.speedKbps ? new ByteRateLimiter(kbpsToBytesPerSecond(opts.speedKbps)) : undefined,
   };
+}
+
+export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef: string, dst: RegistryClient, dstRepo: string, dstTag: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {
+  const c = newCtx(src, srcRepo, srcRef, dst, dstRepo, dstTag, opts);
+  opts = c.opts;
+  const log = c.log;
   const root = await src.getManifest(srcRepo, srcRef, undefined, opts.signal);
   const transforms = transformsManifest(opts);
   const ref = dstTag ?? (transforms ? undefined : root.digest);
@@ -177,15 +186,23 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
   let existing = ref ? await dst.headManifest(dstRepo, ref, opts.signal) : null;
   if (!transforms && existing?.digest === root.digest) {
     log.debug({ digest: root.digest }, 'target already up to date');
-    const refs = await copyReferrers(c, root.digest);
-    return { digest: root.digest, bytes: c.bytes, blobs: c.counts, skipped: true, tagMoved: false, ...refs };
+    // Signatures may have come after the artifact: this is where a later task brings them over.
+    const refs = await referrersOf(c, [root.digest, ...childDigests(root.bytes, root.mediaType)]);
+    return { digest: root.digest, bytes: c.bytes, blobs: c.counts, skipped: true, tagMoved: false, ...counted(refs) };
   }
 
   const plan = await buildPlan(c, root.bytes, root.mediaType, root.digest);
+  // Signatures and SBOMs name the source digest: only a manifest copied unchanged has them (a
+  // platform filter that drops a child changes the index, not the children). Never in Docker
+  // format: such a target takes no OCI manifest.
+  const signed = opts.referrers === true && opts.manifestFormat !== 'docker'
+    ? [plan, ...plan.children].filter((n) => n.digest === n.sourceDigest).map((n) => n.digest)
+    : [];
   if (transforms) {
     existing = await dst.headManifest(dstRepo, dstTag ?? plan.digest, opts.signal);
     if (existing?.digest === plan.digest) {
-      return { digest: plan.digest, bytes: 0, blobs: c.counts, skipped: true, tagMoved: false };
+      const refs = await referrersOf(c, signed);
+      return { digest: plan.digest, bytes: c.bytes, blobs: c.counts, skipped: true, tagMoved: false, ...counted(refs) };
     }
   }
   const keepTag = dstTag !== undefined && existing !== null && opts.override === false;
@@ -193,12 +210,11 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
   opts.onProgress?.({ bytesDone: 0, bytesTotal: c.progress.total });
 
   await copyNode(c, plan, new Map(), true);
-  // Signatures and SBOMs name the source digest: only an unconverted copy has them. They go in
-  // before the tag, so a tag in the target never points at an artifact whose signature is missing.
-  const withReferrers = opts.referrers === true && !transforms;
-  const byDigestFirst = keepTag || !dstTag || withReferrers;
+  // Referrers go in before the tag, so a tag in the target never points at an artifact whose
+  // signature is missing; the manifest they name goes in by digest first.
+  const byDigestFirst = keepTag || !dstTag || signed[0] === plan.digest;
   if (byDigestFirst) await dst.putManifest(dstRepo, plan.digest, plan.bytes, plan.mediaType, opts.signal);
-  const refs = withReferrers ? await copyReferrers(c, plan.digest) : {};
+  const refs = await referrersOf(c, signed);
   // The tag last (which makes it visible), unless it stays put.
   if (dstTag && !keepTag) {
     if (!isDigest(srcRef)) await sourceTagUnmoved(c, srcRef, root.digest);
@@ -209,7 +225,7 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
     digest: plan.digest, bytes: c.bytes, blobs: c.counts, skipped: false,
     tagMoved: dstTag !== undefined && !keepTag,
     ...(keepTag && existing ? { tagDigest: existing.digest } : {}),
-    ...refs,
+    ...counted(refs),
   };
 }
 
@@ -227,32 +243,75 @@ async function sourceTagUnmoved(c: Ctx, tag: string, copied: string): Promise<vo
 }
 
 /**
- * Copies the referrers of `digest` (found through the source's OCI 1.1 API or its tag schema) by
- * digest. A target without the referrers API gets the `sha256-<hex>` tag index: the source's own
- * bytes when the source has one, else one built from the target's and the source's referrers.
- * Referrers of referrers are not followed.
+ * Copies the referrers of `subject`, and of its children when it is an index, into a target that
+ * already holds it (as Harbor replicates a signature pushed after its artifact). Null when the
+ * target does not hold the subject: its referrers then follow it whenever it is copied.
  */
-async function copyReferrers(c: Ctx, digest: string): Promise<{ referrers?: number }> {
-  if (!c.opts.referrers || !isDigest(digest)) return {};
-  const r = await c.src.referrers(c.srcRepo, digest, c.opts.signal);
-  for (const d of r.descriptors) {
-    const res = await copyArtifact(c.src, c.srcRepo, d.digest, c.dst, c.dstRepo, undefined, { ...c.opts, referrers: false, platforms: undefined, manifestFormat: 'preserve', onProgress: undefined });
+export async function copyReferrersOf(src: RegistryClient, srcRepo: string, subject: string, dst: RegistryClient, dstRepo: string, opts: CopyOptions = {}): Promise<CopyResult | null> {
+  const c = newCtx(src, srcRepo, subject, dst, dstRepo, undefined, { ...opts, referrers: true });
+  if (!await dst.headManifest(dstRepo, subject, c.opts.signal)) return null;
+  const root = await src.getManifest(srcRepo, subject, undefined, c.opts.signal);
+  const refs = await referrersOf(c, [root.digest, ...childDigests(root.bytes, root.mediaType)]);
+  return { digest: subject, bytes: c.bytes, blobs: c.counts, skipped: refs.copied === 0, tagMoved: false, ...counted(refs) };
+}
+
+const counted = (r: { referrers?: number }): { referrers?: number } => (r.referrers === undefined ? {} : { referrers: r.referrers });
+
+/** An index's children (every one: `cosign sign --recursive` signs them all); none for an image. */
+function childDigests(bytes: Buffer, mediaType: string): string[] {
+  if (isSchema1Type(mediaType)) return [];
+  const parsed = parseManifest(bytes, mediaType);
+  return parsed.kind === 'index' ? parsed.doc.manifests.map((d) => d.digest) : [];
+}
+
+/** {@link copyReferrers} for each digest, at once; `copied` counts what the target did not have yet. */
+async function referrersOf(c: Ctx, digests: readonly string[]): Promise<{ referrers?: number; copied: number }> {
+  if (!c.opts.referrers) return { copied: 0 };
+  const each = await Promise.all([...new Set(digests)].map((d) => copyReferrers(c, d)));
+  return { referrers: each.reduce((n, r) => n + r.found, 0), copied: each.reduce((n, r) => n + r.copied, 0) };
+}
+
+/**
+ * Copies the referrers of `digest`: those the source's OCI 1.1 API or its tag schema lists, by
+ * digest, and cosign's tags, under the same tags. A target without the referrers API gets the
+ * `sha256-<hex>` tag index: the source's own bytes when the source has one, else one built from
+ * the target's and the source's referrers. Referrers of referrers are not followed.
+ */
+async function copyReferrers(c: Ctx, digest: string): Promise<{ found: number; copied: number }> {
+  if (!isDigest(digest)) return { found: 0, copied: 0 };
+  const [r, cosign] = await Promise.all([c.src.referrers(c.srcRepo, digest, c.opts.signal), tagsPresent(c.src, c.srcRepo, cosignTags(digest), c.opts.signal)]);
+  let copied = 0;
+  const copy = async (ref: string, tag: string | undefined) => {
+    const res = await copyArtifact(c.src, c.srcRepo, ref, c.dst, c.dstRepo, tag, { ...c.opts, referrers: false, platforms: undefined, manifestFormat: 'preserve', onProgress: undefined });
     c.bytes += res.bytes;
-  }
-  if (r.descriptors.length === 0) return { referrers: 0 };
-  const target = await c.dst.referrers(c.dstRepo, digest, c.opts.signal);
-  if (target.via === 'tag') {
-    const tag = referrersTag(digest);
-    if (r.tagIndex) {
-      if (target.tagIndex?.digest !== r.tagIndex.digest) await c.dst.putManifest(c.dstRepo, tag, r.tagIndex.bytes, r.tagIndex.mediaType, c.opts.signal);
-    } else {
-      const have = new Set(target.descriptors.map((d) => d.digest));
-      const missing = r.descriptors.filter((d) => !have.has(d.digest));
-      if (missing.length > 0) {
-        const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...target.descriptors, ...missing] };
-        await c.dst.putManifest(c.dstRepo, tag, Buffer.from(JSON.stringify(index)), MediaType.ociIndex, c.opts.signal);
+    if (!res.skipped) copied++;
+  };
+  for (const d of r.descriptors) await copy(d.digest, undefined);
+  for (const tag of cosign) await copy(tag, tag);
+  if (r.descriptors.length > 0) {
+    const target = await c.dst.referrers(c.dstRepo, digest, c.opts.signal);
+    if (target.via === 'tag') {
+      const tag = referrersTag(digest);
+      if (r.tagIndex) {
+        if (target.tagIndex?.digest !== r.tagIndex.digest) {
+          await c.dst.putManifest(c.dstRepo, tag, r.tagIndex.bytes, r.tagIndex.mediaType, c.opts.signal);
+          copied++;
+        }
+      } else {
+        const have = new Set(target.descriptors.map((d) => d.digest));
+        const missing = r.descriptors.filter((d) => !have.has(d.digest));
+        if (missing.length > 0) {
+          const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...target.descriptors, ...missing] };
+          await c.dst.putManifest(c.dstRepo, tag, Buffer.from(JSON.stringify(index)), MediaType.ociIndex, c.opts.signal);
+          copied++;
+        }
       }
     }
   }
-  return { referrers: r.descriptors.length };
+  return { found: r.descriptors.length + cosign.length, copied };
+}
+
+async function tagsPresent(client: RegistryClient, repo: string, tags: readonly string[], signal?: AbortSignal): Promise<string[]> {
+  const heads = await Promise.all(tags.map((t) => client.headManifest(repo, t, signal)));
+  return tags.filter((_, i) => heads[i] !== null);
 }

@@ -1,11 +1,11 @@
 // copyArtifact features against real distribution 2.8: cross-repo mounts, shared in-flight blobs,
-// Docker-format conversion, platform filter, override off, and referrers (tag schema).
+// Docker-format conversion, platform filter, override off, and referrers (OCI tag schema, cosign tags).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
 import { buildImage, buildIndex, pushImage, inspectDigest, inspectRaw, MT, type LocalImage } from '../../support/images.ts';
 import { RegistryClient } from '../../../src/registry/client.ts';
-import { copyArtifact } from '../../../src/replication/copy.ts';
+import { copyArtifact, copyReferrersOf } from '../../../src/replication/copy.ts';
 import { CopyPool } from '../../../src/replication/copy-pool.ts';
 import { BridgeError } from '../../../src/errors.ts';
 import { digestOf } from '../../../src/registry/digest.ts';
@@ -175,4 +175,77 @@ test('referrers in the tag schema are copied with the artifact', async () => {
   assert.equal(r.referrers, 1);
   assert.equal(await inspectDigest(b, 'ref/app', sig.digest), sig.digest);
   assert.deepEqual(await inspectRaw(b, 'ref/app', img.digest.replace(':', '-')), tagIndex);
+});
+
+/** A cosign-shaped signature (simple-signing payload layer) pushed under `sha256-<hex>.<suffix>` beside its subject. */
+async function cosignTag(repo: string, subject: string, suffix: 'sig' | 'att' | 'sbom', payload = `signature of ${subject}`): Promise<LocalImage> {
+  const sig = await built(buildImage({ layers: [Buffer.from(JSON.stringify({ critical: { image: { 'docker-manifest-digest': subject } }, optional: { payload } }))] }));
+  await pushImage(sig, a, repo, `${subject.replace(':', '-')}.${suffix}`);
+  return sig;
+}
+
+test('cosign signature and attestation tags come with the artifact, under their tags, only when asked', async () => {
+  const img = await built(buildImage({ layers: [7000] }));
+  await pushImage(img, a, 'cos/app', 'v1');
+  const sig = await cosignTag('cos/app', img.digest, 'sig');
+  const att = await cosignTag('cos/app', img.digest, 'att');
+  const tag = (s: string) => `${img.digest.replace(':', '-')}.${s}`;
+
+  const plain = await copyArtifact(src, 'cos/app', 'v1', dst, 'cos/plain', 'v1', { pool: new CopyPool() });
+  assert.equal(plain.referrers, undefined);
+  assert.deepEqual(await dst.listTags('cos/plain'), ['v1']);
+
+  const r = await copyArtifact(src, 'cos/app', 'v1', dst, 'cos/app', 'v1', { referrers: true, pool: new CopyPool() });
+  assert.equal(r.referrers, 2);
+  assert.deepEqual((await dst.listTags('cos/app')).sort(), [tag('att'), tag('sig'), 'v1'].sort());
+  assert.equal(await inspectDigest(b, 'cos/app', tag('sig')), sig.digest);
+  assert.equal(await inspectDigest(b, 'cos/app', tag('att')), att.digest);
+
+  // A second signature added later (cosign rewrites the .sig tag): the next copy of the unchanged artifact brings it.
+  const resigned = await cosignTag('cos/app', img.digest, 'sig', 'a second signer');
+  const again = await copyArtifact(src, 'cos/app', 'v1', dst, 'cos/app', 'v1', { referrers: true, pool: new CopyPool() });
+  assert.equal(again.skipped, true);
+  assert.equal(await inspectDigest(b, 'cos/app', tag('sig')), resigned.digest);
+});
+
+test('signatures of an index\'s children come too; a platform filter keeps those of the children it keeps', async () => {
+  const idx = await built(buildIndex({ images: [
+    { layers: [9_100], platform: { os: 'linux', architecture: 'amd64' } },
+    { layers: [9_200], platform: { os: 'linux', architecture: 'arm64' } },
+  ] }));
+  await pushImage(idx, a, 'rec/app', 'v1');
+  const [amd, arm] = [idx.children[0]!, idx.children[1]!];
+  await cosignTag('rec/app', idx.digest, 'sig');
+  const amdSig = await cosignTag('rec/app', amd.digest, 'sig');
+  const armSig = await cosignTag('rec/app', arm.digest, 'sig');
+  const sigTag = (d: string) => `${d.replace(':', '-')}.sig`;
+
+  const all = await copyArtifact(src, 'rec/app', 'v1', dst, 'rec/all', 'v1', { referrers: true, pool: new CopyPool() });
+  assert.equal(all.referrers, 3);
+  assert.deepEqual((await dst.listTags('rec/all')).sort(), [sigTag(idx.digest), sigTag(amd.digest), sigTag(arm.digest), 'v1'].sort());
+
+  // The filtered index has a digest of its own: its source signature would not verify, the kept child's does.
+  const some = await copyArtifact(src, 'rec/app', 'v1', dst, 'rec/arm', 'v1', { referrers: true, platforms: ['linux/arm64'], pool: new CopyPool() });
+  assert.notEqual(some.digest, idx.digest);
+  assert.deepEqual((await dst.listTags('rec/arm')).sort(), [sigTag(arm.digest), 'v1'].sort());
+  assert.equal(await inspectDigest(b, 'rec/arm', sigTag(arm.digest)), armSig.digest);
+  assert.ok(amdSig.digest);
+});
+
+test('referrers of a subject go only into a target that holds the subject', async () => {
+  const img = await built(buildImage({ layers: [5100] }));
+  await pushImage(img, a, 'late/app', 'v1');
+  const sig = await cosignTag('late/app', img.digest, 'sig');
+  const sigTag = `${img.digest.replace(':', '-')}.sig`;
+
+  assert.equal(await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', { pool: new CopyPool() }), null);
+  assert.deepEqual(await dst.listTags('late/app').catch(() => []), []);
+
+  await copyArtifact(src, 'late/app', 'v1', dst, 'late/app', 'v1', { pool: new CopyPool() });
+  const r = await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', { pool: new CopyPool() });
+  assert.equal(r?.skipped, false);
+  assert.equal(r?.referrers, 1);
+  assert.equal(await inspectDigest(b, 'late/app', sigTag), sig.digest);
+  const again = await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', { pool: new CopyPool() });
+  assert.equal(again?.skipped, true);
 });
