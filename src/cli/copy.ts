@@ -25,7 +25,8 @@ options:
   --src-tls-insecure, --dest-tls-insecure   skip TLS certificate verification
   --format preserve|docker   keep manifests byte-exact (default) or convert OCI to Docker
   --platform OS/ARCH[/VAR]   keep only these index children (repeatable)
-  --referrers                also copy signatures, SBOMs and other referrers
+  --referrers                also copy signatures, SBOMs and other referrers (OCI referrers and
+                             cosign's sha256-<digest>.sig|.att|.sbom tags, children's too)
   --jobs N                   blob transfers (and images) in flight at once (default 8)
   --retries N                another pass over a copy that failed transiently (default 2)
 `;

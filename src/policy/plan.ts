@@ -1,7 +1,10 @@
 import type { ArtifactEvent } from '../ingest/event.ts';
 import { TASK_SCHEMA_VERSION, taskId, type ReplicationTask } from '../replication/task.ts';
 import type { Policy } from './model.ts';
-import { firstMismatch, hasLabelFilters, matchesPolicy } from './match.ts';
+import { firstMismatch, hasLabelFilters, matchesPolicy, nameMatches } from './match.ts';
+import { referrerTagSubject } from '../registry/referrers.ts';
+import { defaultManifestFormat } from '../swr/limits.ts';
+import type { TargetConfig } from '../config/schema.ts';
 import { resolveDestination, type TargetKind } from './rewrite.ts';
 
 // Pure planning: events × policies → tasks, and source listings × policy → reconcile tasks.
@@ -10,6 +13,12 @@ import { resolveDestination, type TargetKind } from './rewrite.ts';
 // and dry runs, not for logs at warn level).
 
 export type PlanTarget = { kind: TargetKind; manifestFormat?: 'preserve' | 'docker' };
+
+/** A configured target as planning sees it: the manifest format its copies take (SWR Basic: Docker). */
+export function planTarget(t: Pick<TargetConfig, 'kind' | 'manifestFormat' | 'edition'>): PlanTarget {
+  const manifestFormat = t.manifestFormat ?? (t.kind === 'swr' ? defaultManifestFormat(t.edition) : undefined);
+  return { kind: t.kind, ...(manifestFormat ? { manifestFormat } : {}) };
+}
 export type Skipped = { policyId: string; reason: string };
 export type Plan = { tasks: ReplicationTask[]; skipped: Skipped[]; unmatched: Skipped[] };
 
@@ -26,6 +35,15 @@ function taskOptions(policy: Policy, target: PlanTarget): Options {
     // Harbor's speed is Kbit/s with -1 / 0 meaning unlimited.
     ...(policy.speed > 0 ? { speedKbps: policy.speed } : {}),
   };
+}
+
+/**
+ * Whether tasks of `policy` into `target` copy referrers. Then a referrer's tag (cosign's
+ * `sha256-<hex>.sig|.att|.sbom`, OCI's `sha256-<hex>`) is no tag of its own to filter: the
+ * signature follows its subject, as Harbor replicates accessories with their artifact.
+ */
+export function copiesReferrers(policy: Pick<Policy, 'referrers' | 'manifestFormat'>, target: PlanTarget): boolean {
+  return policy.referrers && (policy.manifestFormat ?? target.manifestFormat) !== 'docker';
 }
 
 function destination(policy: Policy, repository: string, target: PlanTarget): { dest: string } | { reason: string } {
@@ -67,6 +85,7 @@ export function planTasks(
   const tag = byDigest ? undefined : event.tag;
   const digest = event.digest ?? (byDigest ? event.tag : undefined);
   const reference = tag ?? digest;
+  const subject = tag !== undefined && event.action === 'push' ? referrerTagSubject(tag) : undefined;
   for (const policy of policies) {
     if (policy.src_registry !== event.sourceId) continue;
     const skip = (reason: string) => skipped.push({ policyId: policy.id, reason });
@@ -74,6 +93,16 @@ export function planTasks(
     if (!policy.enabled) { pass('disabled'); continue; }
     if (policy.trigger.type !== 'event_based') { pass(`trigger:${policy.trigger.type}`); continue; }
     if (event.action === 'delete' && !policy.deletion) { pass('deletion disabled'); continue; }
+    const referrersTarget = subject !== undefined ? targets.get(policy.dest_registry) : undefined;
+    if (subject !== undefined && referrersTarget && copiesReferrers(policy, referrersTarget)) {
+      // A signature pushed after its artifact: its tag and labels are not the artifact's, so only the
+      // repository filter applies; the task copies it only into a target that holds the subject.
+      if (!nameMatches(policy, event.repository)) { pass('filter:name'); continue; }
+      const d = destination(policy, event.repository, referrersTarget);
+      if ('reason' in d) { skip(d.reason); continue; }
+      tasks.push(referrersTask({ eventId: event.id, policy, repository: event.repository, dest: d.dest, subject, options: taskOptions(policy, referrersTarget), origin: 'event', occurredAt: event.occurredAt, createdAt: now.toISOString() }));
+      continue;
+    }
     if (hasLabelFilters(policy) && event.action === 'delete') { skip(LABELS_OF_DELETED); continue; }
     if (hasLabelFilters(policy) && labels === undefined) { skip(LABELS_UNKNOWN); continue; }
     const mismatch = firstMismatch(policy, { repository: event.repository, tags: tag !== undefined ? [tag] : [], ...(labels ? { labels: [...labels] } : {}) });
@@ -103,6 +132,31 @@ export function planTasks(
     });
   }
   return { tasks, skipped, unmatched };
+}
+
+/** A task that copies the referrers of `subject` into a target that already holds it (see execute.ts). */
+export function referrersTask(a: {
+  eventId: string; policy: Policy; repository: string; dest: string; subject: string; options: Options;
+  origin: 'event' | 'reconcile'; occurredAt: string; createdAt: string;
+}): ReplicationTask {
+  return {
+    schema: TASK_SCHEMA_VERSION,
+    // A reconcile pass shares one event id across repositories: the repository is part of the reference.
+    id: taskId(a.eventId, a.policy.id, `referrers:${a.origin === 'reconcile' ? `${a.repository}:` : ''}${a.subject}`),
+    eventId: a.eventId,
+    action: 'push',
+    origin: a.origin,
+    sourceId: a.policy.src_registry,
+    repository: a.repository,
+    digest: a.subject,
+    targetId: a.policy.dest_registry,
+    destRepository: a.dest,
+    policyId: a.policy.id,
+    options: { ...a.options, ...(a.options.platforms ? { platforms: [...a.options.platforms] } : {}), referrersOnly: true },
+    attempt: 0,
+    occurredAt: a.occurredAt,
+    createdAt: a.createdAt,
+  };
 }
 
 export type SourceListing = {
@@ -137,8 +191,10 @@ export function reconcilePlan(
   const eventId = reconcileEventId(policy.id, now);
   const at = now.toISOString();
   const options = taskOptions(policy, t);
+  // Referrer tags follow their subjects (see copiesReferrers): the diff plans them, not the filters.
+  const followers = copiesReferrers(policy, t);
   for (const repo of listing) {
-    const wanted = repo.tags.filter((e) => matchesPolicy(policy, {
+    const wanted = repo.tags.filter((e) => !(followers && referrerTagSubject(e.tag) !== undefined) && matchesPolicy(policy, {
       repository: repo.repository,
       tags: e.tag === '' ? [] : [e.tag],
       ...(e.labels ? { labels: e.labels } : {}),

@@ -6,7 +6,7 @@ import { ArtifactEventSchema, type ArtifactEvent } from '../ingest/event.ts';
 import { ReplicationTaskSchema, taskKey } from '../replication/task.ts';
 import { DeadLetterSchema, unparsableRecordLetter, type DeadLetter } from '../replication/dead-letter.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
-import { planTasks } from './plan.ts';
+import { planTarget, planTasks } from './plan.ts';
 import { firstMismatch, hasLabelFilters } from './match.ts';
 import type { Policy } from './model.ts';
 import { HarborLabels } from './harbor-labels.ts';
@@ -37,7 +37,7 @@ export class Planner {
   constructor(deps: { config: Config; bus: Bus; policies: PolicyTable; metrics: Metrics; logger: Logger; labels?: HarborLabels; labelOutageMs?: number }) {
     this.#bus = deps.bus;
     this.#policies = deps.policies;
-    this.#targets = new Map(deps.config.targets.map((t) => [t.id, { kind: t.kind, manifestFormat: t.manifestFormat }]));
+    this.#targets = new Map(deps.config.targets.map((t) => [t.id, planTarget(t)]));
     this.#metrics = deps.metrics;
     this.#log = deps.logger.child({ component: 'planner' });
     this.#ownLabels = !deps.labels;

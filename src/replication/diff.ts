@@ -3,7 +3,8 @@
 // reconcilePlan (src/policy/plan.ts) so task ids, options and filters stay the planner's.
 import type { Policy } from '../policy/model.ts';
 import { hasLabelFilters, nameMatches, tagMatches } from '../policy/match.ts';
-import { reconcileEventId, reconcilePlan, type PlanTarget, type SourceListing } from '../policy/plan.ts';
+import { copiesReferrers, reconcileEventId, reconcilePlan, referrersTask, type PlanTarget, type SourceListing } from '../policy/plan.ts';
+import { referrerTagSubject } from '../registry/referrers.ts';
 import { resolveDestination, type TargetKind } from '../policy/rewrite.ts';
 import { TASK_SCHEMA_VERSION, taskId, type ReplicationTask } from './task.ts';
 
@@ -56,7 +57,7 @@ export function diffPolicy(
   now: Date,
   /** Source digest → the digest a copy writes, where it differs (Docker conversion, platform filter). */
   converted: ReadonlyMap<string, string> = new Map(),
-  /** Per destination repository, digests found in the target by digest (untagged artifacts). */
+  /** Per destination repository, digests found in the target by digest (untagged artifacts, subjects of signatures). */
   present: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
 ): DiffResult {
   const out: DiffResult = { tasks: [], reasons: new Map(), skipped: [], unchanged: 0 };
@@ -83,21 +84,30 @@ export function diffPolicy(
 
     const plan = reconcilePlan(policy, [repo], targetKind, now);
     for (const s of plan.skipped) out.skipped.push({ repository: repo.repository, reason: s.reason });
+    const copiedNow = new Set<string>();
     for (const task of plan.tasks) {
       const want = converted.get(task.digest!) ?? task.digest!;
       if (task.tag === undefined) {
         // Untagged: present when found by digest, or when a target tag points at it.
         if (present.get(d.dest)?.has(want) || [...have.values()].includes(want)) { out.unchanged++; continue; }
         out.tasks.push(task);
+        copiedNow.add(task.digest!);
         out.reasons.set(task.id, 'untagged digest missing in target');
         continue;
       }
       const current = have.get(task.tag);
       if (current === want) { out.unchanged++; continue; }
       out.tasks.push(task);
+      copiedNow.add(task.digest!);
       out.reasons.set(task.id, current === undefined
         ? 'missing in target'
         : `target has ${short(current)}, source ${short(task.digest!)}${policy.override ? '' : ' (override off: the target keeps its tag)'}`);
+    }
+    if (copiesReferrers(policy, typeof targetKind === 'string' ? { kind: targetKind } : targetKind)) {
+      for (const task of signatureTasks({ policy, repo, dest: d.dest, have, present: present.get(d.dest), wanted: plan.tasks, copiedNow, converted, eventId, now })) {
+        out.tasks.push(task.task);
+        out.reasons.set(task.task.id, task.reason);
+      }
     }
   }
 
@@ -120,6 +130,37 @@ export function diffPolicy(
   }
   if (kept > 0) out.skipped.push({ reason: `deletion: ${kept} target tag(s) the source no longer has are kept: label filters cannot be evaluated for an artifact that is gone` });
   return out;
+}
+
+/**
+ * cosign tags (`sha256-<hex>.sig|.att|.sbom`) the target lacks or holds on another digest, as one
+ * referrers task per subject. The subject must be one the policy wants and the target holds as it
+ * is: an in-step artifact of the listing (one copied in this pass brings its referrers itself; a
+ * converted one has another digest), or, not listed (an index's child, or an artifact the tag
+ * filter left out), found in the target by digest.
+ */
+function signatureTasks(a: {
+  policy: Policy; repo: SourceListing; dest: string; have: ReadonlyMap<string, string>; present: ReadonlySet<string> | undefined;
+  wanted: readonly ReplicationTask[]; copiedNow: ReadonlySet<string>; converted: ReadonlyMap<string, string>; eventId: string; now: Date;
+}): { task: ReplicationTask; reason: string }[] {
+  const { policy, repo, dest, have, wanted } = a;
+  const options = wanted[0]?.options;
+  if (!options) return [];
+  const listed = new Set(repo.tags.map((e) => e.digest));
+  const follows = new Set(wanted.map((t) => t.digest!));
+  const inTarget = new Set([...have.values(), ...(a.present ?? [])]);
+  const out = new Map<string, { task: ReplicationTask; reason: string }>();
+  for (const e of repo.tags) {
+    const subject = referrerTagSubject(e.tag, { cosignOnly: true });
+    if (!subject || out.has(subject) || have.get(e.tag) === e.digest || a.copiedNow.has(subject) || a.converted.has(subject)) continue;
+    if (listed.has(subject) ? !follows.has(subject) : !inTarget.has(subject)) continue;
+    const at = a.now.toISOString();
+    out.set(subject, {
+      task: referrersTask({ eventId: a.eventId, policy, repository: repo.repository, dest, subject, options, origin: 'reconcile', occurredAt: at, createdAt: at }),
+      reason: `${e.tag} ${have.has(e.tag) ? 'differs in' : 'missing in'} target`,
+    });
+  }
+  return [...out.values()];
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Logger } from '../observability/logger.ts';
-import { copyArtifact, transformsManifest, type CopyResult } from './copy.ts';
+import { copyArtifact, copyReferrersOf, transformsManifest, type CopyResult } from './copy.ts';
 import type { CopyPool } from './copy-pool.ts';
 import type { SourceHandle, TargetHandle } from './endpoints.ts';
 import type { ReplicationTask } from './task.ts';
@@ -26,6 +26,7 @@ export interface ExecuteContext {
  * equal to it. The event's digest is only a hint, so late, duplicate or re-ordered tasks converge.
  */
 export async function executeTask(task: ReplicationTask, src: SourceHandle, dst: TargetHandle, ctx: ExecuteContext): Promise<Outcome> {
+  if (task.options.referrersOnly) return executeReferrersTask(task, src, dst, ctx);
   const ref = task.tag ?? task.digest!;
   // Every request takes the task's signal: a registry that never answers must not outlast a stall or a shutdown.
   const now = await src.client.headManifest(task.repository, ref, ctx.signal);
@@ -62,4 +63,20 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
 // it is found by no tag either.
 function untaggedRewrittenNote(digest: string): string {
   return `nothing in the target under ${digest}; copies to this target are converted (Docker format or a platform filter), so an untagged copy of it has another digest, which cannot be derived once the source's manifest is deleted: it stays until the target's garbage collection removes untagged manifests`;
+}
+
+/** A signature (or SBOM) pushed after its subject: it follows the subject into a target that holds it. */
+async function executeReferrersTask(task: ReplicationTask, src: SourceHandle, dst: TargetHandle, ctx: ExecuteContext): Promise<Outcome> {
+  const subject = task.digest!;
+  if ((task.options.manifestFormat ?? dst.manifestFormat) === 'docker') {
+    return { status: 'skipped', bytes: 0, note: 'copies to this target are in Docker format, which carries no signatures or other referrers' };
+  }
+  if (!await src.client.headManifest(task.repository, subject, ctx.signal)) {
+    return { status: 'skipped', bytes: 0, note: `source no longer has ${task.repository}@${subject}` };
+  }
+  const r = await copyReferrersOf(src.client, task.repository, subject, dst.client, task.destRepository, {
+    override: task.options.override, signal: ctx.signal, onWait: ctx.onWait, speedKbps: task.options.speedKbps, logger: ctx.logger, pool: ctx.pool,
+  });
+  if (!r) return { status: 'skipped', bytes: 0, note: `the target does not hold ${subject}: its referrers go with it whenever it is copied` };
+  return { status: r.skipped ? 'skipped' : 'done', digest: subject, bytes: r.bytes, blobs: r.blobs, ...(r.skipped ? { note: 'the target already has every referrer of the artifact' } : {}) };
 }

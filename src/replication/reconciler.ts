@@ -7,10 +7,11 @@ import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { HarborApi, type HarborArtifact } from '../policy/harbor-api.ts';
-import { hasLabelFilters, matchesPolicy, matchingTags, nameMatches, tagMatches } from '../policy/match.ts';
+import { hasLabelFilters, matchesPolicy, nameMatches, tagMatches } from '../policy/match.ts';
 import { HarborLabels, labelsByReference } from '../policy/harbor-labels.ts';
 import type { Policy } from '../policy/model.ts';
-import type { PlanTarget, SourceListing } from '../policy/plan.ts';
+import { copiesReferrers, planTarget, type PlanTarget, type SourceListing } from '../policy/plan.ts';
+import { referrerTagSubject } from '../registry/referrers.ts';
 import type { PolicyTable } from '../policy/table.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { destinationOf, diffPolicy, type ReconcileSkip } from './diff.ts';
@@ -104,7 +105,7 @@ export class Reconciler {
     this.#labels = deps.labels ?? new HarborLabels(deps.config, this.#log);
     this.#now = deps.now ?? (() => new Date());
     // As the planner builds them, so reconcile tasks carry the same options as event tasks.
-    this.#targets = new Map(deps.config.targets.map((t) => [t.id, { kind: t.kind, ...(t.manifestFormat ? { manifestFormat: t.manifestFormat } : {}) }]));
+    this.#targets = new Map(deps.config.targets.map((t) => [t.id, planTarget(t)]));
   }
 
   /** The tasks that would make the policy's target equal to its source now. */
@@ -123,10 +124,13 @@ export class Reconciler {
     const started = Date.now();
 
     const repos = (await cache.get(`repos\0${source.id}`, () => this.#repositories(source, src, signal))).filter((r) => nameMatches(policy, r));
+    // cosign's signature tags follow their subjects, whatever the tag filter says (see copiesReferrers).
+    const follows = copiesReferrers(policy, target);
+    const compared = (tags: readonly string[]) => tags.filter((t) => tagMatches(policy, t) || (follows && referrerTagSubject(t, { cosignOnly: true }) !== undefined));
 
     // Source: repository → matching tags → digests.
     const listing: SourceListing[] = await Promise.all(repos.map(async (repository) => {
-      const tags = matchingTags(policy, await cache.get(`tags\0${source.id}\0${repository}`, () => limit.run(() => src.listTags(repository, signal))));
+      const tags = compared(await cache.get(`tags\0${source.id}\0${repository}`, () => limit.run(() => src.listTags(repository, signal))));
       const entries = await Promise.all(tags.map(async (tag) => {
         const digest = await cache.get(`head\0${source.id}\0${repository}\0${tag}`, () => limit.run(async () => (await src.headManifest(repository, tag, signal))?.digest));
         return digest ? { tag, digest } : undefined; // deleted between listing and HEAD
@@ -149,7 +153,7 @@ export class Reconciler {
     }
     const state = new Map<string, Map<string, string>>();
     await Promise.all([...wanted].map(async ([dest, sourceTags]) => {
-      const tags = matchingTags(policy, await limit.run(() => dst.listTags(dest, signal)));
+      const tags = compared(await limit.run(() => dst.listTags(dest, signal)));
       const have = new Map<string, string>();
       await Promise.all(tags.map(async (tag) => {
         if (!sourceTags.has(tag)) { have.set(tag, ''); return; }
@@ -161,6 +165,7 @@ export class Reconciler {
 
     const converted = await this.#convertedDigests(policy, source.id, src, listing, state, target, limit, signal);
     const present = await this.#untaggedPresent(policy, listing, state, converted, target, dst, limit, signal);
+    if (follows) await this.#subjectsPresent(policy, listing, state, target, dst, limit, present, signal);
     const diff = diffPolicy(policy, listing, state, target, this.#now(), converted, present);
     for (const s of diff.skipped) this.#log.warn({ policy: policy.id, repository: s.repository, reason: s.reason }, 'reconcile skipped a repository');
     this.#log.info({
@@ -338,6 +343,30 @@ export class Reconciler {
         });
     }));
     return out;
+  }
+
+  /**
+   * Subjects of cosign tags the target lacks that the listing does not hold (index children, or
+   * artifacts the tag filter left out): added to `present` when the target has them by digest, so
+   * that the diff plans their signatures only into a target that holds them.
+   */
+  async #subjectsPresent(policy: Policy, listing: readonly SourceListing[], state: ReadonlyMap<string, ReadonlyMap<string, string>>, target: PlanTarget, dst: RegistryClient, limit: Limiter, present: Map<string, Set<string>>, signal?: AbortSignal): Promise<void> {
+    await Promise.all(listing.flatMap((repo) => {
+      const d = destinationOf(policy, repo.repository, target);
+      if ('reason' in d) return [];
+      const have = state.get(d.dest);
+      const listed = new Set(repo.tags.map((e) => e.digest));
+      const wants = new Set(repo.tags
+        .filter((e) => have?.get(e.tag) !== e.digest)
+        .map((e) => referrerTagSubject(e.tag, { cosignOnly: true }))
+        .filter((s): s is string => s !== undefined && !listed.has(s)));
+      return [...wants].map(async (want) => {
+        if (!(await limit.run(() => dst.headManifest(d.dest, want, signal)))) return;
+        const set = present.get(d.dest) ?? new Set<string>();
+        set.add(want);
+        present.set(d.dest, set);
+      });
+    }));
   }
 
   /** Repositories of a source: the registry catalog, or Harbor's project API when robots may not read the catalog. */

@@ -30,6 +30,11 @@ export const ReplicationTaskSchema = z.object({
     platforms: z.array(z.string()).optional(),
     referrers: z.boolean().default(false),
     speedKbps: z.number().int().positive().optional(),
+    /**
+     * Copy only the referrers (signatures, SBOMs) of `digest`, and only into a target that already
+     * holds it: planned for a signature pushed after its artifact.
+     */
+    referrersOnly: z.boolean().optional(),
   }).default({ deletion: false, override: true, referrers: false }),
   /** Attempts through the retry topic so far. */
   attempt: z.number().int().min(0).default(0),
@@ -40,7 +45,10 @@ export const ReplicationTaskSchema = z.object({
   occurredAt: z.iso.datetime({ offset: true }),
   createdAt: z.iso.datetime({ offset: true }),
   lastError: z.object({ code: z.string(), message: z.string() }).optional(),
-}).refine((t) => t.tag !== undefined || t.digest !== undefined, { message: 'a task needs a tag or a digest', path: ['tag'] });
+}).refine((t) => t.tag !== undefined || t.digest !== undefined, { message: 'a task needs a tag or a digest', path: ['tag'] })
+  .refine((t) => !t.options.referrersOnly || (t.digest !== undefined && t.tag === undefined && t.action === 'push'), {
+    message: 'a referrersOnly task names its subject by digest, without a tag', path: ['options', 'referrersOnly'],
+  });
 
 export type ReplicationTask = z.infer<typeof ReplicationTaskSchema>;
 export type ReplicationTaskInput = z.input<typeof ReplicationTaskSchema>;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
-import { buildImage, inspectDigest, pushImage, type LocalImage } from '../../support/images.ts';
+import { buildImage, buildIndex, inspectDigest, pushImage, type LocalImage } from '../../support/images.ts';
 import { ConfigSchema, type Config } from '../../../src/config/schema.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 import { Endpoints } from '../../../src/replication/endpoints.ts';
@@ -417,5 +417,64 @@ describe('reconciler: untagged artifacts of a Harbor 2.x source, listed through 
     assert.notEqual(o.digest, old.digest, 'the copy converted the manifest');
     const again = await reconciler.plan(cfg.policies[0]!);
     assert.deepEqual(again.tasks.filter((t) => t.tag === undefined).map(ref), [], 'found by the converted digest');
+  });
+});
+
+describe('reconciler: cosign signatures follow their subjects, past the tag filter', () => {
+  let src: TestRegistry;
+  let dst: TestRegistry;
+  const sigTag = (digest: string) => `${digest.replace(':', '-')}.sig`;
+  const img: Record<'app' | 'dev' | 'sig' | 'devSig' | 'childSig', LocalImage> = {} as never;
+  let multi: LocalImage;
+
+  before(async () => {
+    [src, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'basic', users: [pusher] })]);
+    cleanup.push(() => src.stop(), () => dst.stop());
+    for (const k of ['app', 'dev', 'sig', 'devSig', 'childSig'] as const) {
+      img[k] = await buildImage({ layers: [Buffer.from(`layer of ${k}`)] });
+      cleanup.push(() => img[k].cleanup());
+    }
+    await pushImage(img.app, src, 'library/app', 'v1');
+    await pushImage(img.dev, src, 'library/app', 'dev');
+    // The artifact was replicated before cosign signed it.
+    await pushImage(img.app, dst, 'library/app', 'v1');
+    await pushImage(img.sig, src, 'library/app', sigTag(img.app.digest));
+    await pushImage(img.devSig, src, 'library/app', sigTag(img.dev.digest));
+    // A multi-platform image in step, one of whose children was signed afterwards (cosign sign --recursive).
+    multi = await buildIndex({ images: [{ layers: [3100], platform: { os: 'linux', architecture: 'amd64' } }, { layers: [3200], platform: { os: 'linux', architecture: 'arm64' } }] });
+    cleanup.push(() => multi.cleanup());
+    await pushImage(multi, src, 'library/app', 'v2');
+    await pushImage(multi, dst, 'library/app', 'v2');
+    await pushImage(img.childSig, src, 'library/app', sigTag(multi.children[1]!.digest));
+  });
+
+  it('plans the missing signature of an in-step artifact, copies it under its tag, then is in step', async () => {
+    const cfg = config({ url: src.url }, dst, [{ id: 'signed', src_registry: 'harbor-a', dest_registry: 'backup', referrers: true, filters: [{ type: 'tag', value: 'v*' }] }]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+
+    const plan = await reconciler.plan(cfg.policies[0]!);
+    const child = multi.children[1]!.digest;
+    assert.deepEqual(plan.tasks.map((t) => [t.digest, t.tag, t.options.referrersOnly, plan.reasons.get(t.id)]).sort(), [
+      [img.app.digest, undefined, true, `${sigTag(img.app.digest)} missing in target`],
+      [child, undefined, true, `${sigTag(child)} missing in target`],
+    ].sort());
+    for (const t of plan.tasks) {
+      const o = await executeTask(t, endpoints.source('harbor-a'), endpoints.target('backup'), { logger: silentLogger });
+      assert.equal(o.status, 'done');
+    }
+    assert.equal(await inspectDigest(dst, 'library/app', sigTag(img.app.digest), pusher), img.sig.digest);
+    assert.equal(await inspectDigest(dst, 'library/app', sigTag(child), pusher), img.childSig.digest);
+
+    const again = await reconciler.plan(cfg.policies[0]!);
+    assert.deepEqual(again.tasks, []);
+
+    // The filtered-out artifact's signature has nowhere to go: a task for it copies nothing.
+    const stray = ReplicationTaskSchema.parse({ ...plan.tasks[0]!, id: 'stray', digest: img.dev.digest });
+    const skipped = await executeTask(stray, endpoints.source('harbor-a'), endpoints.target('backup'), { logger: silentLogger });
+    assert.equal(skipped.status, 'skipped');
+    assert.match(skipped.note ?? '', /does not hold/);
+    assert.equal(await endpoints.target('backup').client.headManifest('library/app', sigTag(img.dev.digest)), null);
   });
 });

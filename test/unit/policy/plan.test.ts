@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PolicySchema, type PolicyInput } from '../../../src/policy/model.ts';
-import { planTasks, reconcileEventId, reconcilePlan, reconcileTasks, type PlanTarget } from '../../../src/policy/plan.ts';
+import { planTarget, planTasks, reconcileEventId, reconcilePlan, reconcileTasks, type PlanTarget } from '../../../src/policy/plan.ts';
 import { ReplicationTaskSchema, taskId } from '../../../src/replication/task.ts';
 import type { ArtifactEvent } from '../../../src/ingest/event.ts';
 
@@ -236,5 +236,64 @@ describe('label filters (labels read from Harbor\'s API by the caller)', () => {
     const known = reconcilePlan(labelled(), [{ repository: 'library/app', tags: [{ tag: 'v1', digest: DIGEST, labels: ['prod'] }, { tag: 'v2', digest: DIGEST, labels: [] }] }], 'swr', NOW);
     assert.deepEqual(known.tasks.map((t) => t.tag), ['v1']);
     assert.deepEqual(reconcilePlan(labelled(), [], 'swr', NOW).skipped, [], 'nothing listed: nothing to say');
+  });
+});
+
+describe('signatures follow their subjects', () => {
+  const SUBJECT = 'sha256:' + 'b'.repeat(64);
+  const sigTag = `sha256-${'b'.repeat(64)}.sig`;
+  const signed = policy({ referrers: true });
+
+  it('plans a referrers task for the subject of a pushed cosign tag, past the tag and label filters', () => {
+    for (const tag of [sigTag, `sha256-${'b'.repeat(64)}.att`, `sha256-${'b'.repeat(64)}`]) {
+      const labelled = policy({ referrers: true, filters: [{ type: 'name', value: 'library/**' }, { type: 'tag', value: 'v*' }, { type: 'label', value: ['prod'] }] });
+      const { tasks, skipped, unmatched } = planTasks(event({ tag }), [labelled], targets, NOW);
+      assert.deepEqual([skipped, unmatched], [[], []], tag);
+      assert.equal(tasks.length, 1);
+      const t = tasks[0]!;
+      assert.deepEqual(ReplicationTaskSchema.parse(t), t);
+      assert.equal(t.digest, SUBJECT);
+      assert.equal(t.tag, undefined);
+      assert.equal(t.options.referrersOnly, true);
+      assert.equal(t.destRepository, 'myorg/nginx');
+      assert.equal(t.id, taskId('ev-1', 'p1', `referrers:${SUBJECT}`));
+    }
+  });
+
+  it('keeps the repository filter, and plain tag matching for policies that do not copy referrers', () => {
+    assert.deepEqual(planTasks(event({ tag: sigTag, repository: 'other/app' }), [signed], targets, NOW).unmatched, [{ policyId: 'p1', reason: 'filter:name' }]);
+    assert.deepEqual(planTasks(event({ tag: sigTag }), [policy()], targets, NOW).unmatched, [{ policyId: 'p1', reason: 'filter:tag' }]);
+    const all = planTasks(event({ tag: sigTag }), [policy({ filters: [] })], targets, NOW).tasks;
+    assert.equal(all[0]?.tag, sigTag);
+    assert.equal(all[0]?.options.referrersOnly, undefined);
+  });
+
+  it('leaves a target that takes Docker format out (SWR Basic by default): it gets no referrers', () => {
+    assert.deepEqual(planTarget({ kind: 'swr', edition: 'basic' }), { kind: 'swr', manifestFormat: 'docker' });
+    assert.deepEqual(planTarget({ kind: 'swr', edition: 'enterprise' }), { kind: 'swr', manifestFormat: 'preserve' });
+    assert.deepEqual(planTarget({ kind: 'registry', edition: 'basic' }), { kind: 'registry' });
+    const basic = new Map<string, PlanTarget>([['swr', planTarget({ kind: 'swr', edition: 'basic' })]]);
+    assert.deepEqual(planTasks(event({ tag: sigTag }), [signed], basic, NOW).unmatched, [{ policyId: 'p1', reason: 'filter:tag' }]);
+    assert.equal(planTasks(event({ tag: sigTag }), [policy({ referrers: true, manifestFormat: 'preserve' })], basic, NOW).tasks[0]?.options.referrersOnly, true);
+  });
+
+  it('does not turn deletions of signature tags into referrers tasks', () => {
+    const { tasks } = planTasks(event({ action: 'delete', tag: sigTag }), [policy({ referrers: true, deletion: true, filters: [] })], targets, NOW);
+    assert.equal(tasks[0]?.tag, sigTag);
+    assert.equal(tasks[0]?.action, 'delete');
+    assert.equal(tasks[0]?.options.referrersOnly, undefined);
+  });
+
+  it('reconcile leaves signature tags to the diff when the policy copies referrers', () => {
+    const listing = [{ repository: 'library/nginx', tags: [{ tag: 'v1', digest: SUBJECT }, { tag: sigTag, digest: DIGEST }] }];
+    const noFilter = { filters: [{ type: 'name' as const, value: 'library/**' }] };
+    assert.deepEqual(reconcileTasks(policy({ ...noFilter, referrers: true }), listing, 'registry', NOW).map((t) => t.tag), ['v1']);
+    assert.deepEqual(reconcileTasks(policy(noFilter), listing, 'registry', NOW).map((t) => t.tag), ['v1', sigTag]);
+  });
+
+  it('a referrersOnly task must name its subject by digest, without a tag', () => {
+    const t = planTasks(event({ tag: sigTag }), [signed], targets, NOW).tasks[0]!;
+    assert.equal(ReplicationTaskSchema.safeParse({ ...t, tag: 'v1' }).success, false);
+    assert.equal(ReplicationTaskSchema.safeParse({ ...t, action: 'delete' }).success, false);
   });
 });

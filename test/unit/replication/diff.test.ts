@@ -169,3 +169,44 @@ describe('diffPolicy', () => {
     assert.deepEqual(r.tasks, []);
   });
 });
+
+describe('diffPolicy: cosign signature tags follow their subjects', () => {
+  const sig = (c: string, s = 'sig') => `sha256-${c.repeat(64)}.${s}`;
+  const signed = (over: Partial<PolicyInput> = {}) => policy({ referrers: true, filters: [{ type: 'tag', value: 'v*' }], ...over });
+  const referrers = (r: ReturnType<typeof diffPolicy>) => r.tasks.filter((t) => t.options.referrersOnly).map((t) => `${t.digest} (${r.reasons.get(t.id)})`).sort();
+
+  it('plans one referrers task per in-step subject whose signatures the target lacks or holds on another digest', () => {
+    const src = listing({ 'library/app': {
+      v1: D('a'), v2: D('b'), v3: D('c'), dev: D('d'),
+      [sig('a')]: D('1'), [sig('a', 'att')]: D('2'), // v1: one task for both tags
+      [sig('b')]: D('3'), // v2: the target has it
+      [sig('c')]: D('4'), // v3: copied in this pass, which brings it
+      [sig('d')]: D('5'), // dev: filtered out, so its signature is too
+      [sig('e')]: D('6'), // a subject the listing lacks (an index's child) and the target holds
+      [sig('f')]: D('7'), // one the listing lacks that the target does not hold
+    } });
+    const dst = state({ 'library/app': { v1: D('a'), v2: D('b'), [sig('a')]: D('9'), [sig('b')]: D('3') } });
+    const r = diffPolicy(signed(), src, dst, 'registry', NOW, new Map(), new Map([['library/app', new Set([D('e')])]]));
+    assert.deepEqual(referrers(r), [`${D('a')} (${sig('a')} differs in target)`, `${D('e')} (${sig('e')} missing in target)`]);
+    assert.deepEqual(summary(r).filter((s) => !s.includes('undefined')), ['push library/app:v3 -> library/app']);
+    for (const t of r.tasks) assert.deepEqual(ReplicationTaskSchema.parse(t), t);
+    const t = r.tasks.find((x) => x.digest === D('a'))!;
+    assert.equal(t.origin, 'reconcile');
+    assert.equal(t.id, taskId(reconcileEventId('p1', NOW), 'p1', `referrers:library/app:${D('a')}`));
+  });
+
+  it('plans none for a policy that does not copy referrers, a Docker-format target, or a converted subject', () => {
+    const src = listing({ 'library/app': { v1: D('a'), [sig('a')]: D('1') } });
+    const dst = state({ 'library/app': { v1: D('a') } });
+    assert.deepEqual(referrers(diffPolicy(signed({ referrers: false }), src, dst, 'registry', NOW)), []);
+    assert.deepEqual(referrers(diffPolicy(signed(), src, dst, { kind: 'swr', manifestFormat: 'docker' }, NOW)), []);
+    const filtered = diffPolicy(signed({ platforms: ['linux/amd64'] }), src, state({ 'library/app': { v1: D('f') } }), 'registry', NOW, new Map([[D('a'), D('f')]]));
+    assert.deepEqual(referrers(filtered), []);
+    assert.equal(filtered.unchanged, 1);
+  });
+
+  it('never deletes a target signature tag, whatever the source lists', () => {
+    const r = diffPolicy(signed({ deletion: true, filters: [] }), listing({ 'library/app': { v1: D('a') } }), state({ 'library/app': { v1: D('a'), [sig('a')]: D('1'), [sig('f')]: D('2') } }), 'registry', NOW);
+    assert.deepEqual(r.tasks, []);
+  });
+});
