@@ -1,7 +1,7 @@
 import type { ArtifactEvent } from '../ingest/event.ts';
 import { TASK_SCHEMA_VERSION, taskId, type ReplicationTask } from '../replication/task.ts';
 import type { Policy } from './model.ts';
-import { firstMismatch, hasLabelFilters, matchesPolicy, nameMatches } from './match.ts';
+import { firstMismatch, hasLabelFilters, matchesPolicy, nameMatches, tagMatches } from './match.ts';
 import { referrerTagSubject } from '../registry/referrers.ts';
 import { defaultManifestFormat } from '../swr/limits.ts';
 import type { TargetConfig } from '../config/schema.ts';
@@ -86,6 +86,8 @@ export function planTasks(
   const digest = event.digest ?? (byDigest ? event.tag : undefined);
   const reference = tag ?? digest;
   const subject = tag !== undefined && event.action === 'push' ? referrerTagSubject(tag) : undefined;
+  // An untagged push may be an OCI 1.1 referrer (cosign 3, notation): which one, only its manifest says.
+  const maybeReferrer = tag === undefined && event.action === 'push' ? digest : undefined;
   for (const policy of policies) {
     if (policy.src_registry !== event.sourceId) continue;
     const skip = (reason: string) => skipped.push({ policyId: policy.id, reason });
@@ -93,14 +95,16 @@ export function planTasks(
     if (!policy.enabled) { pass('disabled'); continue; }
     if (policy.trigger.type !== 'event_based') { pass(`trigger:${policy.trigger.type}`); continue; }
     if (event.action === 'delete' && !policy.deletion) { pass('deletion disabled'); continue; }
-    const referrersTarget = subject !== undefined ? targets.get(policy.dest_registry) : undefined;
-    if (subject !== undefined && referrersTarget && copiesReferrers(policy, referrersTarget)) {
-      // A signature pushed after its artifact: its tag and labels are not the artifact's, so only the
-      // repository filter applies; the task copies it only into a target that holds the subject.
+    // A signature pushed after its artifact: its tag and labels are not the artifact's, so only the
+    // repository filter applies; the task copies it only into a target that holds the subject. An
+    // untagged push goes this way only where the tag filter refuses untagged artifacts.
+    const follower = subject ?? (maybeReferrer !== undefined && !tagMatches(policy, undefined) ? maybeReferrer : undefined);
+    const referrersTarget = follower !== undefined ? targets.get(policy.dest_registry) : undefined;
+    if (follower !== undefined && referrersTarget && copiesReferrers(policy, referrersTarget)) {
       if (!nameMatches(policy, event.repository)) { pass('filter:name'); continue; }
       const d = destination(policy, event.repository, referrersTarget);
       if ('reason' in d) { skip(d.reason); continue; }
-      tasks.push(referrersTask({ eventId: event.id, policy, repository: event.repository, dest: d.dest, subject, options: taskOptions(policy, referrersTarget), origin: 'event', occurredAt: event.occurredAt, createdAt: now.toISOString() }));
+      tasks.push(referrersTask({ eventId: event.id, policy, repository: event.repository, dest: d.dest, subject: follower, options: taskOptions(policy, referrersTarget), origin: 'event', occurredAt: event.occurredAt, createdAt: now.toISOString() }));
       continue;
     }
     if (hasLabelFilters(policy) && event.action === 'delete') { skip(LABELS_OF_DELETED); continue; }
@@ -134,7 +138,7 @@ export function planTasks(
   return { tasks, skipped, unmatched };
 }
 
-/** A task that copies the referrers of `subject` into a target that already holds it (see execute.ts). */
+/** A task that copies the referrers of `subject` (or of the subject its manifest names) into a target that already holds it (see execute.ts). */
 export function referrersTask(a: {
   eventId: string; policy: Policy; repository: string; dest: string; subject: string; options: Options;
   origin: 'event' | 'reconcile'; occurredAt: string; createdAt: string;

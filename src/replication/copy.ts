@@ -243,19 +243,29 @@ async function sourceTagUnmoved(c: Ctx, tag: string, copied: string): Promise<vo
 }
 
 /**
- * Copies the referrers of `subject`, and of its children when it is an index, into a target that
- * already holds it (as Harbor replicates a signature pushed after its artifact). Null when the
- * target does not hold the subject: its referrers then follow it whenever it is copied.
+ * Copies the referrers of `digest`'s subject when its manifest names one (an OCI 1.1 referrer
+ * pushed after its artifact), else of `digest` itself, and of the children when that is an index,
+ * into a target that already holds it (as Harbor replicates a signature pushed after its
+ * artifact). Null when the target does not hold it: its referrers then follow it whenever it is copied.
  */
-export async function copyReferrersOf(src: RegistryClient, srcRepo: string, subject: string, dst: RegistryClient, dstRepo: string, opts: CopyOptions = {}): Promise<CopyResult | null> {
-  const c = newCtx(src, srcRepo, subject, dst, dstRepo, undefined, { ...opts, referrers: true });
+export async function copyReferrersOf(src: RegistryClient, srcRepo: string, digest: string, dst: RegistryClient, dstRepo: string, opts: CopyOptions = {}): Promise<(CopyResult & { subject: string }) | null> {
+  const c = newCtx(src, srcRepo, digest, dst, dstRepo, undefined, { ...opts, referrers: true });
+  let root = await src.getManifest(srcRepo, digest, undefined, c.opts.signal);
+  const subject = subjectOf(root.bytes, root.mediaType) ?? digest;
   if (!await dst.headManifest(dstRepo, subject, c.opts.signal)) return null;
-  const root = await src.getManifest(srcRepo, subject, undefined, c.opts.signal);
-  const refs = await referrersOf(c, [root.digest, ...childDigests(root.bytes, root.mediaType)]);
-  return { digest: subject, bytes: c.bytes, blobs: c.counts, skipped: refs.copied === 0, tagMoved: false, ...counted(refs) };
+  if (subject !== digest) root = await src.getManifest(srcRepo, subject, undefined, c.opts.signal);
+  const refs = await referrersOf(c, [subject, ...childDigests(root.bytes, root.mediaType)]);
+  return { subject, digest: subject, bytes: c.bytes, blobs: c.counts, skipped: refs.copied === 0, tagMoved: false, ...counted(refs) };
 }
 
 const counted = (r: { referrers?: number }): { referrers?: number } => (r.referrers === undefined ? {} : { referrers: r.referrers });
+
+/** The digest an OCI 1.1 referrer names as its `subject`, if any. */
+function subjectOf(bytes: Buffer, mediaType: string): string | undefined {
+  if (isSchema1Type(mediaType)) return undefined;
+  const d = parseManifest(bytes, mediaType).doc.subject?.digest;
+  return d !== undefined && isDigest(d) ? d : undefined;
+}
 
 /** An index's children (every one: `cosign sign --recursive` signs them all); none for an image. */
 function childDigests(bytes: Buffer, mediaType: string): string[] {

@@ -65,18 +65,22 @@ function untaggedRewrittenNote(digest: string): string {
   return `nothing in the target under ${digest}; copies to this target are converted (Docker format or a platform filter), so an untagged copy of it has another digest, which cannot be derived once the source's manifest is deleted: it stays until the target's garbage collection removes untagged manifests`;
 }
 
-/** A signature (or SBOM) pushed after its subject: it follows the subject into a target that holds it. */
+/**
+ * A signature (or SBOM) pushed after its subject: it follows the subject into a target that holds
+ * it. `digest` is the subject (named by a cosign tag), or an untagged push that may be an OCI 1.1
+ * referrer, whose manifest names the subject.
+ */
 async function executeReferrersTask(task: ReplicationTask, src: SourceHandle, dst: TargetHandle, ctx: ExecuteContext): Promise<Outcome> {
-  const subject = task.digest!;
+  const digest = task.digest!;
   if ((task.options.manifestFormat ?? dst.manifestFormat) === 'docker') {
     return { status: 'skipped', bytes: 0, note: 'copies to this target are in Docker format, which carries no signatures or other referrers' };
   }
-  if (!await src.client.headManifest(task.repository, subject, ctx.signal)) {
-    return { status: 'skipped', bytes: 0, note: `source no longer has ${task.repository}@${subject}` };
+  if (!await src.client.headManifest(task.repository, digest, ctx.signal)) {
+    return { status: 'skipped', bytes: 0, note: `source no longer has ${task.repository}@${digest}` };
   }
-  const r = await copyReferrersOf(src.client, task.repository, subject, dst.client, task.destRepository, {
+  const r = await copyReferrersOf(src.client, task.repository, digest, dst.client, task.destRepository, {
     override: task.options.override, signal: ctx.signal, onWait: ctx.onWait, speedKbps: task.options.speedKbps, logger: ctx.logger, pool: ctx.pool,
   });
-  if (!r) return { status: 'skipped', bytes: 0, note: `the target does not hold ${subject}: its referrers go with it whenever it is copied` };
-  return { status: r.skipped ? 'skipped' : 'done', digest: subject, bytes: r.bytes, blobs: r.blobs, ...(r.skipped ? { note: 'the target already has every referrer of the artifact' } : {}) };
+  if (!r) return { status: 'skipped', bytes: 0, note: `the target does not hold the artifact ${digest} is or refers to: its referrers go with it whenever it is copied` };
+  return { status: r.skipped ? 'skipped' : 'done', digest: r.subject, bytes: r.bytes, blobs: r.blobs, ...(r.skipped ? { note: 'the target already has every referrer of the artifact' } : {}) };
 }

@@ -31,8 +31,9 @@ export const ReplicationTaskSchema = z.object({
     referrers: z.boolean().default(false),
     speedKbps: z.number().int().positive().optional(),
     /**
-     * Copy only the referrers (signatures, SBOMs) of `digest`, and only into a target that already
-     * holds it: planned for a signature pushed after its artifact.
+     * Copy only the referrers (signatures, SBOMs) of `digest`, or of the subject its manifest names
+     * (an OCI 1.1 referrer), and only into a target that already holds that artifact: planned for a
+     * signature pushed after its artifact.
      */
     referrersOnly: z.boolean().optional(),
   }).default({ deletion: false, override: true, referrers: false }),

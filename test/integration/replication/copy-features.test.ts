@@ -249,3 +249,28 @@ test('referrers of a subject go only into a target that holds the subject', asyn
   const again = await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', { pool: new CopyPool() });
   assert.equal(again?.skipped, true);
 });
+
+test('an OCI 1.1 referrer pushed after its subject is found through its subject, and goes only where the subject is', async () => {
+  const img = await built(buildImage({ layers: [5300] }));
+  await pushImage(img, a, 'oci/app', 'v1');
+  const carrier = await built(buildImage({ layers: [Buffer.from('sbom contents')] }));
+  await pushImage(carrier, a, 'oci/app', 'carrier');
+  // A referrer over the carrier's blobs, naming the image as its subject, pushed by digest, and the
+  // tag-schema index a client writes for a registry without the referrers API (distribution 2.8).
+  const doc = JSON.parse(carrier.bytes.toString()) as Record<string, unknown>;
+  const bytes = Buffer.from(JSON.stringify({ ...doc, artifactType: 'application/example.sbom', subject: { mediaType: img.mediaType, digest: img.digest, size: img.bytes.length } }));
+  const referrer = digestOf(bytes);
+  await src.putManifest('oci/app', referrer, bytes, MT.ociManifest);
+  const tagIndex = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [{ mediaType: MT.ociManifest, digest: referrer, size: bytes.length, artifactType: 'application/example.sbom' }] }));
+  await src.putManifest('oci/app', img.digest.replace(':', '-'), tagIndex, MT.ociIndex);
+
+  assert.equal(await copyReferrersOf(src, 'oci/app', referrer, dst, 'oci/app', { pool: new CopyPool() }), null);
+  assert.equal(await dst.headManifest('oci/app', referrer).catch(() => null), null);
+
+  await copyArtifact(src, 'oci/app', 'v1', dst, 'oci/app', 'v1', { pool: new CopyPool() });
+  const r = await copyReferrersOf(src, 'oci/app', referrer, dst, 'oci/app', { pool: new CopyPool() });
+  assert.equal(r?.subject, img.digest);
+  assert.equal(r?.skipped, false);
+  assert.equal(await inspectDigest(b, 'oci/app', referrer), referrer);
+  assert.deepEqual(await inspectRaw(b, 'oci/app', img.digest.replace(':', '-')), tagIndex);
+});

@@ -297,3 +297,18 @@ describe('signatures follow their subjects', () => {
     assert.equal(ReplicationTaskSchema.safeParse({ ...t, action: 'delete' }).success, false);
   });
 });
+
+describe('an untagged push may be an OCI 1.1 referrer', () => {
+  const untagged = event({ tag: undefined, digest: DIGEST });
+
+  it('plans a referrers task for it where the tag filter refuses untagged artifacts', () => {
+    const t = planTasks(untagged, [policy({ referrers: true })], targets, NOW).tasks;
+    assert.deepEqual(t.map((x) => [x.digest, x.tag, x.options.referrersOnly]), [[DIGEST, undefined, true]]);
+    assert.deepEqual(planTasks(untagged, [policy()], targets, NOW).unmatched, [{ policyId: 'p1', reason: 'filter:tag' }]);
+  });
+
+  it('copies it by digest where the tag filter takes untagged artifacts', () => {
+    const t = planTasks(untagged, [policy({ referrers: true, filters: [] })], targets, NOW).tasks;
+    assert.deepEqual(t.map((x) => [x.digest, x.tag, x.options.referrersOnly]), [[DIGEST, undefined, undefined]]);
+  });
+});
