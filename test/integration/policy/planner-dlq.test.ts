@@ -24,29 +24,36 @@ for (const [kind, make] of Object.entries(busHarnesses('planner-dlq'))) {
       await h.cleanup();
     });
 
-    it('dead-letters the bad record, plans the good one, and moves on', async () => {
+    it('dead-letters the bad record and an event whose task would not be valid, plans the good one, and moves on', async () => {
       const good = {
         schema: 1, id: 'ev-good', sourceId: 'harbor', action: 'push', repository: 'lib/app', tag: 'v1',
         occurredAt: '2026-11-23T00:00:00Z', receivedAt: '2026-11-23T00:00:01Z', format: 'harbor-v2', sourceType: 'PUSH_ARTIFACT',
       };
+      // A valid event whose "tag" has a colon is planned by digest, and this is no digest: its task fails the task schema.
+      const unplannable = { ...good, id: 'ev-colon', tag: 'not:a digest!' };
       await h.bus.publish('events', [
         { key: 'harbor/lib/app', value: { schema: 99, id: 'from-the-future', repository: 'lib/app' } },
+        { key: 'harbor/lib/app', value: unplannable },
         { key: 'harbor/lib/app', value: good },
       ]);
       await planner.start(`${h.prefix}planner`);
       let letters: ReturnType<typeof DeadLetterSchema.parse>[] = [];
       let tasks = 0;
-      for (let i = 0; i < 300 && (letters.length === 0 || tasks === 0); i++) {
+      for (let i = 0; i < 300 && (letters.length < 2 || tasks === 0); i++) {
         await new Promise((r) => setTimeout(r, 100));
         letters = [...(await h.bus.readCompacted('dlq')).values()].map((v) => DeadLetterSchema.parse(v));
         tasks = (await h.bus.inspect()).topics.find((t) => t.topic === 'tasks')!.partitions.reduce((n, p) => n + Number(BigInt(p.high) - BigInt(p.low)), 0);
       }
-      assert.equal(letters.length, 1);
-      const [l] = letters;
+      assert.equal(letters.length, 2);
+      const l = letters.find((x) => x.error.code === 'HSB_EVENT_INVALID');
       assert.equal(l!.task, null);
-      assert.equal(l!.error.code, 'HSB_EVENT_INVALID');
       assert.equal(l!.source.topic, 'events');
       assert.deepEqual(l!.raw, { schema: 99, id: 'from-the-future', repository: 'lib/app' });
+      const bad = letters.find((x) => x.error.code === 'HSB_BUS_INVALID_RECORD');
+      assert.equal(bad!.task, null);
+      assert.equal(bad!.source.topic, 'events');
+      assert.deepEqual(bad!.raw, unplannable, 'the event is kept as it came');
+      assert.match(bad!.error.message, /tasks record .* does not match its schema: digest/);
       assert.equal(tasks, 1, 'the valid event was planned');
     });
   });
