@@ -39,8 +39,8 @@ function taskOptions(policy: Policy, target: PlanTarget): Options {
 
 /**
  * Whether tasks of `policy` into `target` copy referrers. Then a referrer's tag (cosign's
- * `sha256-<hex>.sig|.att|.sbom`, OCI's `sha256-<hex>`) is no tag of its own to filter: the
- * signature follows its subject, as Harbor replicates accessories with their artifact.
+ * `sha256-<hex>.sig|.att|.sbom`, OCI's `sha256-<hex>`) that the tag filter refuses still follows
+ * its subject, as Harbor replicates accessories with their artifact.
  */
 export function copiesReferrers(policy: Pick<Policy, 'referrers' | 'manifestFormat'>, target: PlanTarget): boolean {
   return policy.referrers && (policy.manifestFormat ?? target.manifestFormat) !== 'docker';
@@ -85,9 +85,11 @@ export function planTasks(
   const tag = byDigest ? undefined : event.tag;
   const digest = event.digest ?? (byDigest ? event.tag : undefined);
   const reference = tag ?? digest;
-  const subject = tag !== undefined && event.action === 'push' ? referrerTagSubject(tag) : undefined;
-  // An untagged push may be an OCI 1.1 referrer (cosign 3, notation): which one, only its manifest says.
-  const maybeReferrer = tag === undefined && event.action === 'push' ? digest : undefined;
+  // A push the tag filter may refuse that can still be a signature: a referrer tag names its
+  // subject; an untagged push may be an OCI 1.1 referrer (cosign 3, notation), as its manifest says.
+  const follower: { digest: string; of: 'digest' | 'subject' } | undefined = event.action !== 'push' ? undefined
+    : tag !== undefined ? (referrerTagSubject(tag) !== undefined ? { digest: referrerTagSubject(tag)!, of: 'digest' } : undefined)
+    : digest !== undefined ? { digest, of: 'subject' } : undefined;
   for (const policy of policies) {
     if (policy.src_registry !== event.sourceId) continue;
     const skip = (reason: string) => skipped.push({ policyId: policy.id, reason });
@@ -95,16 +97,15 @@ export function planTasks(
     if (!policy.enabled) { pass('disabled'); continue; }
     if (policy.trigger.type !== 'event_based') { pass(`trigger:${policy.trigger.type}`); continue; }
     if (event.action === 'delete' && !policy.deletion) { pass('deletion disabled'); continue; }
-    // A signature pushed after its artifact: its tag and labels are not the artifact's, so only the
-    // repository filter applies; the task copies it only into a target that holds the subject. An
-    // untagged push goes this way only where the tag filter refuses untagged artifacts.
-    const follower = subject ?? (maybeReferrer !== undefined && !tagMatches(policy, undefined) ? maybeReferrer : undefined);
+    // A signature pushed after its artifact, which the tag filter refuses: its tag and labels are not
+    // the artifact's, so only the repository filter applies, and the task copies it only into a
+    // target that holds the artifact. A referrer tag the filter takes is an ordinary tag.
     const referrersTarget = follower !== undefined ? targets.get(policy.dest_registry) : undefined;
-    if (follower !== undefined && referrersTarget && copiesReferrers(policy, referrersTarget)) {
+    if (follower && referrersTarget && copiesReferrers(policy, referrersTarget) && !tagMatches(policy, tag)) {
       if (!nameMatches(policy, event.repository)) { pass('filter:name'); continue; }
       const d = destination(policy, event.repository, referrersTarget);
       if ('reason' in d) { skip(d.reason); continue; }
-      tasks.push(referrersTask({ eventId: event.id, policy, repository: event.repository, dest: d.dest, subject: follower, options: taskOptions(policy, referrersTarget), origin: 'event', occurredAt: event.occurredAt, createdAt: now.toISOString() }));
+      tasks.push(referrersTask({ eventId: event.id, policy, repository: event.repository, dest: d.dest, digest: follower.digest, of: follower.of, options: taskOptions(policy, referrersTarget), origin: 'event', occurredAt: event.occurredAt, createdAt: now.toISOString() }));
       continue;
     }
     if (hasLabelFilters(policy) && event.action === 'delete') { skip(LABELS_OF_DELETED); continue; }
@@ -138,25 +139,25 @@ export function planTasks(
   return { tasks, skipped, unmatched };
 }
 
-/** A task that copies the referrers of `subject` (or of the subject its manifest names) into a target that already holds it (see execute.ts). */
+/** A task that copies referrers of `digest` (`of: 'digest'`) or of its subject into a target that already holds their artifact (see execute.ts). */
 export function referrersTask(a: {
-  eventId: string; policy: Policy; repository: string; dest: string; subject: string; options: Options;
+  eventId: string; policy: Policy; repository: string; dest: string; digest: string; of: 'digest' | 'subject'; options: Options;
   origin: 'event' | 'reconcile'; occurredAt: string; createdAt: string;
 }): ReplicationTask {
   return {
     schema: TASK_SCHEMA_VERSION,
     // A reconcile pass shares one event id across repositories: the repository is part of the reference.
-    id: taskId(a.eventId, a.policy.id, `referrers:${a.origin === 'reconcile' ? `${a.repository}:` : ''}${a.subject}`),
+    id: taskId(a.eventId, a.policy.id, `referrers:${a.origin === 'reconcile' ? `${a.repository}:` : ''}${a.digest}`),
     eventId: a.eventId,
     action: 'push',
     origin: a.origin,
     sourceId: a.policy.src_registry,
     repository: a.repository,
-    digest: a.subject,
+    digest: a.digest,
     targetId: a.policy.dest_registry,
     destRepository: a.dest,
     policyId: a.policy.id,
-    options: { ...a.options, ...(a.options.platforms ? { platforms: [...a.options.platforms] } : {}), referrersOnly: true },
+    options: { ...a.options, ...(a.options.platforms ? { platforms: [...a.options.platforms] } : {}), referrersOf: a.of },
     attempt: 0,
     occurredAt: a.occurredAt,
     createdAt: a.createdAt,
@@ -195,10 +196,8 @@ export function reconcilePlan(
   const eventId = reconcileEventId(policy.id, now);
   const at = now.toISOString();
   const options = taskOptions(policy, t);
-  // Referrer tags follow their subjects (see copiesReferrers): the diff plans them, not the filters.
-  const followers = copiesReferrers(policy, t);
   for (const repo of listing) {
-    const wanted = repo.tags.filter((e) => !(followers && referrerTagSubject(e.tag) !== undefined) && matchesPolicy(policy, {
+    const wanted = repo.tags.filter((e) => matchesPolicy(policy, {
       repository: repo.repository,
       tags: e.tag === '' ? [] : [e.tag],
       ...(e.labels ? { labels: e.labels } : {}),

@@ -1,7 +1,7 @@
 // Pure decisions of a copy: what a manifest references, which index children a platform filter
 // keeps, and the tree of manifests (children before parents) with the bytes the target gets.
 import { z } from 'zod';
-import { isForeignLayerType, isIndexType } from '../registry/media-types.ts';
+import { isForeignLayerType, isIndexType, isSchema1Type } from '../registry/media-types.ts';
 import { digestOf } from '../registry/digest.ts';
 import { registryError } from '../registry/errors.ts';
 import type { Descriptor } from '../registry/referrers.ts';
@@ -50,6 +50,28 @@ export function parseManifest(bytes: Buffer, mediaType: string): ParsedManifest 
 }
 
 /** Blobs an image manifest needs in the target: config and layers, minus foreign layers. */
+/** An index's children (every one: `cosign sign --recursive` signs them all); none for an image. */
+export function indexChildren(bytes: Buffer, mediaType: string): string[] {
+  const parsed = parsedOrUndefined(bytes, mediaType);
+  return parsed?.kind === 'index' ? parsed.doc.manifests.map((d) => d.digest) : [];
+}
+
+/** The digest an OCI 1.1 referrer names as its `subject`, if any. */
+export function subjectOf(bytes: Buffer, mediaType: string): string | undefined {
+  return parsedOrUndefined(bytes, mediaType)?.doc.subject?.digest;
+}
+
+// For questions on the side of a copy (children, subject), where a manifest the copy itself
+// would refuse is simply one without them.
+function parsedOrUndefined(bytes: Buffer, mediaType: string): ParsedManifest | undefined {
+  if (isSchema1Type(mediaType)) return undefined;
+  try {
+    return parseManifest(bytes, mediaType);
+  } catch {
+    return undefined;
+  }
+}
+
 export function blobsOf(doc: ImageDoc): Descriptor[] {
   const all = [doc.config, ...doc.layers];
   const seen = new Set<string>();

@@ -11,7 +11,7 @@ import { BridgeError } from '../errors.ts';
 import type { Descriptor } from '../registry/referrers.ts';
 import { MediaType, isSchema1Type } from '../registry/media-types.ts';
 import { cosignTags, referrersTag } from '../registry/referrers.ts';
-import { filterChildren, isAttestation, parseManifest, planBlobs, planDigest, blobsOf, rewriteIndex, type PlanNode } from './copy-plan.ts';
+import { filterChildren, indexChildren, isAttestation, subjectOf, parseManifest, planBlobs, planDigest, blobsOf, rewriteIndex, type PlanNode } from './copy-plan.ts';
 import { imageToDocker, indexToDocker, isDockerType } from './convert-docker.ts';
 import { CopyPool, defaultCopyPool, type BlobOutcome } from './copy-pool.ts';
 
@@ -34,6 +34,12 @@ export interface CopyOptions {
   speedKbps?: number | undefined;
   logger?: Logger;
   pool?: CopyPool;
+  /**
+   * Add a copied manifest that names a `subject` to the subject's `sha256-<hex>` index on a target
+   * without the referrers API, as a client pushing it would (default true; false where the caller
+   * writes that index itself).
+   */
+  linkSubject?: boolean;
 }
 
 export interface CopyResult {
@@ -187,7 +193,8 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
   if (!transforms && existing?.digest === root.digest) {
     log.debug({ digest: root.digest }, 'target already up to date');
     // Signatures may have come after the artifact: this is where a later task brings them over.
-    const refs = await referrersOf(c, [root.digest, ...childDigests(root.bytes, root.mediaType)]);
+    const refs = await referrersOf(c, [root.digest, ...indexChildren(root.bytes, root.mediaType)]);
+    await linkToSubject(c, root);
     return { digest: root.digest, bytes: c.bytes, blobs: c.counts, skipped: true, tagMoved: false, ...counted(refs) };
   }
 
@@ -220,6 +227,7 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
     if (!isDigest(srcRef)) await sourceTagUnmoved(c, srcRef, root.digest);
     await dst.putManifest(dstRepo, dstTag, plan.bytes, plan.mediaType, opts.signal);
   }
+  if (plan.digest === root.digest) await linkToSubject(c, root);
   log.info({ digest: plan.digest, bytes: c.bytes, ...c.counts, keepTag }, keepTag ? 'copied by digest; target tag left in place (override off)' : 'artifact copied');
   return {
     digest: plan.digest, bytes: c.bytes, blobs: c.counts, skipped: false,
@@ -242,37 +250,57 @@ async function sourceTagUnmoved(c: Ctx, tag: string, copied: string): Promise<vo
   });
 }
 
+/** What {@link copyReferrersOf} did: copied, the target lacks the artifact, or (`of: 'subject'`) no subject named. */
+export type ReferrersCopy =
+  | { kind: 'copied'; artifact: string; result: CopyResult }
+  | { kind: 'absent'; artifact: string }
+  | { kind: 'not-a-referrer' };
+
 /**
- * Copies the referrers of `digest`'s subject when its manifest names one (an OCI 1.1 referrer
- * pushed after its artifact), else of `digest` itself, and of the children when that is an index,
- * into a target that already holds it (as Harbor replicates a signature pushed after its
- * artifact). Null when the target does not hold it: its referrers then follow it whenever it is copied.
+ * A signature (or SBOM) pushed after its artifact, into a target that already holds the artifact
+ * (as Harbor replicates an accessory pushed later). `of: 'digest'`: `digest` is the artifact (a
+ * referrer tag named it); its referrers and its children's are copied. `of: 'subject'`: `digest`
+ * is an untagged push; when its manifest names a subject, it is that subject's referrer, and is
+ * copied by digest (with the subject's tag-schema index where the target has no referrers API).
  */
-export async function copyReferrersOf(src: RegistryClient, srcRepo: string, digest: string, dst: RegistryClient, dstRepo: string, opts: CopyOptions = {}): Promise<(CopyResult & { subject: string }) | null> {
+export async function copyReferrersOf(src: RegistryClient, srcRepo: string, digest: string, dst: RegistryClient, dstRepo: string, of: 'digest' | 'subject', opts: CopyOptions = {}): Promise<ReferrersCopy> {
   const c = newCtx(src, srcRepo, digest, dst, dstRepo, undefined, { ...opts, referrers: true });
-  let root = await src.getManifest(srcRepo, digest, undefined, c.opts.signal);
-  const subject = subjectOf(root.bytes, root.mediaType) ?? digest;
-  if (!await dst.headManifest(dstRepo, subject, c.opts.signal)) return null;
-  if (subject !== digest) root = await src.getManifest(srcRepo, subject, undefined, c.opts.signal);
-  const refs = await referrersOf(c, [subject, ...childDigests(root.bytes, root.mediaType)]);
-  return { subject, digest: subject, bytes: c.bytes, blobs: c.counts, skipped: refs.copied === 0, tagMoved: false, ...counted(refs) };
+  const root = await src.getManifest(srcRepo, digest, undefined, c.opts.signal);
+  if (of === 'subject') {
+    const subject = subjectOf(root.bytes, root.mediaType);
+    if (subject === undefined) return { kind: 'not-a-referrer' };
+    if (!await dst.headManifest(dstRepo, subject, c.opts.signal)) return { kind: 'absent', artifact: subject };
+    return { kind: 'copied', artifact: subject, result: await copyArtifact(src, srcRepo, digest, dst, dstRepo, undefined, { ...c.opts, platforms: undefined, manifestFormat: 'preserve' }) };
+  }
+  if (!await dst.headManifest(dstRepo, digest, c.opts.signal)) return { kind: 'absent', artifact: digest };
+  const refs = await referrersOf(c, [digest, ...indexChildren(root.bytes, root.mediaType)]);
+  return { kind: 'copied', artifact: digest, result: { digest, bytes: c.bytes, blobs: c.counts, skipped: refs.copied === 0, tagMoved: false, ...counted(refs) } };
+}
+
+/**
+ * A copied manifest that names a subject is found through the subject's referrers: a target
+ * without the referrers API needs it in the subject's `sha256-<hex>` index, which the client
+ * pushing it writes (OCI distribution spec, referrers tag schema).
+ */
+async function linkToSubject(c: Ctx, m: { digest: string; mediaType: string; bytes: Buffer }): Promise<void> {
+  if (c.opts.linkSubject === false) return;
+  const subject = subjectOf(m.bytes, m.mediaType);
+  if (subject === undefined) return;
+  const target = await c.dst.referrers(c.dstRepo, subject, c.opts.signal);
+  if (target.via !== 'tag' || target.descriptors.some((d) => d.digest === m.digest)) return;
+  const doc = parseManifest(m.bytes, m.mediaType).doc as { artifactType?: string; config?: { mediaType?: string }; annotations?: Record<string, string> };
+  const artifactType = doc.artifactType ?? doc.config?.mediaType;
+  const desc: Descriptor = {
+    mediaType: m.mediaType, digest: m.digest, size: m.bytes.length,
+    ...(artifactType ? { artifactType } : {}), ...(doc.annotations ? { annotations: doc.annotations } : {}),
+  };
+  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...target.descriptors, desc] };
+  await c.dst.putManifest(c.dstRepo, referrersTag(subject), Buffer.from(JSON.stringify(index)), MediaType.ociIndex, c.opts.signal);
 }
 
 const counted = (r: { referrers?: number }): { referrers?: number } => (r.referrers === undefined ? {} : { referrers: r.referrers });
 
-/** The digest an OCI 1.1 referrer names as its `subject`, if any. */
-function subjectOf(bytes: Buffer, mediaType: string): string | undefined {
-  if (isSchema1Type(mediaType)) return undefined;
-  const d = parseManifest(bytes, mediaType).doc.subject?.digest;
-  return d !== undefined && isDigest(d) ? d : undefined;
-}
 
-/** An index's children (every one: `cosign sign --recursive` signs them all); none for an image. */
-function childDigests(bytes: Buffer, mediaType: string): string[] {
-  if (isSchema1Type(mediaType)) return [];
-  const parsed = parseManifest(bytes, mediaType);
-  return parsed.kind === 'index' ? parsed.doc.manifests.map((d) => d.digest) : [];
-}
 
 /** {@link copyReferrers} for each digest, at once; `copied` counts what the target did not have yet. */
 async function referrersOf(c: Ctx, digests: readonly string[]): Promise<{ referrers?: number; copied: number }> {
@@ -289,10 +317,16 @@ async function referrersOf(c: Ctx, digests: readonly string[]): Promise<{ referr
  */
 async function copyReferrers(c: Ctx, digest: string): Promise<{ found: number; copied: number }> {
   if (!isDigest(digest)) return { found: 0, copied: 0 };
-  const [r, cosign] = await Promise.all([c.src.referrers(c.srcRepo, digest, c.opts.signal), tagsPresent(c.src, c.srcRepo, cosignTags(digest), c.opts.signal)]);
+  const [r, cosign] = await Promise.all([c.src.referrers(c.srcRepo, digest, c.opts.signal), tagsPresent(c, cosignTags(digest))]);
   let copied = 0;
   const copy = async (ref: string, tag: string | undefined) => {
-    const res = await copyArtifact(c.src, c.srcRepo, ref, c.dst, c.dstRepo, tag, { ...c.opts, referrers: false, platforms: undefined, manifestFormat: 'preserve', onProgress: undefined });
+    const res = await copyArtifact(c.src, c.srcRepo, ref, c.dst, c.dstRepo, tag, {
+      ...c.opts, referrers: false, platforms: undefined, manifestFormat: 'preserve', linkSubject: false,
+      // A signature tag is the artifact's set of signatures, not a user's tag: it always moves.
+      ...(tag !== undefined ? { override: true } : {}),
+      // Bytes moved here are not in the artifact's total; a call still shows the task is not stalled.
+      onProgress: c.opts.onProgress ? () => c.opts.onProgress!({ bytesDone: c.progress.done, bytesTotal: c.progress.total }) : undefined,
+    });
     c.bytes += res.bytes;
     if (!res.skipped) copied++;
   };
@@ -321,7 +355,15 @@ async function copyReferrers(c: Ctx, digest: string): Promise<{ found: number; c
   return { found: r.descriptors.length + cosign.length, copied };
 }
 
-async function tagsPresent(client: RegistryClient, repo: string, tags: readonly string[], signal?: AbortSignal): Promise<string[]> {
-  const heads = await Promise.all(tags.map((t) => client.headManifest(repo, t, signal)));
+/** Refusals that a probe for optional tags takes as "not there" (a proxy or WAF in front of the source). */
+const PROBE_REFUSED = new Set(['HSB_REGISTRY_DENIED', 'HSB_REGISTRY_UNSUPPORTED', 'HSB_REGISTRY_BAD_REQUEST', 'HSB_REGISTRY_UNAUTHORIZED']);
+
+async function tagsPresent(c: Ctx, tags: readonly string[]): Promise<string[]> {
+  const heads = await Promise.all(tags.map((t) => c.src.headManifest(c.srcRepo, t, c.opts.signal).catch((e: unknown) => {
+    const code = (e as { code?: string }).code;
+    if (code === undefined || !PROBE_REFUSED.has(code) || c.opts.signal?.aborted) throw e;
+    c.log.warn({ tag: t, code }, 'the source refused a look-up of a cosign tag: taken as absent');
+    return null;
+  })));
   return tags.filter((_, i) => heads[i] !== null);
 }

@@ -57,8 +57,10 @@ export function diffPolicy(
   now: Date,
   /** Source digest → the digest a copy writes, where it differs (Docker conversion, platform filter). */
   converted: ReadonlyMap<string, string> = new Map(),
-  /** Per destination repository, digests found in the target by digest (untagged artifacts, subjects of signatures). */
+  /** Per destination repository, digests found in the target by digest (untagged artifacts). */
   present: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
+  /** Source index digest → its children's digests, for the indexes whose children's signatures are compared. */
+  children: ReadonlyMap<string, readonly string[]> = new Map(),
 ): DiffResult {
   const out: DiffResult = { tasks: [], reasons: new Map(), skipped: [], unchanged: 0 };
   if (!policy.enabled) return out;
@@ -104,7 +106,7 @@ export function diffPolicy(
         : `target has ${short(current)}, source ${short(task.digest!)}${policy.override ? '' : ' (override off: the target keeps its tag)'}`);
     }
     if (copiesReferrers(policy, typeof targetKind === 'string' ? { kind: targetKind } : targetKind)) {
-      for (const task of signatureTasks({ policy, repo, dest: d.dest, have, present: present.get(d.dest), wanted: plan.tasks, copiedNow, converted, eventId, now })) {
+      for (const task of signatureTasks({ policy, repo, dest: d.dest, have, wanted: plan.tasks, copiedNow, converted, children, eventId, now })) {
         out.tasks.push(task.task);
         out.reasons.set(task.task.id, task.reason);
       }
@@ -133,34 +135,43 @@ export function diffPolicy(
 }
 
 /**
- * cosign tags (`sha256-<hex>.sig|.att|.sbom`) the target lacks or holds on another digest, as one
- * referrers task per subject. The subject must be one the policy wants and the target holds as it
- * is: an in-step artifact of the listing (one copied in this pass brings its referrers itself; a
- * converted one has another digest), or, not listed (an index's child, or an artifact the tag
- * filter left out), found in the target by digest.
+ * cosign tags (`sha256-<hex>.sig|.att|.sbom`) the tag filter refuses (one it takes is an ordinary
+ * tag) that the target lacks or holds on another digest, as one referrers task per artifact. The
+ * artifact must be one the pass leaves in step: a wanted tag or untagged artifact the target
+ * already holds as it is (one copied in this pass brings its referrers itself; a converted one has
+ * another digest), or a child of such an index.
  */
-function signatureTasks(a: {
-  policy: Policy; repo: SourceListing; dest: string; have: ReadonlyMap<string, string>; present: ReadonlySet<string> | undefined;
-  wanted: readonly ReplicationTask[]; copiedNow: ReadonlySet<string>; converted: ReadonlyMap<string, string>; eventId: string; now: Date;
+export function signatureTasks(a: {
+  policy: Policy; repo: SourceListing; dest: string; have: ReadonlyMap<string, string>;
+  wanted: readonly ReplicationTask[]; copiedNow: ReadonlySet<string>; converted: ReadonlyMap<string, string>;
+  children: ReadonlyMap<string, readonly string[]>; eventId: string; now: Date;
 }): { task: ReplicationTask; reason: string }[] {
-  const { policy, repo, dest, have, wanted } = a;
-  const options = wanted[0]?.options;
+  const { policy, repo, have } = a;
+  const options = a.wanted[0]?.options;
   if (!options) return [];
-  const listed = new Set(repo.tags.map((e) => e.digest));
-  const follows = new Set(wanted.map((t) => t.digest!));
-  const inTarget = new Set([...have.values(), ...(a.present ?? [])]);
+  const inStep = new Set(a.wanted.map((t) => t.digest!).filter((d) => !a.copiedNow.has(d) && !a.converted.has(d)));
+  for (const d of [...inStep]) for (const child of a.children.get(d) ?? []) inStep.add(child);
   const out = new Map<string, { task: ReplicationTask; reason: string }>();
   for (const e of repo.tags) {
     const subject = referrerTagSubject(e.tag, { cosignOnly: true });
-    if (!subject || out.has(subject) || have.get(e.tag) === e.digest || a.copiedNow.has(subject) || a.converted.has(subject)) continue;
-    if (listed.has(subject) ? !follows.has(subject) : !inTarget.has(subject)) continue;
+    if (!subject || out.has(subject) || !inStep.has(subject) || have.get(e.tag) === e.digest || tagMatches(policy, e.tag)) continue;
     const at = a.now.toISOString();
     out.set(subject, {
-      task: referrersTask({ eventId: a.eventId, policy, repository: repo.repository, dest, subject, options, origin: 'reconcile', occurredAt: at, createdAt: at }),
+      task: referrersTask({ eventId: a.eventId, policy, repository: repo.repository, dest: a.dest, digest: subject, of: 'digest', options, origin: 'reconcile', occurredAt: at, createdAt: at }),
       reason: `${e.tag} ${have.has(e.tag) ? 'differs in' : 'missing in'} target`,
     });
   }
   return [...out.values()];
+}
+
+/** cosign tags of the listing the tag filter refuses and the target lacks or holds on another digest: their artifacts, by repository. */
+export function signatureSubjects(policy: Policy, repo: SourceListing, have: ReadonlyMap<string, string> | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const e of repo.tags) {
+    const subject = referrerTagSubject(e.tag, { cosignOnly: true });
+    if (subject && have?.get(e.tag) !== e.digest && !tagMatches(policy, e.tag)) out.add(subject);
+  }
+  return out;
 }
 
 /**

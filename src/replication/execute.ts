@@ -26,7 +26,7 @@ export interface ExecuteContext {
  * equal to it. The event's digest is only a hint, so late, duplicate or re-ordered tasks converge.
  */
 export async function executeTask(task: ReplicationTask, src: SourceHandle, dst: TargetHandle, ctx: ExecuteContext): Promise<Outcome> {
-  if (task.options.referrersOnly) return executeReferrersTask(task, src, dst, ctx);
+  if (task.options.referrersOf) return executeReferrersTask(task, task.options.referrersOf, src, dst, ctx);
   const ref = task.tag ?? task.digest!;
   // Every request takes the task's signal: a registry that never answers must not outlast a stall or a shutdown.
   const now = await src.client.headManifest(task.repository, ref, ctx.signal);
@@ -65,22 +65,25 @@ function untaggedRewrittenNote(digest: string): string {
   return `nothing in the target under ${digest}; copies to this target are converted (Docker format or a platform filter), so an untagged copy of it has another digest, which cannot be derived once the source's manifest is deleted: it stays until the target's garbage collection removes untagged manifests`;
 }
 
-/**
- * A signature (or SBOM) pushed after its subject: it follows the subject into a target that holds
- * it. `digest` is the subject (named by a cosign tag), or an untagged push that may be an OCI 1.1
- * referrer, whose manifest names the subject.
- */
-async function executeReferrersTask(task: ReplicationTask, src: SourceHandle, dst: TargetHandle, ctx: ExecuteContext): Promise<Outcome> {
+/** A signature (or SBOM) pushed after its artifact: it follows the artifact into a target that holds it (see copyReferrersOf). */
+async function executeReferrersTask(task: ReplicationTask, of: 'digest' | 'subject', src: SourceHandle, dst: TargetHandle, ctx: ExecuteContext): Promise<Outcome> {
   const digest = task.digest!;
   if ((task.options.manifestFormat ?? dst.manifestFormat) === 'docker') {
     return { status: 'skipped', bytes: 0, note: 'copies to this target are in Docker format, which carries no signatures or other referrers' };
   }
   if (!await src.client.headManifest(task.repository, digest, ctx.signal)) {
-    return { status: 'skipped', bytes: 0, note: `source no longer has ${task.repository}@${digest}` };
+    return { status: 'skipped', bytes: 0, note: of === 'digest'
+      ? `the source repository does not hold ${digest}, which the signature tag names (one kept in another repository is an ordinary tag: a tag filter that takes it copies it)`
+      : `source no longer has ${task.repository}@${digest}` };
   }
-  const r = await copyReferrersOf(src.client, task.repository, digest, dst.client, task.destRepository, {
-    override: task.options.override, signal: ctx.signal, onWait: ctx.onWait, speedKbps: task.options.speedKbps, logger: ctx.logger, pool: ctx.pool,
+  const r = await copyReferrersOf(src.client, task.repository, digest, dst.client, task.destRepository, of, {
+    override: task.options.override, signal: ctx.signal, onProgress: ctx.onProgress, onWait: ctx.onWait, speedKbps: task.options.speedKbps, logger: ctx.logger, pool: ctx.pool,
   });
-  if (!r) return { status: 'skipped', bytes: 0, note: `the target does not hold the artifact ${digest} is or refers to: its referrers go with it whenever it is copied` };
-  return { status: r.skipped ? 'skipped' : 'done', digest: r.subject, bytes: r.bytes, blobs: r.blobs, ...(r.skipped ? { note: 'the target already has every referrer of the artifact' } : {}) };
+  if (r.kind === 'not-a-referrer') return { status: 'skipped', bytes: 0, note: 'an untagged artifact that names no subject: the policy\'s tag filter takes no untagged artifact' };
+  if (r.kind === 'absent') return { status: 'skipped', bytes: 0, note: `the target does not hold ${r.artifact}: its referrers go with it whenever it is copied` };
+  const { result } = r;
+  return {
+    status: result.skipped ? 'skipped' : 'done', digest: result.digest, bytes: result.bytes, blobs: result.blobs,
+    note: result.skipped ? `the target already has the referrers of ${r.artifact}` : `referrers of ${r.artifact}`,
+  };
 }

@@ -14,19 +14,22 @@ import { copiesReferrers, planTarget, type PlanTarget, type SourceListing } from
 import { referrerTagSubject } from '../registry/referrers.ts';
 import type { PolicyTable } from '../policy/table.ts';
 import type { RegistryClient } from '../registry/client.ts';
-import { destinationOf, diffPolicy, type ReconcileSkip } from './diff.ts';
+import { destinationOf, diffPolicy, signatureSubjects, type ReconcileSkip } from './diff.ts';
 import type { Endpoints } from './endpoints.ts';
 import { Limiter } from './limiter.ts';
 import { ReplicationTaskSchema, taskKey, type ReplicationTask } from './task.ts';
 import { targetDigestOf, transformsManifest } from './copy.ts';
+import { indexChildren } from './copy-plan.ts';
 import { checked } from '../bus/checked.ts';
 
 /** Source digest + copy variant → the digest the copy writes; content-addressed, so never stale. */
 const convertedCache = new Map<string, string>();
-const MAX_CONVERTED = 100_000;
-function rememberConverted(key: string, digest: string): void {
-  if (convertedCache.size >= MAX_CONVERTED) convertedCache.delete(convertedCache.keys().next().value!);
-  convertedCache.set(key, digest);
+/** Source manifest (by digest, so it never changes) → its children's digests ([] for an image). */
+const childrenCache = new Map<string, readonly string[]>();
+const MAX_CACHED = 100_000;
+function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
+  cache.set(key, value);
 }
 
 export interface ReconcilerDeps {
@@ -165,8 +168,8 @@ export class Reconciler {
 
     const converted = await this.#convertedDigests(policy, source.id, src, listing, state, target, limit, signal);
     const present = await this.#untaggedPresent(policy, listing, state, converted, target, dst, limit, signal);
-    if (follows) await this.#subjectsPresent(policy, listing, state, target, dst, limit, present, signal);
-    const diff = diffPolicy(policy, listing, state, target, this.#now(), converted, present);
+    const children = follows ? await this.#indexChildren(policy, source.id, src, listing, state, target, limit, signal) : new Map<string, readonly string[]>();
+    const diff = diffPolicy(policy, listing, state, target, this.#now(), converted, present, children);
     for (const s of diff.skipped) this.#log.warn({ policy: policy.id, repository: s.repository, reason: s.reason }, 'reconcile skipped a repository');
     this.#log.info({
       policy: policy.id, repositories: listing.length, tags: listing.reduce((n, r) => n + r.tags.length, 0),
@@ -272,7 +275,7 @@ export class Reconciler {
           // A source this cannot convert is left to the copy, which reports why.
           digest = await limit.run(() => targetDigestOf(src, repo.repository, e.digest, { manifestFormat, platforms, signal })).catch(() => undefined);
           if (digest === undefined) return;
-          rememberConverted(key, digest);
+          remember(convertedCache, key, digest);
         }
         if (digest !== e.digest) out.set(e.digest, digest);
       });
@@ -346,27 +349,33 @@ export class Reconciler {
   }
 
   /**
-   * Subjects of cosign tags the target lacks that the listing does not hold (index children, or
-   * artifacts the tag filter left out): added to `present` when the target has them by digest, so
-   * that the diff plans their signatures only into a target that holds them.
+   * Children of the listing's indexes, in repositories with cosign tags to compare whose artifact
+   * the listing does not hold (an index's child signed by `cosign sign --recursive`). Manifests are
+   * read by digest, so what was read once is remembered across passes.
    */
-  async #subjectsPresent(policy: Policy, listing: readonly SourceListing[], state: ReadonlyMap<string, ReadonlyMap<string, string>>, target: PlanTarget, dst: RegistryClient, limit: Limiter, present: Map<string, Set<string>>, signal?: AbortSignal): Promise<void> {
+  async #indexChildren(policy: Policy, sourceId: string, src: RegistryClient, listing: readonly SourceListing[], state: ReadonlyMap<string, ReadonlyMap<string, string>>, target: PlanTarget, limit: Limiter, signal?: AbortSignal): Promise<Map<string, readonly string[]>> {
+    const out = new Map<string, readonly string[]>();
     await Promise.all(listing.flatMap((repo) => {
       const d = destinationOf(policy, repo.repository, target);
       if ('reason' in d) return [];
-      const have = state.get(d.dest);
       const listed = new Set(repo.tags.map((e) => e.digest));
-      const wants = new Set(repo.tags
-        .filter((e) => have?.get(e.tag) !== e.digest)
-        .map((e) => referrerTagSubject(e.tag, { cosignOnly: true }))
-        .filter((s): s is string => s !== undefined && !listed.has(s)));
-      return [...wants].map(async (want) => {
-        if (!(await limit.run(() => dst.headManifest(d.dest, want, signal)))) return;
-        const set = present.get(d.dest) ?? new Set<string>();
-        set.add(want);
-        present.set(d.dest, set);
+      if (![...signatureSubjects(policy, repo, state.get(d.dest))].some((s) => !listed.has(s))) return [];
+      const artifacts = new Set(repo.tags.filter((e) => referrerTagSubject(e.tag) === undefined).map((e) => e.digest));
+      return [...artifacts].map(async (digest) => {
+        const key = `${sourceId}\0${repo.repository}\0${digest}`;
+        let kids = childrenCache.get(key);
+        if (kids === undefined) {
+          // Unreadable now (deleted meanwhile, say): its children's signatures wait for the next pass.
+          const m = await limit.run(() => src.getManifest(repo.repository, digest, undefined, signal)).catch(() => undefined);
+          if (!m) return;
+          const read = indexChildren(m.bytes, m.mediaType);
+          remember(childrenCache, key, read);
+          kids = read;
+        }
+        if (kids.length > 0) out.set(digest, kids);
       });
     }));
+    return out;
   }
 
   /** Repositories of a source: the registry catalog, or Harbor's project API when robots may not read the catalog. */

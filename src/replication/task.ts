@@ -31,11 +31,12 @@ export const ReplicationTaskSchema = z.object({
     referrers: z.boolean().default(false),
     speedKbps: z.number().int().positive().optional(),
     /**
-     * Copy only the referrers (signatures, SBOMs) of `digest`, or of the subject its manifest names
-     * (an OCI 1.1 referrer), and only into a target that already holds that artifact: planned for a
-     * signature pushed after its artifact.
+     * Copy only referrers (signatures, SBOMs), and only into a target that already holds their
+     * artifact: those of `digest` (`digest`: named by a referrer tag such as `sha256-<hex>.sig`), or
+     * those of the subject `digest`'s manifest names (`subject`: an untagged push, which may be an
+     * OCI 1.1 referrer). Planned for a signature pushed after its artifact.
      */
-    referrersOnly: z.boolean().optional(),
+    referrersOf: z.enum(['digest', 'subject']).optional(),
   }).default({ deletion: false, override: true, referrers: false }),
   /** Attempts through the retry topic so far. */
   attempt: z.number().int().min(0).default(0),
@@ -47,8 +48,8 @@ export const ReplicationTaskSchema = z.object({
   createdAt: z.iso.datetime({ offset: true }),
   lastError: z.object({ code: z.string(), message: z.string() }).optional(),
 }).refine((t) => t.tag !== undefined || t.digest !== undefined, { message: 'a task needs a tag or a digest', path: ['tag'] })
-  .refine((t) => !t.options.referrersOnly || (t.digest !== undefined && t.tag === undefined && t.action === 'push'), {
-    message: 'a referrersOnly task names its subject by digest, without a tag', path: ['options', 'referrersOnly'],
+  .refine((t) => !t.options.referrersOf || (t.digest !== undefined && t.tag === undefined && t.action === 'push'), {
+    message: 'a referrers task names its artifact by digest, without a tag', path: ['options', 'referrersOf'],
   });
 
 export type ReplicationTask = z.infer<typeof ReplicationTaskSchema>;

@@ -211,3 +211,20 @@ test('a policy\'s speed (Kbit/s, Harbor\'s 1024-bit Kbit) caps the copy\'s uploa
   const floor = ((bytes / 2_048_000) - 0.1) * 1000;
   assert.ok(ms >= floor, `${bytes} bytes at 2 MB/s took ${ms} ms (at least ${Math.round(floor)} expected)`);
 });
+
+test('a source that refuses look-ups of cosign tags (403, 405) is taken as having none; other failures still fail the copy', async () => {
+  pa.clearRules(); pb.clearRules();
+  const { src, dst } = clientsFor();
+  pa.addRule({ match: { method: 'HEAD', path: /\/manifests\/sha256-[0-9a-f]{64}\.sig$/ }, action: 'status', status: 403, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'DENIED', message: 'denied' }] }) });
+  pa.addRule({ match: { method: 'HEAD', path: /\/manifests\/sha256-[0-9a-f]{64}\.att$/ }, action: 'status', status: 405 });
+  try {
+    const r = await copyArtifact(src, 'src/app', 'v1', dst, 'dst/probed', 'v1', { referrers: true, pool: new CopyPool() });
+    assert.equal(r.digest, image.digest);
+    assert.equal(await inspectDigest(b, 'dst/probed', 'v1'), image.digest);
+    assert.ok(pa.requests.some((q) => q.method === 'HEAD' && q.path.endsWith('.sig') && q.status === 403), 'the refused probe was made');
+    pa.addRule({ match: { method: 'HEAD', path: /\/manifests\/sha256-[0-9a-f]{64}\.sbom$/ }, action: 'status', status: 500, times: 100 });
+    await assert.rejects(copyArtifact(src, 'src/app', 'v1', dst, 'dst/probed', 'v1', { referrers: true, pool: new CopyPool() }), (e: BridgeError) => e.code === 'HSB_REGISTRY_UNAVAILABLE');
+  } finally {
+    pa.clearRules();
+  }
+});

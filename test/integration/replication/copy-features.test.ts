@@ -216,9 +216,9 @@ test('signatures of an index\'s children come too; a platform filter keeps those
   await pushImage(idx, a, 'rec/app', 'v1');
   const [amd, arm] = [idx.children[0]!, idx.children[1]!];
   await cosignTag('rec/app', idx.digest, 'sig');
-  const amdSig = await cosignTag('rec/app', amd.digest, 'sig');
+  await cosignTag('rec/app', amd.digest, 'sig');
   const armSig = await cosignTag('rec/app', arm.digest, 'sig');
-  const sigTag = (d: string) => `${d.replace(':', '-')}.sig`;
+  const sigTag = (d: string, s = 'sig') => `${d.replace(':', '-')}.${s}`;
 
   const all = await copyArtifact(src, 'rec/app', 'v1', dst, 'rec/all', 'v1', { referrers: true, pool: new CopyPool() });
   assert.equal(all.referrers, 3);
@@ -229,48 +229,86 @@ test('signatures of an index\'s children come too; a platform filter keeps those
   assert.notEqual(some.digest, idx.digest);
   assert.deepEqual((await dst.listTags('rec/arm')).sort(), [sigTag(arm.digest), 'v1'].sort());
   assert.equal(await inspectDigest(b, 'rec/arm', sigTag(arm.digest)), armSig.digest);
-  assert.ok(amdSig.digest);
+
+  // Attestations added later come with the next copy of the unchanged index, filtered or not.
+  const amdAtt = await cosignTag('rec/app', amd.digest, 'att');
+  const armAtt = await cosignTag('rec/app', arm.digest, 'att');
+  const again = await copyArtifact(src, 'rec/app', 'v1', dst, 'rec/all', 'v1', { referrers: true, pool: new CopyPool() });
+  assert.equal(again.skipped, true);
+  assert.equal(await inspectDigest(b, 'rec/all', sigTag(amd.digest, 'att')), amdAtt.digest);
+  const someAgain = await copyArtifact(src, 'rec/app', 'v1', dst, 'rec/arm', 'v1', { referrers: true, platforms: ['linux/arm64'], pool: new CopyPool() });
+  assert.equal(someAgain.skipped, true);
+  assert.equal(await inspectDigest(b, 'rec/arm', sigTag(arm.digest, 'att')), armAtt.digest);
+  assert.equal(await dst.headManifest('rec/arm', sigTag(amd.digest, 'att')), null);
 });
 
-test('referrers of a subject go only into a target that holds the subject', async () => {
+test('referrers of an artifact go only into a target that holds it; a signature tag moves even with override off', async () => {
   const img = await built(buildImage({ layers: [5100] }));
   await pushImage(img, a, 'late/app', 'v1');
   const sig = await cosignTag('late/app', img.digest, 'sig');
   const sigTag = `${img.digest.replace(':', '-')}.sig`;
 
-  assert.equal(await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', { pool: new CopyPool() }), null);
+  assert.deepEqual(await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', 'digest', { pool: new CopyPool() }), { kind: 'absent', artifact: img.digest });
   assert.deepEqual(await dst.listTags('late/app').catch(() => []), []);
 
   await copyArtifact(src, 'late/app', 'v1', dst, 'late/app', 'v1', { pool: new CopyPool() });
-  const r = await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', { pool: new CopyPool() });
-  assert.equal(r?.skipped, false);
-  assert.equal(r?.referrers, 1);
+  const r = await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', 'digest', { pool: new CopyPool() });
+  assert.ok(r.kind === 'copied');
+  assert.equal(r.result.skipped, false);
+  assert.equal(r.result.referrers, 1);
   assert.equal(await inspectDigest(b, 'late/app', sigTag), sig.digest);
-  const again = await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', { pool: new CopyPool() });
-  assert.equal(again?.skipped, true);
+  const again = await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', 'digest', { pool: new CopyPool() });
+  assert.ok(again.kind === 'copied' && again.result.skipped);
+
+  const resigned = await cosignTag('late/app', img.digest, 'sig', 'another signer');
+  const moved = await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', 'digest', { override: false, pool: new CopyPool() });
+  assert.ok(moved.kind === 'copied' && !moved.result.skipped);
+  assert.equal(await inspectDigest(b, 'late/app', sigTag), resigned.digest);
+  // An image naming no subject is no OCI 1.1 referrer.
+  assert.deepEqual(await copyReferrersOf(src, 'late/app', img.digest, dst, 'late/app', 'subject', { pool: new CopyPool() }), { kind: 'not-a-referrer' });
 });
 
-test('an OCI 1.1 referrer pushed after its subject is found through its subject, and goes only where the subject is', async () => {
+/** An OCI 1.1 referrer of `subject` over another image's blobs, pushed by digest only (no tag-schema index beside it). */
+async function pushReferrer(repo: string, subject: LocalImage, content: string): Promise<string> {
+  const carrier = await built(buildImage({ layers: [Buffer.from(content)] }));
+  await pushImage(carrier, a, repo, `carrier-${carrier.digest.slice(7, 19)}`);
+  const doc = JSON.parse(carrier.bytes.toString()) as Record<string, unknown>;
+  const bytes = Buffer.from(JSON.stringify({ ...doc, artifactType: 'application/example.sbom', subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length } }));
+  await src.putManifest(repo, digestOf(bytes), bytes, MT.ociManifest);
+  return digestOf(bytes);
+}
+
+/** The digests and artifact types the target's `sha256-<hex>` index lists for `subject` (distribution 2.8 has no referrers API). */
+async function tagSchemaIndex(repo: string, subject: string): Promise<string[]> {
+  const raw = await inspectRaw(b, repo, subject.replace(':', '-'));
+  return (JSON.parse(raw.toString()) as { manifests: { digest: string; artifactType?: string }[] }).manifests.map((m) => `${m.digest} ${m.artifactType}`);
+}
+
+test('an OCI 1.1 referrer pushed after its subject follows it into a target that holds it, listed in the subject\'s tag-schema index', async () => {
   const img = await built(buildImage({ layers: [5300] }));
   await pushImage(img, a, 'oci/app', 'v1');
-  const carrier = await built(buildImage({ layers: [Buffer.from('sbom contents')] }));
-  await pushImage(carrier, a, 'oci/app', 'carrier');
-  // A referrer over the carrier's blobs, naming the image as its subject, pushed by digest, and the
-  // tag-schema index a client writes for a registry without the referrers API (distribution 2.8).
-  const doc = JSON.parse(carrier.bytes.toString()) as Record<string, unknown>;
-  const bytes = Buffer.from(JSON.stringify({ ...doc, artifactType: 'application/example.sbom', subject: { mediaType: img.mediaType, digest: img.digest, size: img.bytes.length } }));
-  const referrer = digestOf(bytes);
-  await src.putManifest('oci/app', referrer, bytes, MT.ociManifest);
-  const tagIndex = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [{ mediaType: MT.ociManifest, digest: referrer, size: bytes.length, artifactType: 'application/example.sbom' }] }));
-  await src.putManifest('oci/app', img.digest.replace(':', '-'), tagIndex, MT.ociIndex);
+  const referrer = await pushReferrer('oci/app', img, 'sbom contents');
 
-  assert.equal(await copyReferrersOf(src, 'oci/app', referrer, dst, 'oci/app', { pool: new CopyPool() }), null);
+  assert.deepEqual(await copyReferrersOf(src, 'oci/app', referrer, dst, 'oci/app', 'subject', { pool: new CopyPool() }), { kind: 'absent', artifact: img.digest });
   assert.equal(await dst.headManifest('oci/app', referrer).catch(() => null), null);
 
   await copyArtifact(src, 'oci/app', 'v1', dst, 'oci/app', 'v1', { pool: new CopyPool() });
-  const r = await copyReferrersOf(src, 'oci/app', referrer, dst, 'oci/app', { pool: new CopyPool() });
-  assert.equal(r?.subject, img.digest);
-  assert.equal(r?.skipped, false);
+  const r = await copyReferrersOf(src, 'oci/app', referrer, dst, 'oci/app', 'subject', { pool: new CopyPool() });
+  assert.ok(r.kind === 'copied');
+  assert.equal(r.artifact, img.digest);
+  assert.equal(r.result.skipped, false);
   assert.equal(await inspectDigest(b, 'oci/app', referrer), referrer);
-  assert.deepEqual(await inspectRaw(b, 'oci/app', img.digest.replace(':', '-')), tagIndex);
+  assert.deepEqual(await tagSchemaIndex('oci/app', img.digest), [`${referrer} application/example.sbom`]);
+});
+
+test('a referrer copied by digest like any untagged artifact is added to its subject\'s tag-schema index, once', async () => {
+  const img = await built(buildImage({ layers: [5400] }));
+  await pushImage(img, a, 'link/app', 'v1');
+  await copyArtifact(src, 'link/app', 'v1', dst, 'link/app', 'v1', { pool: new CopyPool() });
+  const first = await pushReferrer('link/app', img, 'first sbom');
+  const second = await pushReferrer('link/app', img, 'second sbom');
+  await copyArtifact(src, 'link/app', first, dst, 'link/app', undefined, { pool: new CopyPool() });
+  await copyArtifact(src, 'link/app', second, dst, 'link/app', undefined, { pool: new CopyPool() });
+  await copyArtifact(src, 'link/app', second, dst, 'link/app', undefined, { pool: new CopyPool() });
+  assert.deepEqual(await tagSchemaIndex('link/app', img.digest), [`${first} application/example.sbom`, `${second} application/example.sbom`]);
 });

@@ -424,13 +424,14 @@ describe('reconciler: cosign signatures follow their subjects, past the tag filt
   let src: TestRegistry;
   let dst: TestRegistry;
   const sigTag = (digest: string) => `${digest.replace(':', '-')}.sig`;
-  const img: Record<'app' | 'dev' | 'sig' | 'devSig' | 'childSig', LocalImage> = {} as never;
+  const img: Record<'app' | 'dev' | 'sig' | 'devSig' | 'childSig' | 'stray', LocalImage> = {} as never;
+  const gone = `sha256:${'e'.repeat(64)}`;
   let multi: LocalImage;
 
   before(async () => {
     [src, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'basic', users: [pusher] })]);
     cleanup.push(() => src.stop(), () => dst.stop());
-    for (const k of ['app', 'dev', 'sig', 'devSig', 'childSig'] as const) {
+    for (const k of ['app', 'dev', 'sig', 'devSig', 'childSig', 'stray'] as const) {
       img[k] = await buildImage({ layers: [Buffer.from(`layer of ${k}`)] });
       cleanup.push(() => img[k].cleanup());
     }
@@ -446,6 +447,8 @@ describe('reconciler: cosign signatures follow their subjects, past the tag filt
     await pushImage(multi, src, 'library/app', 'v2');
     await pushImage(multi, dst, 'library/app', 'v2');
     await pushImage(img.childSig, src, 'library/app', sigTag(multi.children[1]!.digest));
+    // An attestation left behind by an artifact the source no longer has.
+    await pushImage(img.stray, src, 'library/app', `${gone.replace(':', '-')}.att`);
   });
 
   it('plans the missing signature of an in-step artifact, copies it under its tag, then is in step', async () => {
@@ -456,9 +459,9 @@ describe('reconciler: cosign signatures follow their subjects, past the tag filt
 
     const plan = await reconciler.plan(cfg.policies[0]!);
     const child = multi.children[1]!.digest;
-    assert.deepEqual(plan.tasks.map((t) => [t.digest, t.tag, t.options.referrersOnly, plan.reasons.get(t.id)]).sort(), [
-      [img.app.digest, undefined, true, `${sigTag(img.app.digest)} missing in target`],
-      [child, undefined, true, `${sigTag(child)} missing in target`],
+    assert.deepEqual(plan.tasks.map((t) => [t.digest, t.tag, t.options.referrersOf, plan.reasons.get(t.id)]).sort(), [
+      [img.app.digest, undefined, 'digest', `${sigTag(img.app.digest)} missing in target`],
+      [child, undefined, 'digest', `${sigTag(child)} missing in target`],
     ].sort());
     for (const t of plan.tasks) {
       const o = await executeTask(t, endpoints.source('harbor-a'), endpoints.target('backup'), { logger: silentLogger });
@@ -469,6 +472,14 @@ describe('reconciler: cosign signatures follow their subjects, past the tag filt
 
     const again = await reconciler.plan(cfg.policies[0]!);
     assert.deepEqual(again.tasks, []);
+
+    const run = (t: ReplicationTask) => executeTask(ReplicationTaskSchema.parse(t), endpoints.source('harbor-a'), endpoints.target('backup'), { logger: silentLogger });
+    const gonePlanned = await run({ ...plan.tasks[0]!, id: 'gone', digest: gone });
+    assert.equal(gonePlanned.status, 'skipped');
+    assert.match(gonePlanned.note ?? '', /does not hold sha256:e+, which the signature tag names/);
+    const docker = await run({ ...plan.tasks[0]!, id: 'docker', options: { ...plan.tasks[0]!.options, manifestFormat: 'docker' } });
+    assert.equal(docker.status, 'skipped');
+    assert.match(docker.note ?? '', /Docker format/);
 
     // The filtered-out artifact's signature has nowhere to go: a task for it copies nothing.
     const stray = ReplicationTaskSchema.parse({ ...plan.tasks[0]!, id: 'stray', digest: img.dev.digest });

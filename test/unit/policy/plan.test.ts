@@ -254,18 +254,20 @@ describe('signatures follow their subjects', () => {
       assert.deepEqual(ReplicationTaskSchema.parse(t), t);
       assert.equal(t.digest, SUBJECT);
       assert.equal(t.tag, undefined);
-      assert.equal(t.options.referrersOnly, true);
+      assert.equal(t.options.referrersOf, 'digest');
       assert.equal(t.destRepository, 'myorg/nginx');
       assert.equal(t.id, taskId('ev-1', 'p1', `referrers:${SUBJECT}`));
     }
   });
 
-  it('keeps the repository filter, and plain tag matching for policies that do not copy referrers', () => {
+  it('keeps the repository filter; a tag filter that takes the signature tag, and a policy that does not copy referrers, make it an ordinary tag', () => {
     assert.deepEqual(planTasks(event({ tag: sigTag, repository: 'other/app' }), [signed], targets, NOW).unmatched, [{ policyId: 'p1', reason: 'filter:name' }]);
     assert.deepEqual(planTasks(event({ tag: sigTag }), [policy()], targets, NOW).unmatched, [{ policyId: 'p1', reason: 'filter:tag' }]);
-    const all = planTasks(event({ tag: sigTag }), [policy({ filters: [] })], targets, NOW).tasks;
-    assert.equal(all[0]?.tag, sigTag);
-    assert.equal(all[0]?.options.referrersOnly, undefined);
+    for (const p of [policy({ filters: [] }), policy({ referrers: true, filters: [{ type: 'tag', value: '**' }] })]) {
+      const all = planTasks(event({ tag: sigTag }), [p], targets, NOW).tasks;
+      assert.equal(all[0]?.tag, sigTag);
+      assert.equal(all[0]?.options.referrersOf, undefined);
+    }
   });
 
   it('leaves a target that takes Docker format out (SWR Basic by default): it gets no referrers', () => {
@@ -274,25 +276,26 @@ describe('signatures follow their subjects', () => {
     assert.deepEqual(planTarget({ kind: 'registry', edition: 'basic' }), { kind: 'registry' });
     const basic = new Map<string, PlanTarget>([['swr', planTarget({ kind: 'swr', edition: 'basic' })]]);
     assert.deepEqual(planTasks(event({ tag: sigTag }), [signed], basic, NOW).unmatched, [{ policyId: 'p1', reason: 'filter:tag' }]);
-    assert.equal(planTasks(event({ tag: sigTag }), [policy({ referrers: true, manifestFormat: 'preserve' })], basic, NOW).tasks[0]?.options.referrersOnly, true);
+    assert.equal(planTasks(event({ tag: sigTag }), [policy({ referrers: true, manifestFormat: 'preserve' })], basic, NOW).tasks[0]?.options.referrersOf, 'digest');
   });
 
   it('does not turn deletions of signature tags into referrers tasks', () => {
     const { tasks } = planTasks(event({ action: 'delete', tag: sigTag }), [policy({ referrers: true, deletion: true, filters: [] })], targets, NOW);
     assert.equal(tasks[0]?.tag, sigTag);
     assert.equal(tasks[0]?.action, 'delete');
-    assert.equal(tasks[0]?.options.referrersOnly, undefined);
+    assert.equal(tasks[0]?.options.referrersOf, undefined);
   });
 
-  it('reconcile leaves signature tags to the diff when the policy copies referrers', () => {
+  it('reconcile plans a signature tag as a tag only where the tag filter takes it (the diff follows the others)', () => {
     const listing = [{ repository: 'library/nginx', tags: [{ tag: 'v1', digest: SUBJECT }, { tag: sigTag, digest: DIGEST }] }];
     const noFilter = { filters: [{ type: 'name' as const, value: 'library/**' }] };
-    assert.deepEqual(reconcileTasks(policy({ ...noFilter, referrers: true }), listing, 'registry', NOW).map((t) => t.tag), ['v1']);
-    assert.deepEqual(reconcileTasks(policy(noFilter), listing, 'registry', NOW).map((t) => t.tag), ['v1', sigTag]);
+    assert.deepEqual(reconcileTasks(policy({ ...noFilter, referrers: true }), listing, 'registry', NOW).map((t) => t.tag), ['v1', sigTag]);
+    assert.deepEqual(reconcileTasks(policy({ referrers: true, filters: [{ type: 'tag', value: 'v*' }] }), listing, 'registry', NOW).map((t) => t.tag), ['v1']);
   });
 
-  it('a referrersOnly task must name its subject by digest, without a tag', () => {
+  it('a referrers task must name its artifact by digest, without a tag', () => {
     const t = planTasks(event({ tag: sigTag }), [signed], targets, NOW).tasks[0]!;
+    assert.equal(ReplicationTaskSchema.safeParse(t).success, true);
     assert.equal(ReplicationTaskSchema.safeParse({ ...t, tag: 'v1' }).success, false);
     assert.equal(ReplicationTaskSchema.safeParse({ ...t, action: 'delete' }).success, false);
   });
@@ -303,12 +306,12 @@ describe('an untagged push may be an OCI 1.1 referrer', () => {
 
   it('plans a referrers task for it where the tag filter refuses untagged artifacts', () => {
     const t = planTasks(untagged, [policy({ referrers: true })], targets, NOW).tasks;
-    assert.deepEqual(t.map((x) => [x.digest, x.tag, x.options.referrersOnly]), [[DIGEST, undefined, true]]);
+    assert.deepEqual(t.map((x) => [x.digest, x.tag, x.options.referrersOf]), [[DIGEST, undefined, 'subject']]);
     assert.deepEqual(planTasks(untagged, [policy()], targets, NOW).unmatched, [{ policyId: 'p1', reason: 'filter:tag' }]);
   });
 
   it('copies it by digest where the tag filter takes untagged artifacts', () => {
     const t = planTasks(untagged, [policy({ referrers: true, filters: [] })], targets, NOW).tasks;
-    assert.deepEqual(t.map((x) => [x.digest, x.tag, x.options.referrersOnly]), [[DIGEST, undefined, undefined]]);
+    assert.deepEqual(t.map((x) => [x.digest, x.tag, x.options.referrersOf]), [[DIGEST, undefined, undefined]]);
   });
 });

@@ -173,21 +173,23 @@ describe('diffPolicy', () => {
 describe('diffPolicy: cosign signature tags follow their subjects', () => {
   const sig = (c: string, s = 'sig') => `sha256-${c.repeat(64)}.${s}`;
   const signed = (over: Partial<PolicyInput> = {}) => policy({ referrers: true, filters: [{ type: 'tag', value: 'v*' }], ...over });
-  const referrers = (r: ReturnType<typeof diffPolicy>) => r.tasks.filter((t) => t.options.referrersOnly).map((t) => `${t.digest} (${r.reasons.get(t.id)})`).sort();
+  const referrers = (r: ReturnType<typeof diffPolicy>) => r.tasks.filter((t) => t.options.referrersOf).map((t) => `${t.digest} (${r.reasons.get(t.id)})`).sort();
 
-  it('plans one referrers task per in-step subject whose signatures the target lacks or holds on another digest', () => {
+  it('plans one referrers task per in-step artifact (or child of one) whose signatures the target lacks or holds on another digest', () => {
     const src = listing({ 'library/app': {
-      v1: D('a'), v2: D('b'), v3: D('c'), dev: D('d'),
+      v1: D('a'), v2: D('b'), v3: D('c'), dev: D('d'), v4: D('8'),
       [sig('a')]: D('1'), [sig('a', 'att')]: D('2'), // v1: one task for both tags
       [sig('b')]: D('3'), // v2: the target has it
       [sig('c')]: D('4'), // v3: copied in this pass, which brings it
       [sig('d')]: D('5'), // dev: filtered out, so its signature is too
-      [sig('e')]: D('6'), // a subject the listing lacks (an index's child) and the target holds
-      [sig('f')]: D('7'), // one the listing lacks that the target does not hold
+      [sig('e')]: D('6'), // a child of v4, an index in step
+      [sig('f')]: D('7'), // neither listed nor a child: gone from the source, or a filtered-out index's child
     } });
-    const dst = state({ 'library/app': { v1: D('a'), v2: D('b'), [sig('a')]: D('9'), [sig('b')]: D('3') } });
-    const r = diffPolicy(signed(), src, dst, 'registry', NOW, new Map(), new Map([['library/app', new Set([D('e')])]]));
+    const dst = state({ 'library/app': { v1: D('a'), v2: D('b'), v4: D('8'), [sig('a')]: D('9'), [sig('b')]: D('3') } });
+    const children = new Map([[D('8'), [D('e')]], [D('d'), [D('f')]]]);
+    const r = diffPolicy(signed(), src, dst, 'registry', NOW, new Map(), new Map(), children);
     assert.deepEqual(referrers(r), [`${D('a')} (${sig('a')} differs in target)`, `${D('e')} (${sig('e')} missing in target)`]);
+    for (const t of r.tasks.filter((x) => x.options.referrersOf)) assert.equal(t.options.referrersOf, 'digest');
     assert.deepEqual(summary(r).filter((s) => !s.includes('undefined')), ['push library/app:v3 -> library/app']);
     for (const t of r.tasks) assert.deepEqual(ReplicationTaskSchema.parse(t), t);
     const t = r.tasks.find((x) => x.digest === D('a'))!;
@@ -195,7 +197,7 @@ describe('diffPolicy: cosign signature tags follow their subjects', () => {
     assert.equal(t.id, taskId(reconcileEventId('p1', NOW), 'p1', `referrers:library/app:${D('a')}`));
   });
 
-  it('plans none for a policy that does not copy referrers, a Docker-format target, or a converted subject', () => {
+  it('plans none for a policy that does not copy referrers, a Docker-format target, a converted subject, or a tag the filter takes', () => {
     const src = listing({ 'library/app': { v1: D('a'), [sig('a')]: D('1') } });
     const dst = state({ 'library/app': { v1: D('a') } });
     assert.deepEqual(referrers(diffPolicy(signed({ referrers: false }), src, dst, 'registry', NOW)), []);
@@ -203,6 +205,10 @@ describe('diffPolicy: cosign signature tags follow their subjects', () => {
     const filtered = diffPolicy(signed({ platforms: ['linux/amd64'] }), src, state({ 'library/app': { v1: D('f') } }), 'registry', NOW, new Map([[D('a'), D('f')]]));
     assert.deepEqual(referrers(filtered), []);
     assert.equal(filtered.unchanged, 1);
+    // A tag filter that takes the signature tag makes it an ordinary tag, copied as one.
+    const plain = diffPolicy(signed({ filters: [] }), src, dst, 'registry', NOW);
+    assert.deepEqual(referrers(plain), []);
+    assert.deepEqual(summary(plain), [`push library/app:${sig('a')} -> library/app`]);
   });
 
   it('never deletes a target signature tag, whatever the source lists', () => {
