@@ -33,7 +33,9 @@ export interface SyncArgs {
 const describe = (t: ReplicationTask): string => {
   const ref = t.tag ?? t.digest ?? '';
   const sep = t.tag ? ':' : '@';
-  return `${t.policyId} ${t.action} ${t.sourceId}/${t.repository}${sep}${ref} -> ${t.targetId}/${t.destRepository}${sep}${ref}`;
+  // A referrers task copies signatures of the artifact, not the artifact itself.
+  const action = t.options.referrersOf ? 'referrers' : t.action;
+  return `${t.policyId} ${action} ${t.sourceId}/${t.repository}${sep}${ref} -> ${t.targetId}/${t.destRepository}${sep}${ref}`;
 };
 
 export async function syncCommand(args: SyncArgs): Promise<number> {
