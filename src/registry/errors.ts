@@ -128,3 +128,14 @@ export function registryErrorFromThrown(e: unknown, ctx: RegistryErrorCtx = {}, 
   if (isConnectionError(e)) return registryError('HSB_REGISTRY_UNAVAILABLE', `connection to registry failed${ctx.registry ? ` (${ctx.registry})` : ''}: ${code ?? ''} ${detail}`.trim(), { ...ctx, errno: code }, e);
   return registryError('HSB_REGISTRY_UNAVAILABLE', `request to registry failed${ctx.registry ? ` (${ctx.registry})` : ''}: ${detail}`, { ...ctx, errno: code }, e);
 }
+
+const REFUSALS = new Set(['HSB_REGISTRY_DENIED', 'HSB_REGISTRY_UNSUPPORTED', 'HSB_REGISTRY_BAD_REQUEST', 'HSB_REGISTRY_UNAUTHORIZED']);
+
+/**
+ * A refusal (401, 403, 405, 400) rather than a failure: what a look-up of something optional, such
+ * as a cosign tag, takes as "not there" (a proxy or WAF in front of the registry may answer so).
+ */
+export function isRefusal(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && REFUSALS.has(code);
+}

@@ -5,7 +5,7 @@ import type { RegistryClient } from '../registry/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { isDigest } from '../registry/digest.ts';
-import { registryError } from '../registry/errors.ts';
+import { isRefusal, registryError } from '../registry/errors.ts';
 import { ByteRateLimiter, kbpsToBytesPerSecond } from '../registry/limits.ts';
 import { BridgeError } from '../errors.ts';
 import type { Descriptor } from '../registry/referrers.ts';
@@ -278,24 +278,62 @@ export async function copyReferrersOf(src: RegistryClient, srcRepo: string, dige
 }
 
 /**
- * A copied manifest that names a subject is found through the subject's referrers: a target
- * without the referrers API needs it in the subject's `sha256-<hex>` index, which the client
- * pushing it writes (OCI distribution spec, referrers tag schema).
+ * With referrers on: a copied manifest that names a subject is found through the subject's
+ * referrers, so a target without the referrers API needs it in the subject's `sha256-<hex>` index,
+ * which the client pushing it writes (OCI distribution spec, referrers tag schema). Best effort:
+ * the manifest itself is in, and the next copy of it tries again.
  */
 async function linkToSubject(c: Ctx, m: { digest: string; mediaType: string; bytes: Buffer }): Promise<void> {
-  if (c.opts.linkSubject === false) return;
+  if (c.opts.linkSubject === false || !c.opts.referrers || c.opts.manifestFormat === 'docker') return;
   const subject = subjectOf(m.bytes, m.mediaType);
   if (subject === undefined) return;
-  const target = await c.dst.referrers(c.dstRepo, subject, c.opts.signal);
-  if (target.via !== 'tag' || target.descriptors.some((d) => d.digest === m.digest)) return;
   const doc = parseManifest(m.bytes, m.mediaType).doc as { artifactType?: string; config?: { mediaType?: string }; annotations?: Record<string, string> };
   const artifactType = doc.artifactType ?? doc.config?.mediaType;
   const desc: Descriptor = {
     mediaType: m.mediaType, digest: m.digest, size: m.bytes.length,
     ...(artifactType ? { artifactType } : {}), ...(doc.annotations ? { annotations: doc.annotations } : {}),
   };
-  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...target.descriptors, desc] };
-  await c.dst.putManifest(c.dstRepo, referrersTag(subject), Buffer.from(JSON.stringify(index)), MediaType.ociIndex, c.opts.signal);
+  try {
+    await addToTagSchemaIndex(c, subject, [desc]);
+  } catch (e) {
+    if (c.opts.signal?.aborted) throw e;
+    c.log.warn({ subject, digest: m.digest, code: (e as { code?: string }).code, err: (e as Error).message }, 'copied a referrer but could not add it to its subject\'s sha256-<digest> index in the target');
+  }
+}
+
+/** Index writes per target repository and subject, one at a time in this process: each reads the index and writes it back. */
+const indexWrites = new Map<string, Promise<unknown>>();
+
+/**
+ * On a target without the referrers API, puts `descs` into `subject`'s `sha256-<hex>` index
+ * (after what it lists), or `replace` when given (the source's own index, when it differs). True
+ * when it wrote. Serialised per index, so concurrent copies in this process do not lose entries.
+ */
+async function addToTagSchemaIndex(c: Ctx, subject: string, descs: readonly Descriptor[], replace?: { digest: string; bytes: Buffer; mediaType: string }): Promise<boolean> {
+  const key = `${c.dst.identity}\0${c.dstRepo}\0${subject}`;
+  const run = async (): Promise<boolean> => {
+    const target = await c.dst.referrers(c.dstRepo, subject, c.opts.signal);
+    if (target.via !== 'tag') return false;
+    if (replace) {
+      if (target.tagIndex?.digest === replace.digest) return false;
+      await c.dst.putManifest(c.dstRepo, referrersTag(subject), replace.bytes, replace.mediaType, c.opts.signal);
+      return true;
+    }
+    const have = new Set(target.descriptors.map((d) => d.digest));
+    const missing = descs.filter((d) => !have.has(d.digest));
+    if (missing.length === 0) return false;
+    const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...target.descriptors, ...missing] };
+    await c.dst.putManifest(c.dstRepo, referrersTag(subject), Buffer.from(JSON.stringify(index)), MediaType.ociIndex, c.opts.signal);
+    return true;
+  };
+  const prev = indexWrites.get(key) ?? Promise.resolve();
+  const mine = prev.catch(() => undefined).then(run);
+  indexWrites.set(key, mine);
+  try {
+    return await mine;
+  } finally {
+    if (indexWrites.get(key) === mine) indexWrites.delete(key);
+  }
 }
 
 const counted = (r: { referrers?: number }): { referrers?: number } => (r.referrers === undefined ? {} : { referrers: r.referrers });
@@ -332,37 +370,22 @@ async function copyReferrers(c: Ctx, digest: string): Promise<{ found: number; c
   };
   for (const d of r.descriptors) await copy(d.digest, undefined);
   for (const tag of cosign) await copy(tag, tag);
-  if (r.descriptors.length > 0) {
-    const target = await c.dst.referrers(c.dstRepo, digest, c.opts.signal);
-    if (target.via === 'tag') {
-      const tag = referrersTag(digest);
-      if (r.tagIndex) {
-        if (target.tagIndex?.digest !== r.tagIndex.digest) {
-          await c.dst.putManifest(c.dstRepo, tag, r.tagIndex.bytes, r.tagIndex.mediaType, c.opts.signal);
-          copied++;
-        }
-      } else {
-        const have = new Set(target.descriptors.map((d) => d.digest));
-        const missing = r.descriptors.filter((d) => !have.has(d.digest));
-        if (missing.length > 0) {
-          const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...target.descriptors, ...missing] };
-          await c.dst.putManifest(c.dstRepo, tag, Buffer.from(JSON.stringify(index)), MediaType.ociIndex, c.opts.signal);
-          copied++;
-        }
-      }
-    }
-  }
+  if (r.descriptors.length > 0 && await addToTagSchemaIndex(c, digest, r.descriptors, r.tagIndex)) copied++;
   return { found: r.descriptors.length + cosign.length, copied };
 }
 
-/** Refusals that a probe for optional tags takes as "not there" (a proxy or WAF in front of the source). */
-const PROBE_REFUSED = new Set(['HSB_REGISTRY_DENIED', 'HSB_REGISTRY_UNSUPPORTED', 'HSB_REGISTRY_BAD_REQUEST', 'HSB_REGISTRY_UNAUTHORIZED']);
+/** Registries (by account) already warned about refusing cosign look-ups: once per process is enough. */
+const refusedProbes = new Set<string>();
 
 async function tagsPresent(c: Ctx, tags: readonly string[]): Promise<string[]> {
   const heads = await Promise.all(tags.map((t) => c.src.headManifest(c.srcRepo, t, c.opts.signal).catch((e: unknown) => {
+    if (!isRefusal(e) || c.opts.signal?.aborted) throw e;
     const code = (e as { code?: string }).code;
-    if (code === undefined || !PROBE_REFUSED.has(code) || c.opts.signal?.aborted) throw e;
-    c.log.warn({ tag: t, code }, 'the source refused a look-up of a cosign tag: taken as absent');
+    if (refusedProbes.has(c.src.identity)) c.log.debug({ tag: t, code }, 'cosign tag look-up refused: taken as absent');
+    else {
+      refusedProbes.add(c.src.identity);
+      c.log.warn({ tag: t, code }, 'the source refuses look-ups of cosign tags: taken as absent (said once per source)');
+    }
     return null;
   })));
   return tags.filter((_, i) => heads[i] !== null);

@@ -103,7 +103,7 @@ export function diffPolicy(
       copiedNow.add(task.digest!);
       out.reasons.set(task.id, current === undefined
         ? 'missing in target'
-        : `target has ${short(current)}, source ${short(task.digest!)}${policy.override ? '' : ' (override off: the target keeps its tag)'}`);
+        : `target has ${short(current)}, source ${short(task.digest!)}${policy.override || REFERRER_TAG.test(task.tag) ? '' : ' (override off: the target keeps its tag)'}`);
     }
     if (copiesReferrers(policy, typeof targetKind === 'string' ? { kind: targetKind } : targetKind)) {
       for (const task of signatureTasks({ policy, repo, dest: d.dest, have, wanted: plan.tasks, copiedNow, converted, children, eventId, now })) {

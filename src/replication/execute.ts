@@ -1,5 +1,6 @@
 import type { Logger } from '../observability/logger.ts';
 import { copyArtifact, copyReferrersOf, transformsManifest, type CopyResult } from './copy.ts';
+import { referrerTagSubject } from '../registry/referrers.ts';
 import type { CopyPool } from './copy-pool.ts';
 import type { SourceHandle, TargetHandle } from './endpoints.ts';
 import type { ReplicationTask } from './task.ts';
@@ -36,7 +37,8 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
       manifestFormat: task.options.manifestFormat ?? dst.manifestFormat,
       platforms: task.options.platforms,
       referrers: task.options.referrers,
-      override: task.options.override,
+      // A signature tag (`sha256-<hex>.sig`, `sha256-<hex>`) is its artifact's set of signatures, not a user's tag: it always moves.
+      override: task.tag !== undefined && referrerTagSubject(task.tag) !== undefined ? true : task.options.override,
       signal: ctx.signal,
       onProgress: ctx.onProgress,
       onWait: ctx.onWait,
@@ -80,7 +82,7 @@ async function executeReferrersTask(task: ReplicationTask, of: 'digest' | 'subje
     override: task.options.override, signal: ctx.signal, onProgress: ctx.onProgress, onWait: ctx.onWait, speedKbps: task.options.speedKbps, logger: ctx.logger, pool: ctx.pool,
   });
   if (r.kind === 'not-a-referrer') return { status: 'skipped', bytes: 0, note: 'an untagged artifact that names no subject: the policy\'s tag filter takes no untagged artifact' };
-  if (r.kind === 'absent') return { status: 'skipped', bytes: 0, note: `the target does not hold ${r.artifact}: its referrers go with it whenever it is copied` };
+  if (r.kind === 'absent') return { status: 'skipped', bytes: 0, note: `${task.destRepository} in the target does not hold ${r.artifact}: its referrers go with it whenever it is copied there` };
   const { result } = r;
   return {
     status: result.skipped ? 'skipped' : 'done', digest: result.digest, bytes: result.bytes, blobs: result.blobs,

@@ -20,6 +20,7 @@ import { Limiter } from './limiter.ts';
 import { ReplicationTaskSchema, taskKey, type ReplicationTask } from './task.ts';
 import { targetDigestOf, transformsManifest } from './copy.ts';
 import { indexChildren } from './copy-plan.ts';
+import { isRefusal } from '../registry/errors.ts';
 import { checked } from '../bus/checked.ts';
 
 /** Source digest + copy variant → the digest the copy writes; content-addressed, so never stale. */
@@ -27,7 +28,9 @@ const convertedCache = new Map<string, string>();
 /** Source manifest (by digest, so it never changes) → its children's digests ([] for an image). */
 const childrenCache = new Map<string, readonly string[]>();
 const MAX_CACHED = 100_000;
+/** Bounded, least recently used first out (Map order; a hit re-inserts). */
 function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  cache.delete(key);
   if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
   cache.set(key, value);
 }
@@ -135,7 +138,10 @@ export class Reconciler {
     const listing: SourceListing[] = await Promise.all(repos.map(async (repository) => {
       const tags = compared(await cache.get(`tags\0${source.id}\0${repository}`, () => limit.run(() => src.listTags(repository, signal))));
       const entries = await Promise.all(tags.map(async (tag) => {
-        const digest = await cache.get(`head\0${source.id}\0${repository}\0${tag}`, () => limit.run(async () => (await src.headManifest(repository, tag, signal))?.digest));
+        // A cosign tag compared only as a signature is optional: a source refusing its look-up has none.
+        const optional = !tagMatches(policy, tag);
+        const digest = await cache.get(`head\0${source.id}\0${repository}\0${tag}`, () => limit.run(async () => (await src.headManifest(repository, tag, signal))?.digest))
+          .catch((e: unknown) => { if (optional && isRefusal(e) && !signal?.aborted) return undefined; throw e; });
         return digest ? { tag, digest } : undefined; // deleted between listing and HEAD
       }));
       return { repository, tags: entries.filter((e) => e !== undefined) };
@@ -359,12 +365,15 @@ export class Reconciler {
       const d = destinationOf(policy, repo.repository, target);
       if ('reason' in d) return [];
       const listed = new Set(repo.tags.map((e) => e.digest));
-      if (![...signatureSubjects(policy, repo, state.get(d.dest))].some((s) => !listed.has(s))) return [];
-      const artifacts = new Set(repo.tags.filter((e) => referrerTagSubject(e.tag) === undefined).map((e) => e.digest));
+      const have = state.get(d.dest);
+      if (![...signatureSubjects(policy, repo, have)].some((s) => !listed.has(s))) return [];
+      // Only artifacts the pass may leave in step: untagged ones, and tags the target has on the same digest.
+      const artifacts = new Set(repo.tags.filter((e) => referrerTagSubject(e.tag) === undefined && (e.tag === '' || have?.get(e.tag) === e.digest)).map((e) => e.digest));
       return [...artifacts].map(async (digest) => {
         const key = `${sourceId}\0${repo.repository}\0${digest}`;
         let kids = childrenCache.get(key);
-        if (kids === undefined) {
+        if (kids !== undefined) remember(childrenCache, key, kids);
+        else {
           // Unreadable now (deleted meanwhile, say): its children's signatures wait for the next pass.
           const m = await limit.run(() => src.getManifest(repo.repository, digest, undefined, signal)).catch(() => undefined);
           if (!m) return;

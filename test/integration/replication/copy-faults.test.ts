@@ -228,3 +228,23 @@ test('a source that refuses look-ups of cosign tags (403, 405) is taken as havin
     pa.clearRules();
   }
 });
+
+test('a target refusing the subject\'s tag-schema index does not fail the copy of a referrer, which is in by digest', async () => {
+  pa.clearRules(); pb.clearRules();
+  const { src, dst } = clientsFor();
+  const carrier = await buildImage({ layers: [Buffer.from('an sbom the target will hold')] });
+  try {
+    await pushImage(carrier, a, 'src/app', 'carrier');
+    const bytes = Buffer.from(JSON.stringify({ ...JSON.parse(carrier.bytes.toString()), subject: { mediaType: image.mediaType, digest: image.digest, size: image.bytes.length } }));
+    const referrer = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    await src.putManifest('src/app', referrer, bytes, MT.ociManifest);
+    pb.addRule({ match: { method: 'PUT', path: /\/manifests\/sha256-[0-9a-f]{64}$/ }, action: 'status', status: 403, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'DENIED', message: 'denied' }] }) });
+    const r = await copyArtifact(src, 'src/app', referrer, dst, 'dst/link', undefined, { referrers: true, pool: new CopyPool() });
+    assert.equal(r.digest, referrer);
+    assert.ok(await dst.headManifest('dst/link', referrer));
+    assert.ok(pb.requests.some((q) => q.method === 'PUT' && /\/manifests\/sha256-[0-9a-f]{64}$/.test(q.path) && q.status === 403), 'the index write was tried');
+  } finally {
+    pb.clearRules();
+    await carrier.cleanup();
+  }
+});

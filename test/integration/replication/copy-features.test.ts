@@ -301,14 +301,52 @@ test('an OCI 1.1 referrer pushed after its subject follows it into a target that
   assert.deepEqual(await tagSchemaIndex('oci/app', img.digest), [`${referrer} application/example.sbom`]);
 });
 
-test('a referrer copied by digest like any untagged artifact is added to its subject\'s tag-schema index, once', async () => {
+test('with referrers, a referrer copied by digest like any untagged artifact is added to its subject\'s tag-schema index, once', async () => {
   const img = await built(buildImage({ layers: [5400] }));
   await pushImage(img, a, 'link/app', 'v1');
   await copyArtifact(src, 'link/app', 'v1', dst, 'link/app', 'v1', { pool: new CopyPool() });
   const first = await pushReferrer('link/app', img, 'first sbom');
   const second = await pushReferrer('link/app', img, 'second sbom');
-  await copyArtifact(src, 'link/app', first, dst, 'link/app', undefined, { pool: new CopyPool() });
-  await copyArtifact(src, 'link/app', second, dst, 'link/app', undefined, { pool: new CopyPool() });
-  await copyArtifact(src, 'link/app', second, dst, 'link/app', undefined, { pool: new CopyPool() });
+  const opts = () => ({ referrers: true, pool: new CopyPool() });
+  await copyArtifact(src, 'link/app', first, dst, 'link/app', undefined, opts());
+  await copyArtifact(src, 'link/app', second, dst, 'link/app', undefined, opts());
+  await copyArtifact(src, 'link/app', second, dst, 'link/app', undefined, opts());
   assert.deepEqual(await tagSchemaIndex('link/app', img.digest), [`${first} application/example.sbom`, `${second} application/example.sbom`]);
+});
+
+test('referrers copied at once into one target all end up in the subject\'s tag-schema index', async () => {
+  const img = await built(buildImage({ layers: [5500] }));
+  await pushImage(img, a, 'race/app', 'v1');
+  await copyArtifact(src, 'race/app', 'v1', dst, 'race/app', 'v1', { pool: new CopyPool() });
+  const refs = await Promise.all(['one', 'two', 'three', 'four'].map((n) => pushReferrer('race/app', img, `sbom ${n}`)));
+  await Promise.all(refs.map((r) => copyArtifact(src, 'race/app', r, dst, 'race/app', undefined, { referrers: true, pool: new CopyPool() })));
+  assert.deepEqual((await tagSchemaIndex('race/app', img.digest)).sort(), refs.map((r) => `${r} application/example.sbom`).sort());
+});
+
+test('a referrer the target already holds is added to its subject\'s index on the next copy; without referrers nothing is', async () => {
+  const img = await built(buildImage({ layers: [5600] }));
+  await pushImage(img, a, 'heal/app', 'v1');
+  await copyArtifact(src, 'heal/app', 'v1', dst, 'heal/app', 'v1', { pool: new CopyPool() });
+  const r = await pushReferrer('heal/app', img, 'sbom held already');
+  // Copied without referrers (as a policy without them would): in the target, listed nowhere.
+  await copyArtifact(src, 'heal/app', r, dst, 'heal/app', undefined, { pool: new CopyPool() });
+  assert.deepEqual(await dst.listTags('heal/app'), ['v1']);
+  const again = await copyArtifact(src, 'heal/app', r, dst, 'heal/app', undefined, { referrers: true, pool: new CopyPool() });
+  assert.equal(again.skipped, true);
+  assert.deepEqual(await tagSchemaIndex('heal/app', img.digest), [`${r} application/example.sbom`]);
+});
+
+test('a signature of a referrer (a signed SBOM) follows the SBOM; progress is reported while referrers move', async () => {
+  const img = await built(buildImage({ layers: [5700] }));
+  await pushImage(img, a, 'sbom/app', 'v1');
+  const sbom = await pushReferrer('sbom/app', img, 'an sbom that gets signed');
+  await copyArtifact(src, 'sbom/app', 'v1', dst, 'sbom/app', 'v1', { referrers: true, pool: new CopyPool() });
+  assert.equal((await copyReferrersOf(src, 'sbom/app', sbom, dst, 'sbom/app', 'subject', { pool: new CopyPool() })).kind, 'copied');
+  assert.ok(await dst.headManifest('sbom/app', sbom), 'the SBOM followed its subject');
+  const sig = await cosignTag('sbom/app', sbom, 'sig');
+  let calls = 0;
+  const r = await copyReferrersOf(src, 'sbom/app', sbom, dst, 'sbom/app', 'digest', { pool: new CopyPool(), onProgress: () => { calls++; } });
+  assert.ok(r.kind === 'copied' && r.artifact === sbom && !r.result.skipped);
+  assert.equal(await inspectDigest(b, 'sbom/app', `${sbom.replace(':', '-')}.sig`), sig.digest);
+  assert.ok(calls > 0, 'a referrers-only copy reports progress, which keeps the stall timer from firing');
 });

@@ -14,6 +14,7 @@ import { Reconciler } from '../../../src/replication/reconciler.ts';
 import { executeTask } from '../../../src/replication/execute.ts';
 import { ReplicationTaskSchema, type ReplicationTask } from '../../../src/replication/task.ts';
 import { startHarborDouble, type HarborDouble } from '../../support/harbor-api-double.ts';
+import { startFaultProxy } from '../../support/fault-proxy.ts';
 
 const user = { username: 'robot$bridge', password: 'src-pass-1' };
 const pusher = { username: 'pusher', password: 'dst-pass-2' };
@@ -424,14 +425,14 @@ describe('reconciler: cosign signatures follow their subjects, past the tag filt
   let src: TestRegistry;
   let dst: TestRegistry;
   const sigTag = (digest: string) => `${digest.replace(':', '-')}.sig`;
-  const img: Record<'app' | 'dev' | 'sig' | 'devSig' | 'childSig' | 'stray', LocalImage> = {} as never;
+  const img: Record<'app' | 'dev' | 'sig' | 'devSig' | 'childSig' | 'stray' | 'old' | 'oldAtt', LocalImage> = {} as never;
   const gone = `sha256:${'e'.repeat(64)}`;
   let multi: LocalImage;
 
   before(async () => {
     [src, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'basic', users: [pusher] })]);
     cleanup.push(() => src.stop(), () => dst.stop());
-    for (const k of ['app', 'dev', 'sig', 'devSig', 'childSig', 'stray'] as const) {
+    for (const k of ['app', 'dev', 'sig', 'devSig', 'childSig', 'stray', 'old', 'oldAtt'] as const) {
       img[k] = await buildImage({ layers: [Buffer.from(`layer of ${k}`)] });
       cleanup.push(() => img[k].cleanup());
     }
@@ -449,10 +450,15 @@ describe('reconciler: cosign signatures follow their subjects, past the tag filt
     await pushImage(img.childSig, src, 'library/app', sigTag(multi.children[1]!.digest));
     // An attestation left behind by an artifact the source no longer has.
     await pushImage(img.stray, src, 'library/app', `${gone.replace(':', '-')}.att`);
+    // One the target still holds (replicated before the source deleted it), with its attestation left behind.
+    await pushImage(img.old, dst, 'library/app', 'v0');
+    await pushImage(img.oldAtt, src, 'library/app', `${img.old.digest.replace(':', '-')}.att`);
   });
 
+  const policy = { id: 'signed', src_registry: 'harbor-a', dest_registry: 'backup', referrers: true, filters: [{ type: 'tag', value: 'v*' }] };
+
   it('plans the missing signature of an in-step artifact, copies it under its tag, then is in step', async () => {
-    const cfg = config({ url: src.url }, dst, [{ id: 'signed', src_registry: 'harbor-a', dest_registry: 'backup', referrers: true, filters: [{ type: 'tag', value: 'v*' }] }]);
+    const cfg = config({ url: src.url }, dst, [policy]);
     const endpoints = new Endpoints(cfg, silentLogger);
     cleanup.push(() => endpoints.close());
     const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
@@ -487,5 +493,41 @@ describe('reconciler: cosign signatures follow their subjects, past the tag filt
     assert.equal(skipped.status, 'skipped');
     assert.match(skipped.note ?? '', /does not hold/);
     assert.equal(await endpoints.target('backup').client.headManifest('library/app', sigTag(img.dev.digest)), null);
+  });
+});
+
+describe('reconciler: signatures, continued', () => {
+  it('a source refusing look-ups of cosign tags still plans; a signature tag taken as a tag moves even with override off', async () => {
+    const [src, dst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'basic', users: [pusher] })]);
+    cleanup.push(() => src.stop(), () => dst.stop());
+    const [app, sig, stale] = await Promise.all(['app', 'signature', 'stale signature'].map((l) => buildImage({ layers: [Buffer.from(l)] })));
+    cleanup.push(() => app!.cleanup(), () => sig!.cleanup(), () => stale!.cleanup());
+    const sigTag = `${app!.digest.replace(':', '-')}.sig`;
+    await pushImage(app!, src, 'library/app', 'v1');
+    await pushImage(app!, dst, 'library/app', 'v1');
+    await pushImage(sig!, src, 'library/app', sigTag);
+    await pushImage(stale!, dst, 'library/app', sigTag);
+    const proxy = await startFaultProxy(src.url);
+    cleanup.push(() => proxy.stop());
+    proxy.addRule({ match: { method: 'HEAD', path: /\/manifests\/sha256-[0-9a-f]{64}\.(sig|att|sbom)$/ }, action: 'status', status: 403, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'DENIED', message: 'denied' }] }) });
+
+    const refused = config({ url: proxy.url }, dst, [{ id: 'signed', src_registry: 'harbor-a', dest_registry: 'backup', referrers: true, filters: [{ type: 'tag', value: 'v*' }] }]);
+    const e1 = new Endpoints(refused, silentLogger);
+    cleanup.push(() => e1.close());
+    const plan = await new Reconciler({ config: refused, endpoints: e1, logger: silentLogger }).plan(refused.policies[0]!);
+    assert.deepEqual(plan.tasks, [], 'the refused signature tag counts as absent');
+    assert.ok(proxy.requests.some((q) => q.method === 'HEAD' && q.path.endsWith('.sig') && q.status === 403));
+
+    // No tag filter: the signature tag is an ordinary tag, and it moves although override is off.
+    const plain = config({ url: src.url }, dst, [{ id: 'plain', src_registry: 'harbor-a', dest_registry: 'backup', override: false }]);
+    const e2 = new Endpoints(plain, silentLogger);
+    cleanup.push(() => e2.close());
+    const reconciler = new Reconciler({ config: plain, endpoints: e2, logger: silentLogger });
+    const tasks = (await reconciler.plan(plain.policies[0]!)).tasks;
+    assert.deepEqual(tasks.map((t) => t.tag), [sigTag]);
+    const o = await executeTask(tasks[0]!, e2.source('harbor-a'), e2.target('backup'), { logger: silentLogger });
+    assert.equal(o.status, 'done');
+    assert.equal(await inspectDigest(dst, 'library/app', sigTag, pusher), sig!.digest);
+    assert.deepEqual((await reconciler.plan(plain.policies[0]!)).tasks, []);
   });
 });
