@@ -296,7 +296,8 @@ async function linkToSubject(c: Ctx, m: { digest: string; mediaType: string; byt
   try {
     await addToTagSchemaIndex(c, subject, [desc]);
   } catch (e) {
-    if (c.opts.signal?.aborted) throw e;
+    // A transient failure fails the task, whose retry links it (the copy itself is then a no-op).
+    if (c.opts.signal?.aborted || (e as { retryable?: boolean }).retryable) throw e;
     c.log.warn({ subject, digest: m.digest, code: (e as { code?: string }).code, err: (e as Error).message }, 'copied a referrer but could not add it to its subject\'s sha256-<digest> index in the target');
   }
 }
@@ -351,7 +352,8 @@ async function referrersOf(c: Ctx, digests: readonly string[]): Promise<{ referr
  * Copies the referrers of `digest`: those the source's OCI 1.1 API or its tag schema lists, by
  * digest, and cosign's tags, under the same tags. A target without the referrers API gets the
  * `sha256-<hex>` tag index: the source's own bytes when the source has one, else one built from
- * the target's and the source's referrers. Referrers of referrers are not followed.
+ * the target's and the source's referrers. Of referrers' own referrers, only their cosign
+ * signatures are followed (a signed SBOM), one level down.
  */
 async function copyReferrers(c: Ctx, digest: string): Promise<{ found: number; copied: number }> {
   if (!isDigest(digest)) return { found: 0, copied: 0 };
@@ -368,10 +370,17 @@ async function copyReferrers(c: Ctx, digest: string): Promise<{ found: number; c
     c.bytes += res.bytes;
     if (!res.skipped) copied++;
   };
-  for (const d of r.descriptors) await copy(d.digest, undefined);
+  let found = r.descriptors.length + cosign.length;
+  for (const d of r.descriptors) {
+    await copy(d.digest, undefined);
+    // A signed SBOM or attestation: its own cosign signatures, one level down (not further).
+    const signatures = await tagsPresent(c, cosignTags(d.digest));
+    for (const tag of signatures) await copy(tag, tag);
+    found += signatures.length;
+  }
   for (const tag of cosign) await copy(tag, tag);
   if (r.descriptors.length > 0 && await addToTagSchemaIndex(c, digest, r.descriptors, r.tagIndex)) copied++;
-  return { found: r.descriptors.length + cosign.length, copied };
+  return { found, copied };
 }
 
 /** Registries (by account) already warned about refusing cosign look-ups: once per process is enough. */

@@ -105,6 +105,9 @@ export class Reconciler {
   /** Sources (and repositories) whose unreadable artifact API was reported at warn level. */
   readonly #warnedUntagged = new Set<string>();
 
+  /** Sources already reported as refusing look-ups of signature tags. */
+  readonly #refusing = new Set<string>();
+
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: 'reconciler' });
@@ -138,10 +141,17 @@ export class Reconciler {
     const listing: SourceListing[] = await Promise.all(repos.map(async (repository) => {
       const tags = compared(await cache.get(`tags\0${source.id}\0${repository}`, () => limit.run(() => src.listTags(repository, signal))));
       const entries = await Promise.all(tags.map(async (tag) => {
-        // A cosign tag compared only as a signature is optional: a source refusing its look-up has none.
-        const optional = !tagMatches(policy, tag);
+        // Signature tags are optional content: a source refusing their look-up has none.
+        const optional = follows && referrerTagSubject(tag) !== undefined;
         const digest = await cache.get(`head\0${source.id}\0${repository}\0${tag}`, () => limit.run(async () => (await src.headManifest(repository, tag, signal))?.digest))
-          .catch((e: unknown) => { if (optional && isRefusal(e) && !signal?.aborted) return undefined; throw e; });
+          .catch((e: unknown) => {
+            if (!optional || !isRefusal(e) || signal?.aborted) throw e;
+            if (!this.#refusing.has(source.id)) {
+              this.#refusing.add(source.id);
+              this.#log.warn({ source: source.id, tag, code: (e as { code?: string }).code }, 'the source refuses look-ups of signature tags: taken as absent (said once per source)');
+            }
+            return undefined;
+          });
         return digest ? { tag, digest } : undefined; // deleted between listing and HEAD
       }));
       return { repository, tags: entries.filter((e) => e !== undefined) };

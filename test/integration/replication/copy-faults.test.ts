@@ -243,6 +243,16 @@ test('a target refusing the subject\'s tag-schema index does not fail the copy o
     assert.equal(r.digest, referrer);
     assert.ok(await dst.headManifest('dst/link', referrer));
     assert.ok(pb.requests.some((q) => q.method === 'PUT' && /\/manifests\/sha256-[0-9a-f]{64}$/.test(q.path) && q.status === 403), 'the index write was tried');
+
+    // A transient failure is the copy's: its retry links the referrer.
+    pb.clearRules();
+    pb.addRule({ match: { method: 'PUT', path: /\/manifests\/sha256-[0-9a-f]{64}$/ }, action: 'status', status: 503, times: 100 });
+    await assert.rejects(copyArtifact(src, 'src/app', referrer, dst, 'dst/link2', undefined, { referrers: true, pool: new CopyPool() }), (e: BridgeError) => e.retryable === true);
+    pb.clearRules();
+    const retried = await copyArtifact(src, 'src/app', referrer, dst, 'dst/link2', undefined, { referrers: true, pool: new CopyPool() });
+    assert.equal(retried.skipped, true);
+    const index = JSON.parse((await inspectRaw(b, 'dst/link2', image.digest.replace(':', '-'))).toString()) as { manifests: { digest: string }[] };
+    assert.deepEqual(index.manifests.map((m) => m.digest), [referrer]);
   } finally {
     pb.clearRules();
     await carrier.cleanup();

@@ -350,3 +350,17 @@ test('a signature of a referrer (a signed SBOM) follows the SBOM; progress is re
   assert.equal(await inspectDigest(b, 'sbom/app', `${sbom.replace(':', '-')}.sig`), sig.digest);
   assert.ok(calls > 0, 'a referrers-only copy reports progress, which keeps the stall timer from firing');
 });
+
+test('an SBOM\'s own cosign signature comes with the SBOM when its subject is copied', async () => {
+  const img = await built(buildImage({ layers: [5800] }));
+  await pushImage(img, a, 'sbom2/app', 'v1');
+  const sbom = await pushReferrer('sbom2/app', img, 'an sbom signed before the copy');
+  const bytes = (await src.getManifest('sbom2/app', sbom)).bytes;
+  // The subject's tag-schema index, as the pushing client writes it on a registry without the referrers API.
+  await src.putManifest('sbom2/app', img.digest.replace(':', '-'), Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [{ mediaType: MT.ociManifest, digest: sbom, size: bytes.length, artifactType: 'application/example.sbom' }] })), MT.ociIndex);
+  const sig = await cosignTag('sbom2/app', sbom, 'sig');
+  const r = await copyArtifact(src, 'sbom2/app', 'v1', dst, 'sbom2/app', 'v1', { referrers: true, pool: new CopyPool() });
+  assert.equal(r.referrers, 2);
+  assert.ok(await dst.headManifest('sbom2/app', sbom));
+  assert.equal(await inspectDigest(b, 'sbom2/app', `${sbom.replace(':', '-')}.sig`), sig.digest);
+});

@@ -516,6 +516,11 @@ describe('reconciler: signatures, continued', () => {
     cleanup.push(() => e1.close());
     const plan = await new Reconciler({ config: refused, endpoints: e1, logger: silentLogger }).plan(refused.policies[0]!);
     assert.deepEqual(plan.tasks, [], 'the refused signature tag counts as absent');
+    // Also where the tag filter takes signature tags (none here).
+    const all = config({ url: proxy.url }, dst, [{ id: 'all', src_registry: 'harbor-a', dest_registry: 'backup', referrers: true }]);
+    const e0 = new Endpoints(all, silentLogger);
+    cleanup.push(() => e0.close());
+    assert.deepEqual((await new Reconciler({ config: all, endpoints: e0, logger: silentLogger }).plan(all.policies[0]!)).tasks, []);
     assert.ok(proxy.requests.some((q) => q.method === 'HEAD' && q.path.endsWith('.sig') && q.status === 403));
 
     // No tag filter: the signature tag is an ordinary tag, and it moves although override is off.
