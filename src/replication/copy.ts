@@ -280,8 +280,8 @@ export async function copyReferrersOf(src: RegistryClient, srcRepo: string, dige
 /**
  * With referrers on: a copied manifest that names a subject is found through the subject's
  * referrers, so a target without the referrers API needs it in the subject's `sha256-<hex>` index,
- * which the client pushing it writes (OCI distribution spec, referrers tag schema). Best effort:
- * the manifest itself is in, and the next copy of it tries again.
+ * which the client pushing it writes (OCI distribution spec, referrers tag schema). The manifest
+ * itself is in by now: a target refusing the index is logged and leaves the copy done.
  */
 async function linkToSubject(c: Ctx, m: { digest: string; mediaType: string; bytes: Buffer }): Promise<void> {
   if (c.opts.linkSubject === false || !c.opts.referrers || c.opts.manifestFormat === 'docker') return;
@@ -338,8 +338,6 @@ async function addToTagSchemaIndex(c: Ctx, subject: string, descs: readonly Desc
 }
 
 const counted = (r: { referrers?: number }): { referrers?: number } => (r.referrers === undefined ? {} : { referrers: r.referrers });
-
-
 
 /** {@link copyReferrers} for each digest, at once; `copied` counts what the target did not have yet. */
 async function referrersOf(c: Ctx, digests: readonly string[]): Promise<{ referrers?: number; copied: number }> {
