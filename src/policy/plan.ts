@@ -1,5 +1,5 @@
 import type { ArtifactEvent } from '../ingest/event.ts';
-import { TASK_SCHEMA_VERSION, taskId, type ReplicationTask } from '../replication/task.ts';
+import { REFERRERS_TASK_SCHEMA_VERSION, TASK_SCHEMA_VERSION, taskId, type ReplicationTask } from '../replication/task.ts';
 import type { Policy } from './model.ts';
 import { firstMismatch, hasLabelFilters, matchesPolicy, nameMatches, tagMatches } from './match.ts';
 import { referrerTagSubject } from '../registry/referrers.ts';
@@ -145,7 +145,7 @@ export function referrersTask(a: {
   origin: 'event' | 'reconcile'; occurredAt: string; createdAt: string;
 }): ReplicationTask {
   return {
-    schema: TASK_SCHEMA_VERSION,
+    schema: REFERRERS_TASK_SCHEMA_VERSION,
     // A reconcile pass shares one event id across repositories: the repository is part of the reference.
     id: taskId(a.eventId, a.policy.id, `referrers:${a.origin === 'reconcile' ? `${a.repository}:` : ''}${a.digest}`),
     eventId: a.eventId,

@@ -5,11 +5,17 @@ import { z } from 'zod';
 // what to converge (source repository + reference → target repository); the replicator reads the
 // source when it runs. The policy options it needs travel with it, so a task is self-contained.
 export const TASK_SCHEMA_VERSION = 1;
+/**
+ * A referrers task (`options.referrersOf`): a worker of an earlier version would drop the option it
+ * does not know and copy the artifact itself, filtered out or not; the version makes it
+ * dead-letter the record instead (replayable once every worker is upgraded).
+ */
+export const REFERRERS_TASK_SCHEMA_VERSION = 2;
 
 const digest = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/);
 
 export const ReplicationTaskSchema = z.object({
-  schema: z.literal(TASK_SCHEMA_VERSION),
+  schema: z.union([z.literal(TASK_SCHEMA_VERSION), z.literal(REFERRERS_TASK_SCHEMA_VERSION)]),
   id: z.string().min(1),
   /** The event (or reconcile pass) that caused it, so duplicates can be dropped. */
   eventId: z.string().min(1),
@@ -50,6 +56,9 @@ export const ReplicationTaskSchema = z.object({
 }).refine((t) => t.tag !== undefined || t.digest !== undefined, { message: 'a task needs a tag or a digest', path: ['tag'] })
   .refine((t) => !t.options.referrersOf || (t.digest !== undefined && t.tag === undefined && t.action === 'push'), {
     message: 'a referrers task names its artifact by digest, without a tag', path: ['options', 'referrersOf'],
+  })
+  .refine((t) => (t.options.referrersOf !== undefined) === (t.schema === REFERRERS_TASK_SCHEMA_VERSION), {
+    message: `a referrers task, and only one, is schema ${REFERRERS_TASK_SCHEMA_VERSION}`, path: ['schema'],
   });
 
 export type ReplicationTask = z.infer<typeof ReplicationTaskSchema>;

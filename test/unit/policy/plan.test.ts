@@ -296,6 +296,12 @@ describe('signatures follow their subjects', () => {
   it('a referrers task must name its artifact by digest, without a tag', () => {
     const t = planTasks(event({ tag: sigTag }), [signed], targets, NOW).tasks[0]!;
     assert.equal(ReplicationTaskSchema.safeParse(t).success, true);
+    // Schema 2, which workers of earlier versions dead-letter instead of copying the artifact itself.
+    assert.equal(t.schema, 2);
+    assert.equal(ReplicationTaskSchema.safeParse({ ...t, schema: 1 }).success, false);
+    const { referrersOf: _, ...plainOptions } = t.options;
+    assert.equal(ReplicationTaskSchema.safeParse({ ...t, options: plainOptions }).success, false);
+    assert.equal(planTasks(event(), [signed], targets, NOW).tasks[0]?.schema, 1);
     assert.equal(ReplicationTaskSchema.safeParse({ ...t, tag: 'v1' }).success, false);
     assert.equal(ReplicationTaskSchema.safeParse({ ...t, action: 'delete' }).success, false);
   });
