@@ -54,6 +54,17 @@ export function matchesDlqFilter(l: DeadLetter, f: DlqFilter): boolean {
   return true;
 }
 
+/**
+ * The letter's task; for a task record the version that wrote the letter could not read (a newer
+ * task schema, during an upgrade), the record itself when this version reads it.
+ */
+function taskOf(l: DeadLetter): ReplicationTask | undefined {
+  if (l.task) return l.task;
+  if (l.source.topic !== 'tasks' && l.source.topic !== 'tasks.retry') return undefined;
+  const parsed = ReplicationTaskSchema.safeParse(l.raw);
+  return parsed.success ? parsed.data : undefined;
+}
+
 /** The task a replay publishes: as it failed, but a fresh start with no due time or last error. */
 export function replayTask(task: ReplicationTask): ReplicationTask {
   const { notBefore: _n, lastError: _e, ...rest } = task;
@@ -94,12 +105,12 @@ export class DlqStore {
     const wanted = req.all ? [...current.keys()] : [...new Set(req.ids)];
     for (const id of wanted) {
       // A task id finds its newest letter too (a replayed task's letter is `<task id>.replay-N`).
-      const s = current.get(id) ?? [...current.values()].find((x) => x.letter.task?.id === id);
+      const s = current.get(id) ?? [...current.values()].find((x) => taskOf(x.letter)?.id === id);
       if (!s || !matchesDlqFilter(s.letter, filter)) {
         if (!req.all) reasons.set(id, s ? 'does not match the filter' : NOT_FOUND_REASON);
         continue;
       }
-      if (!s.letter.task) {
+      if (!taskOf(s.letter)) {
         reasons.set(id, UNPARSEABLE_REASON);
         continue;
       }
@@ -107,7 +118,7 @@ export class DlqStore {
     }
     if (chosen.length) {
       const tasks: OutgoingRecord[] = chosen.map((s) => {
-        const task = replayTask(s.letter.task!);
+        const task = replayTask(taskOf(s.letter)!);
         return { key: taskKey(task), value: task, headers: { 'hsb-replay-of': s.letter.id } };
       });
       await this.#bus.publish('tasks', tasks); // each checked by replayTask

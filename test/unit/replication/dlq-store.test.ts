@@ -133,6 +133,21 @@ describe('DlqStore.replay', () => {
     assert.equal(bus.published('tasks').length, 3);
   });
 
+  it('a task record an earlier version could not read (a newer task schema) is replayed by this one, by letter or task id', async () => {
+    const newer = { ...task(7, { tag: undefined, digest: `sha256:${'c'.repeat(64)}` }), schema: 2, options: { deletion: false, override: true, referrers: true, referrersOf: 'digest' } };
+    assert.equal(ReplicationTaskSchema.safeParse(newer).success, true);
+    const letterOf = (id: string, topic: string): DeadLetter => ({ ...letter(8), id, task: null, raw: newer, attempts: 0, source: { topic, partition: 0, offset: '7' } });
+    const { bus, store } = await seeded([letterOf('tasks-0-7', 'tasks'), letterOf('events-0-7', 'events')]);
+    const r = await store.replay({ ids: ['task-7'] });
+    assert.deepEqual(r.replayed, ['tasks-0-7']);
+    const [sent] = bus.published('tasks');
+    assert.equal((sent!.value as ReplicationTask).schema, 2);
+    assert.equal((sent!.value as ReplicationTask).options.referrersOf, 'digest');
+    assert.equal((sent!.value as ReplicationTask).origin, 'replay');
+    const rest = await store.replay({ all: true });
+    assert.deepEqual(rest.missing, ['events-0-7'], 'a record from another topic is no task');
+  });
+
   it('asking for nothing is an error; replaying an empty selection publishes nothing', async () => {
     const { bus, store } = await seeded([letter(1)]);
     await assert.rejects(store.replay({}), (e) => isBridgeError(e) && e.code === 'HSB_DLQ_SELECTION');
