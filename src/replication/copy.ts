@@ -193,7 +193,7 @@ export async function copyArtifact(src: RegistryClient, srcRepo: string, srcRef:
   if (!transforms && existing?.digest === root.digest) {
     log.debug({ digest: root.digest }, 'target already up to date');
     // Signatures may have come after the artifact: this is where a later task brings them over.
-    const refs = await referrersOf(c, [root.digest, ...indexChildren(root.bytes, root.mediaType)]);
+    const refs = opts.referrers ? await referrersOf(c, [root.digest, ...indexChildren(root.bytes, root.mediaType)]) : {};
     await linkToSubject(c, root);
     return { digest: root.digest, bytes: c.bytes, blobs: c.counts, skipped: true, tagMoved: false, ...counted(refs) };
   }
