@@ -105,12 +105,12 @@ export class DlqStore {
     const wanted = req.all ? [...current.keys()] : [...new Set(req.ids)];
     for (const id of wanted) {
       // A task id finds its newest letter too (a replayed task's letter is `<task id>.replay-N`).
-      const s = current.get(id) ?? [...current.values()].find((x) => taskOf(x.letter)?.id === id);
+      const s = current.get(id) ?? [...current.values()].find((x) => x.letter.task?.id === id);
       if (!s || !matchesDlqFilter(s.letter, filter)) {
         if (!req.all) reasons.set(id, s ? 'does not match the filter' : NOT_FOUND_REASON);
         continue;
       }
-      if (!taskOf(s.letter)) {
+      if (!s.letter.task) {
         reasons.set(id, UNPARSEABLE_REASON);
         continue;
       }
@@ -118,7 +118,7 @@ export class DlqStore {
     }
     if (chosen.length) {
       const tasks: OutgoingRecord[] = chosen.map((s) => {
-        const task = replayTask(taskOf(s.letter)!);
+        const task = replayTask(s.letter.task!);
         return { key: taskKey(task), value: task, headers: { 'hsb-replay-of': s.letter.id } };
       });
       await this.#bus.publish('tasks', tasks); // each checked by replayTask
@@ -143,7 +143,8 @@ export class DlqStore {
         this.#log.warn({ key, issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`) }, 'skipping an invalid record on the dlq topic');
         continue;
       }
-      const letter = parsed.data;
+      // A task record its writer could not read, which this version reads, is a task letter like any other.
+      const letter = parsed.data.task ? parsed.data : { ...parsed.data, task: taskOf(parsed.data) ?? null };
       const seen = byId.get(letter.id);
       if (!seen) byId.set(letter.id, { letter, keys: [key] });
       else {

@@ -138,7 +138,10 @@ describe('DlqStore.replay', () => {
     assert.equal(ReplicationTaskSchema.safeParse(newer).success, true);
     const letterOf = (id: string, topic: string): DeadLetter => ({ ...letter(8), id, task: null, raw: newer, attempts: 0, source: { topic, partition: 0, offset: '7' } });
     const { bus, store } = await seeded([letterOf('tasks-0-7', 'tasks'), letterOf('events-0-7', 'events')]);
-    const r = await store.replay({ ids: ['task-7'] });
+    // Listed and filtered by its task, as any task letter.
+    const listed = await store.list({ target: 'swr' });
+    assert.deepEqual(listed.items.map((l) => [l.id, l.task?.id]), [['tasks-0-7', 'task-7']]);
+    const r = await store.replay({ ids: ['task-7'], filter: { target: 'swr' } });
     assert.deepEqual(r.replayed, ['tasks-0-7']);
     const [sent] = bus.published('tasks');
     assert.equal((sent!.value as ReplicationTask).schema, 2);
