@@ -87,9 +87,10 @@ export function planTasks(
   const reference = tag ?? digest;
   // A push the tag filter may refuse that can still be a signature: a referrer tag names its
   // subject; an untagged push may be an OCI 1.1 referrer (cosign 3, notation), as its manifest says.
+  const named = tag !== undefined ? referrerTagSubject(tag) : undefined;
   const follower: { digest: string; of: 'digest' | 'subject' } | undefined = event.action !== 'push' ? undefined
-    : tag !== undefined ? (referrerTagSubject(tag) !== undefined ? { digest: referrerTagSubject(tag)!, of: 'digest' } : undefined)
-    : digest !== undefined ? { digest, of: 'subject' } : undefined;
+    : named !== undefined ? { digest: named, of: 'digest' }
+    : tag === undefined && digest !== undefined ? { digest, of: 'subject' } : undefined;
   for (const policy of policies) {
     if (policy.src_registry !== event.sourceId) continue;
     const skip = (reason: string) => skipped.push({ policyId: policy.id, reason });

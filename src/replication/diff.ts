@@ -103,7 +103,7 @@ export function diffPolicy(
       copiedNow.add(task.digest!);
       out.reasons.set(task.id, current === undefined
         ? 'missing in target'
-        : `target has ${short(current)}, source ${short(task.digest!)}${policy.override || REFERRER_TAG.test(task.tag) ? '' : ' (override off: the target keeps its tag)'}`);
+        : `target has ${short(current)}, source ${short(task.digest!)}${policy.override || referrerTagSubject(task.tag) !== undefined ? '' : ' (override off: the target keeps its tag)'}`);
     }
     if (copiesReferrers(policy, typeof targetKind === 'string' ? { kind: targetKind } : targetKind)) {
       for (const task of signatureTasks({ policy, repo, dest: d.dest, have, wanted: plan.tasks, copiedNow, converted, children, eventId, now })) {
@@ -151,25 +151,22 @@ export function signatureTasks(a: {
   if (!options) return [];
   const inStep = new Set(a.wanted.map((t) => t.digest!).filter((d) => !a.copiedNow.has(d) && !a.converted.has(d)));
   for (const d of [...inStep]) for (const child of a.children.get(d) ?? []) inStep.add(child);
-  const out = new Map<string, { task: ReplicationTask; reason: string }>();
-  for (const e of repo.tags) {
-    const subject = referrerTagSubject(e.tag, { cosignOnly: true });
-    if (!subject || out.has(subject) || !inStep.has(subject) || have.get(e.tag) === e.digest || tagMatches(policy, e.tag)) continue;
-    const at = a.now.toISOString();
-    out.set(subject, {
-      task: referrersTask({ eventId: a.eventId, policy, repository: repo.repository, dest: a.dest, digest: subject, of: 'digest', options, origin: 'reconcile', occurredAt: at, createdAt: at }),
-      reason: `${e.tag} ${have.has(e.tag) ? 'differs in' : 'missing in'} target`,
-    });
-  }
-  return [...out.values()];
+  const at = a.now.toISOString();
+  return [...signatureSubjects(policy, repo, have)].filter(([subject]) => inStep.has(subject)).map(([subject, tag]) => ({
+    task: referrersTask({ eventId: a.eventId, policy, repository: repo.repository, dest: a.dest, digest: subject, of: 'digest', options, origin: 'reconcile', occurredAt: at, createdAt: at }),
+    reason: `${tag} ${have.has(tag) ? 'differs in' : 'missing in'} target`,
+  }));
 }
 
-/** cosign tags of the listing the tag filter refuses and the target lacks or holds on another digest: their artifacts, by repository. */
-export function signatureSubjects(policy: Policy, repo: SourceListing, have: ReadonlyMap<string, string> | undefined): Set<string> {
-  const out = new Set<string>();
+/**
+ * cosign tags of the listing that the tag filter refuses and the target lacks or holds on another
+ * digest: artifact digest → the first such tag.
+ */
+export function signatureSubjects(policy: Policy, repo: SourceListing, have: ReadonlyMap<string, string> | undefined): Map<string, string> {
+  const out = new Map<string, string>();
   for (const e of repo.tags) {
     const subject = referrerTagSubject(e.tag, { cosignOnly: true });
-    if (subject && have?.get(e.tag) !== e.digest && !tagMatches(policy, e.tag)) out.add(subject);
+    if (subject && !out.has(subject) && have?.get(e.tag) !== e.digest && !tagMatches(policy, e.tag)) out.set(subject, e.tag);
   }
   return out;
 }

@@ -133,7 +133,7 @@ export class Reconciler {
     const started = Date.now();
 
     const repos = (await cache.get(`repos\0${source.id}`, () => this.#repositories(source, src, signal))).filter((r) => nameMatches(policy, r));
-    // cosign's signature tags follow their subjects, whatever the tag filter says (see copiesReferrers).
+    // cosign tags the tag filter refuses are still compared: they follow their artifacts (see copiesReferrers).
     const follows = copiesReferrers(policy, target);
     const compared = (tags: readonly string[]) => tags.filter((t) => tagMatches(policy, t) || (follows && referrerTagSubject(t, { cosignOnly: true }) !== undefined));
 
@@ -376,21 +376,19 @@ export class Reconciler {
       if ('reason' in d) return [];
       const listed = new Set(repo.tags.map((e) => e.digest));
       const have = state.get(d.dest);
-      if (![...signatureSubjects(policy, repo, have)].some((s) => !listed.has(s))) return [];
+      if (![...signatureSubjects(policy, repo, have).keys()].some((s) => !listed.has(s))) return [];
       // Only artifacts the pass may leave in step: untagged ones, and tags the target has on the same digest.
       const artifacts = new Set(repo.tags.filter((e) => referrerTagSubject(e.tag) === undefined && (e.tag === '' || have?.get(e.tag) === e.digest)).map((e) => e.digest));
       return [...artifacts].map(async (digest) => {
         const key = `${sourceId}\0${repo.repository}\0${digest}`;
         let kids = childrenCache.get(key);
-        if (kids !== undefined) remember(childrenCache, key, kids);
-        else {
+        if (kids === undefined) {
           // Unreadable now (deleted meanwhile, say): its children's signatures wait for the next pass.
           const m = await limit.run(() => src.getManifest(repo.repository, digest, undefined, signal)).catch(() => undefined);
           if (!m) return;
-          const read = indexChildren(m.bytes, m.mediaType);
-          remember(childrenCache, key, read);
-          kids = read;
+          kids = indexChildren(m.bytes, m.mediaType);
         }
+        remember(childrenCache, key, kids);
         if (kids.length > 0) out.set(digest, kids);
       });
     }));
