@@ -1,9 +1,10 @@
-import express, { type Express, type RequestHandler, type Router } from 'express';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express, { type RequestHandler, type Router } from 'express';
 import type { Config } from '../config/schema.ts';
 import type { Bus } from '../bus/port.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from '../observability/logger.ts';
-import { mountIngest } from '../ingest/routes.ts';
+import { createIngest } from '../ingest/routes.ts';
 import { bearerMatches } from './auth.ts';
 import { errorHandler, sendError } from './errors.ts';
 
@@ -18,13 +19,18 @@ export interface AppDeps {
   ingest?: boolean;
 }
 
-export function createApp(deps: AppDeps): Express {
+/**
+ * The HTTP request listener: webhooks at their plain paths go straight to ingest, everything else
+ * (and any webhook URL spelt otherwise) through the Express app.
+ */
+export function createApp(deps: AppDeps): RequestListener<typeof IncomingMessage, typeof ServerResponse> {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
 
+  const ingest = deps.ingest !== false ? createIngest(deps) : undefined;
   // Webhooks first: they are nearly all of the traffic.
-  if (deps.ingest !== false) mountIngest(app, deps);
+  ingest?.mount(app);
   app.get('/livez', (_req, res) => { res.json({ status: 'ok' }); });
   app.get('/readyz', (_req, res) => {
     const ready = deps.bus.isReady();
@@ -39,7 +45,10 @@ export function createApp(deps: AppDeps): Express {
 
   app.use((_req, res) => { sendError(res, 404, 'not_found', 'no such route'); });
   app.use(errorHandler(deps.logger));
-  return app;
+  if (!ingest) return app;
+  return (req, res) => {
+    if (!ingest.take(req, res)) app(req, res);
+  };
 }
 
 function apiAuth(tokens: readonly string[]): RequestHandler {

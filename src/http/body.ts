@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { bodyErrorOf, type HttpErrorBody } from './errors.ts';
 
@@ -11,7 +12,7 @@ export type BodyRead = { body: Buffer; error?: undefined } | { body?: undefined;
  * Both give the same answers: 413 over the limit (at once when Content-Length says so), 415 for
  * an encoding that cannot be decoded, 400 for a body cut short.
  */
-export function bodyReader(limit: number): (req: Request, res: Response) => Promise<BodyRead> {
+export function bodyReader(limit: number): (req: IncomingMessage, res: ServerResponse) => Promise<BodyRead> {
   const decoding = express.raw({ type: () => true, limit });
   return (req, res) => {
     const encoding = req.headers['content-encoding'];
@@ -24,7 +25,7 @@ const TOO_LARGE = { type: 'entity.too.large' };
 const ABORTED = { type: 'request.aborted' };
 const SIZE_INVALID = { type: 'request.size.invalid' };
 
-function readPlain(req: Request, limit: number): Promise<BodyRead> {
+function readPlain(req: IncomingMessage, limit: number): Promise<BodyRead> {
   return new Promise((resolve) => {
     const declared = req.headers['content-length'];
     const expected = declared === undefined ? undefined : Number(declared);
@@ -70,11 +71,13 @@ function readPlain(req: Request, limit: number): Promise<BodyRead> {
 }
 
 /** Runs body-parser's raw reader and turns its errors (size, encoding, aborted) into 4xx answers. */
-function viaParser(parser: RequestHandler, req: Request, res: Response): Promise<BodyRead> {
+function viaParser(parser: RequestHandler, req: IncomingMessage, res: ServerResponse): Promise<BodyRead> {
+  // body-parser reads only Node's own request fields (headers, the stream) and sets `body`.
+  const r = req as Request;
   return new Promise((resolve) => {
-    void parser(req, res, (err?: unknown) => {
+    void parser(r, res as Response, (err?: unknown) => {
       if (err !== undefined && err !== null) return resolve({ error: bodyErrorOf(err) });
-      resolve({ body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0) });
+      resolve({ body: Buffer.isBuffer(r.body) ? r.body : Buffer.alloc(0) });
     });
   });
 }

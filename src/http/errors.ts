@@ -1,7 +1,8 @@
-import type { ErrorRequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ErrorRequestHandler } from 'express';
 import type { Logger } from '../observability/logger.ts';
 
-export function sendError(res: Response, status: number, error: string, message: string, extra: Record<string, unknown> = {}): void {
+export function sendError(res: ServerResponse, status: number, error: string, message: string, extra: Record<string, unknown> = {}): void {
   sendJson(res, status, { error, message, ...extra });
 }
 
@@ -10,7 +11,7 @@ export function sendError(res: Response, status: number, error: string, message:
  * content-type negotiation and freshness checks, which cost a few percent per webhook and never
  * apply to a POST's answer. Headers set before (Retry-After) are kept.
  */
-export function sendJson(res: Response, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
@@ -61,8 +62,19 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return sendError(res, b.status, b.error, b.message);
     }
     if (status >= 400 && status < 500) return sendError(res, status, e.type ?? 'bad_request', e.message ?? 'bad request');
-    log.error({ err, path: req.path }, 'unhandled error');
-    if (res.headersSent) return;
-    sendError(res, 500, 'internal', 'internal error');
+    answerUnexpected(err, req, res, log);
   };
+}
+
+/** A 500 for an error nothing expected (a bug): logged with the path, never echoed to the client. */
+export function answerUnexpected(err: unknown, req: IncomingMessage, res: ServerResponse, log: Logger): void {
+  log.error({ err, path: pathOf(req.url) }, 'unhandled error');
+  if (res.headersSent) return;
+  sendError(res, 500, 'internal', 'internal error');
+}
+
+function pathOf(url: string | undefined): string {
+  const u = url ?? '';
+  const q = u.indexOf('?');
+  return q === -1 ? u : u.slice(0, q);
 }

@@ -280,6 +280,19 @@ describe('webhook HTTP contract', () => {
     assert.match(res.text, /hsb_publish_seconds_count\{topic="events"\} [1-9]\d*/);
   });
 
+  it('serves a webhook the same whichever way its URL is spelt (fast path or Express)', async () => {
+    // Plain spellings take the fast path; a percent-encoded id goes through Express's router.
+    for (const [i, path] of [HARBOR, '/WEBHOOKS/Harbor/harbor-prod/?from=harbor', '/webhooks/harbor/harbor%2Dprod'].entries()) {
+      const body = pushArtifact('proj/spelt', `v${i}`, digestFor(900 + i));
+      await publishes(1, async () => {
+        const res = await post(path, body).expect(200);
+        assert.equal(res.body.accepted, 1, path);
+      });
+      await publishes(0, () => post(path, body, { authorization: 'Bearer wrong' }).expect(401));
+    }
+    await publishes(1, () => post('/webhooks/distribution/registry%2Ddev', fixture('distribution-push'), { 'content-type': DIST_TYPE }).expect(200));
+  });
+
   it('other methods, unknown paths and undecodable ids are 4xx JSON, not 5xx', async () => {
     const a = await request(app.url).get(HARBOR).expect(404);
     assert.equal(a.body.error, 'not_found');

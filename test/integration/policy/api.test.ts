@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import request from 'supertest';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import { ConfigSchema, type Config } from '../../../src/config/schema.ts';
 import { EmbeddedBus } from '../../../src/bus/embedded/sqlite-bus.ts';
 import { KafkaBus } from '../../../src/bus/kafka/kafka-bus.ts';
@@ -94,7 +94,7 @@ interface FollowerState { pid: number; version: number; policies: { id: string; 
 const ids = (s: FollowerState) => s.policies.map((p) => p.id).sort();
 
 interface Rig {
-  app: Express;
+  app: RequestListener;
   tableA: PolicyTable;
   tableB: PolicyTable;
   /** Environment for a follower process on the same bus. */
@@ -141,7 +141,7 @@ async function rig(kind: 'embedded' | 'kafka'): Promise<Rig> {
 
 describe('policy API on the embedded bus', () => {
   let r: Rig;
-  let app: Express;
+  let app: RequestListener;
   let tableA: PolicyTable;
   let tableB: PolicyTable;
   before(async () => {

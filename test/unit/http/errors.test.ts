@@ -1,8 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Request, Response } from 'express';
-import { bodyErrorOf, errorHandler, sendError } from '../../../src/http/errors.ts';
-import { silentLogger } from '../../../src/observability/logger.ts';
+import type { IncomingMessage } from 'node:http';
+import { answerUnexpected, bodyErrorOf, errorHandler, sendError } from '../../../src/http/errors.ts';
+import { createLogger, silentLogger } from '../../../src/observability/logger.ts';
 
 /** The part of an Express response the error helpers use, recording what they set. */
 function fakeResponse(headersSent = false) {
@@ -82,6 +83,27 @@ describe('errorHandler', () => {
   it('does not try to answer twice', () => {
     const { res, sent } = fakeResponse(true);
     handle(new Error('late'), req, res, () => undefined);
+    assert.deepEqual(sent, {});
+  });
+});
+
+describe('answerUnexpected (the webhook fast path, outside Express)', () => {
+  it('logs the error with the path, not the query, and answers a generic 500', () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (l: string) => { lines.push(l); } });
+    const { res, sent } = fakeResponse();
+    answerUnexpected(new Error('boom'), { url: '/webhooks/harbor/x?token=abc' } as IncomingMessage, res, log);
+    assert.deepEqual(sent, { status: 500, body: { error: 'internal', message: 'internal error' } });
+    assert.equal(lines.length, 1);
+    const entry = JSON.parse(lines[0]!) as { path: string; msg: string; err: { message: string } };
+    assert.equal(entry.path, '/webhooks/harbor/x');
+    assert.equal(entry.err.message, 'boom');
+    assert.doesNotMatch(lines[0]!, /token=abc/);
+  });
+
+  it('does not answer twice', () => {
+    const { res, sent } = fakeResponse(true);
+    answerUnexpected(new Error('late'), { url: '/x' } as IncomingMessage, res, silentLogger);
     assert.deepEqual(sent, {});
   });
 });
