@@ -54,27 +54,37 @@ export function bodyErrorOf(err: unknown): HttpErrorBody {
 
 // Turns body-parser and unexpected errors into JSON; bad input never becomes a 5xx.
 export function errorHandler(log: Logger): ErrorRequestHandler {
-  return (err, req, res, _next) => {
-    const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
-    const status = e.status ?? e.statusCode ?? 500;
-    if (isBodyError(err)) {
-      const b = bodyErrorOf(err);
-      return sendError(res, b.status, b.error, b.message);
-    }
-    if (status >= 400 && status < 500) return sendError(res, status, e.type ?? 'bad_request', e.message ?? 'bad request');
-    answerUnexpected(err, req, res, log);
-  };
+  return (err, req, res, _next) => answerError(err, req.path, res, log);
 }
 
-/** A 500 for an error nothing expected (a bug): logged with the path, never echoed to the client. */
-export function answerUnexpected(err: unknown, req: IncomingMessage, res: ServerResponse, log: Logger): void {
-  log.error({ err, path: pathOf(req.url) }, 'unhandled error');
+/**
+ * The answer to an error a handler raised, for Express's routes and for webhooks served ahead of
+ * Express alike: a body error or an error carrying a 4xx status is the sender's (4xx); anything
+ * else is a bug, logged with the path (never the query) and answered 500 without details.
+ */
+export function answerError(err: unknown, path: string, res: ServerResponse, log: Logger): void {
+  const e = (err ?? {}) as { status?: number; statusCode?: number; type?: string; message?: string };
+  const status = e.status ?? e.statusCode ?? 500;
+  if (isBodyError(err)) {
+    const b = bodyErrorOf(err);
+    return sendError(res, b.status, b.error, b.message);
+  }
+  if (status >= 400 && status < 500) return sendError(res, status, e.type ?? 'bad_request', e.message ?? 'bad request');
+  log.error({ err, path }, 'unhandled error');
   if (res.headersSent) return;
   sendError(res, 500, 'internal', 'internal error');
 }
 
-function pathOf(url: string | undefined): string {
-  const u = url ?? '';
-  const q = u.indexOf('?');
-  return q === -1 ? u : u.slice(0, q);
+/** The path of a request target, as Express's `req.path` gives it: no query, no fragment, no scheme, host or userinfo. */
+export function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '';
+  if (!url.startsWith('/')) {
+    try {
+      return new URL(url).pathname;
+    } catch {
+      return '';
+    }
+  }
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
 }

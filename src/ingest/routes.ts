@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import { secretMatcher } from '../http/auth.ts';
 import { bodyReader } from '../http/body.ts';
-import { answerUnexpected, sendError, sendJson } from '../http/errors.ts';
+import { answerError, pathOf, sendError, sendJson } from '../http/errors.ts';
 import { normaliseDistribution, normaliseHarbor, type NormaliseResult } from './normalise.ts';
 import { eventKey, type ArtifactEvent } from './event.ts';
 
@@ -137,8 +137,16 @@ export function createIngest(deps: IngestDeps): Ingest {
     sendJson(res, 200, { accepted: result.events.length, ids: result.events.map((e) => e.id) });
   };
 
+  // Express's router no longer holds these promises (not even on its own routes): an error is
+  // answered here, and should answering fail too, the connection is dropped rather than the process.
   const serve = (kind: Kind, sourceId: string | undefined, req: IncomingMessage, res: ServerResponse): void => {
-    handle(kind, sourceId, req, res).catch((err: unknown) => answerUnexpected(err, req, res, deps.logger));
+    handle(kind, sourceId, req, res).catch((err: unknown) => {
+      try {
+        answerError(err, pathOf(req), res, deps.logger);
+      } catch {
+        res.destroy();
+      }
+    });
   };
   return {
     take(req, res) {

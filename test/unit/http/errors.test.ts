@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Request, Response } from 'express';
 import type { IncomingMessage } from 'node:http';
-import { answerUnexpected, bodyErrorOf, errorHandler, sendError } from '../../../src/http/errors.ts';
+import { answerError, bodyErrorOf, errorHandler, pathOf, sendError } from '../../../src/http/errors.ts';
 import { createLogger, silentLogger } from '../../../src/observability/logger.ts';
 
 /** The part of an Express response the error helpers use, recording what they set. */
@@ -58,9 +58,10 @@ describe('bodyErrorOf', () => {
   });
 });
 
+const handle = errorHandler(silentLogger);
+const req = { path: '/x' } as Request;
+
 describe('errorHandler', () => {
-  const handle = errorHandler(silentLogger);
-  const req = { path: '/x' } as Request;
 
   it('answers body errors as 4xx JSON', () => {
     const { res, sent } = fakeResponse();
@@ -87,24 +88,37 @@ describe('errorHandler', () => {
   });
 });
 
-describe('answerUnexpected (the webhook fast path, outside Express)', () => {
-  it('logs the error with the path, not the query, and answers a generic 500', () => {
+describe('answerError (Express routes and the webhook fast path)', () => {
+  it('logs a bug with the path only, and answers a generic 500', () => {
     const lines: string[] = [];
     const log = createLogger('info', { write: (l: string) => { lines.push(l); } });
     const { res, sent } = fakeResponse();
-    answerUnexpected(new Error('boom'), { url: '/webhooks/harbor/x?token=abc' } as IncomingMessage, res, log);
+    answerError(new Error('boom'), '/webhooks/harbor/x', res, log);
     assert.deepEqual(sent, { status: 500, body: { error: 'internal', message: 'internal error' } });
-    assert.equal(lines.length, 1);
-    const entry = JSON.parse(lines[0]!) as { path: string; msg: string; err: { message: string } };
-    assert.equal(entry.path, '/webhooks/harbor/x');
-    assert.equal(entry.err.message, 'boom');
-    assert.doesNotMatch(lines[0]!, /token=abc/);
+    const entry = JSON.parse(lines[0]!) as { path: string; err: { message: string } };
+    assert.deepEqual([lines.length, entry.path, entry.err.message], [1, '/webhooks/harbor/x', 'boom']);
   });
 
-  it('does not answer twice', () => {
-    const { res, sent } = fakeResponse(true);
-    answerUnexpected(new Error('late'), { url: '/x' } as IncomingMessage, res, silentLogger);
-    assert.deepEqual(sent, {});
+  it('is the same policy as errorHandler: body errors and 4xx errors are the sender\'s', () => {
+    for (const err of [parserError(413, 'entity.too.large', { limit: 10 }), Object.assign(new Error('nope'), { status: 409, type: 'conflict' })]) {
+      const a = fakeResponse();
+      const b = fakeResponse();
+      answerError(err, '/x', a.res, silentLogger);
+      handle(err, req, b.res, () => undefined);
+      assert.deepEqual(a.sent, b.sent);
+      assert.ok(a.sent.status! >= 400 && a.sent.status! < 500);
+    }
+  });
+});
+
+describe('pathOf', () => {
+  const of = (url: string) => pathOf({ url } as IncomingMessage);
+  it('is the path alone, as Express\'s req.path: no query, fragment, scheme, host or credentials', () => {
+    assert.equal(of('/webhooks/harbor/x?token=abc'), '/webhooks/harbor/x');
+    assert.equal(of('/metrics#frag'), '/metrics');
+    assert.equal(of('http://user:hunter2@x/metrics?token=abc'), '/metrics');
+    assert.equal(of('*'), '');
+    assert.equal(of(''), '');
   });
 });
 
