@@ -23,23 +23,33 @@ export async function blobHead(t: Transport, repo: string, digest: string, signa
   throw registryError('HSB_REGISTRY_PROTOCOL', 'blob HEAD redirected without a usable Location', { registry: t.registry, repo, digest });
 }
 
-export interface MountResult { mounted: boolean; uploadLocation?: string }
+/** An open upload session: where to send the bytes, and the smallest chunk the registry takes (OCI-Chunk-Min-Length). */
+export interface UploadSession { location: string; chunkMin: number }
+
+/** A refused mount may come with an upload session, which the spec lets the client go on with. */
+export type MountResult = { mounted: true } | { mounted: false; session?: UploadSession };
 
 /**
  * POST ?mount=&from=. 201 means mounted. A 202 opens an upload session instead (the registry
- * could not or would not mount); it is cancelled here so no session leaks.
+ * could not or would not mount): it is handed back, so that the upload needs no session of its own.
  */
-export async function blobMount(t: Transport, repo: string, digest: string, fromRepo: string, signal?: AbortSignal): Promise<boolean> {
+export async function blobMount(t: Transport, repo: string, digest: string, fromRepo: string, signal?: AbortSignal): Promise<MountResult> {
   const res = await t.send({
     method: 'POST', path: `/v2/${repo}/blobs/uploads/`, query: { mount: digest, from: fromRepo },
     scopes: [repoScope(repo, 'pull', 'push'), repoScope(fromRepo, 'pull')], expect: [201, 202],
     ctx: { repo, digest, from: fromRepo }, signal, headers: { 'content-length': '0' },
   });
   await res.discard();
-  if (res.status === 201) return true;
+  if (res.status === 201) return { mounted: true };
+  const session = sessionOf(res);
+  return session ? { mounted: false, session } : { mounted: false };
+}
+
+/** The session a 202 to POST /blobs/uploads/ opened; undefined when it names no Location. */
+export function sessionOf(res: { url: URL; header(name: string): string | undefined }): UploadSession | undefined {
   const loc = res.header('location');
-  if (loc) await uploadCancel(t, repo, new URL(loc, res.url).href).catch(() => {});
-  return false;
+  if (!loc) return undefined;
+  return { location: new URL(loc, res.url).href, chunkMin: Number(res.header('oci-chunk-min-length') ?? 0) || 0 };
 }
 
 export async function uploadCancel(t: Transport, repo: string, location: string, signal?: AbortSignal): Promise<void> {

@@ -10,7 +10,7 @@ import type { ByteRateLimiter } from './limits.ts';
 import { createAgent } from './agent.ts';
 import { retryPolicy, type RetryPolicy } from './retry-policy.ts';
 import { manifestDelete, manifestGet, manifestHead, manifestPut, type ManifestData, type ManifestHead } from './manifest.ts';
-import { blobGet, blobHead, blobMount, type BlobBody } from './blob.ts';
+import { blobGet, blobHead, blobMount, uploadCancel, type BlobBody, type MountResult, type UploadSession } from './blob.ts';
 import { blobUpload, uploadDefaults, type BlobDescriptor, type IdleWait, type OpenSource, type UploadTuning } from './upload.ts';
 import { catalogList, tagList } from './tag.ts';
 import { referrersList, type ReferrersResult } from './referrers.ts';
@@ -117,9 +117,16 @@ export class RegistryClient {
     return (await blobHead(this.transport, repo, digest, signal)) !== null;
   }
 
-  mountBlob(repo: string, digest: string, fromRepo: string, signal?: AbortSignal): Promise<boolean> {
+  /** A refused mount may hand back an upload session: pass it to uploadBlob, or give it back with cancelUpload. */
+  mountBlob(repo: string, digest: string, fromRepo: string, signal?: AbortSignal): Promise<MountResult> {
     checkRepo(repo); checkRepo(fromRepo); assertDigest(digest);
     return blobMount(this.transport, repo, digest, fromRepo, signal);
+  }
+
+  /** Ends an upload session that will not be used (best effort: a registry also expires them). */
+  async cancelUpload(repo: string, session: UploadSession): Promise<void> {
+    checkRepo(repo);
+    await uploadCancel(this.transport, repo, session.location).catch(() => {});
   }
 
   getBlob(repo: string, digest: string, opts: { offset?: number; signal?: AbortSignal } = {}): Promise<BlobBody> {
@@ -131,9 +138,12 @@ export class RegistryClient {
    * Uploads a blob from a source that can be reopened at any offset (for resume and restart).
    * `onProgress` receives the bytes of this blob sent so far.
    */
-  async uploadBlob(repo: string, desc: BlobDescriptor, open: OpenSource, onProgress?: (bytes: number) => void, signal?: AbortSignal, bandwidth?: ByteRateLimiter, idle?: IdleWait): Promise<void> {
+  async uploadBlob(
+    repo: string, desc: BlobDescriptor, open: OpenSource, onProgress?: (bytes: number) => void, signal?: AbortSignal, bandwidth?: ByteRateLimiter, idle?: IdleWait,
+    session?: UploadSession,
+  ): Promise<void> {
     checkRepo(repo); assertDigest(desc.digest);
-    await blobUpload(this.transport, { repo, desc, open, onProgress, signal, tuning: this.#upload, bandwidth, idle });
+    await blobUpload(this.transport, { repo, desc, open, onProgress, signal, tuning: this.#upload, bandwidth, idle, session });
   }
 
   /** Referrers of a manifest (OCI 1.1 API, falling back to the `sha256-<hex>` tag schema). */

@@ -10,7 +10,7 @@ import type { ByteRateLimiter } from './limits.ts';
 import { repoScope } from './scope.ts';
 import { contentRange, uploadOffsetFromRange } from './content-range.ts';
 import { registryError, registryErrorFromThrown, type RegistryErrorCtx } from './errors.ts';
-import { uploadCancel, blobHead } from './blob.ts';
+import { uploadCancel, blobHead, sessionOf, type UploadSession } from './blob.ts';
 import { algorithmOf } from './digest.ts';
 import { backoffMs, sleep } from './retry-policy.ts';
 import type { BridgeError } from '../errors.ts';
@@ -44,6 +44,8 @@ export interface UploadArgs {
   bandwidth?: ByteRateLimiter | undefined;
   /** Runs a wait during which no byte moves (a backoff), so the caller can lend out its transfer slot meanwhile. */
   idle?: IdleWait | undefined;
+  /** A session already open (a refused mount's 202): the first attempt uses it; the upload owns it from here. */
+  session?: UploadSession | undefined;
 }
 
 export type IdleWait = <T>(wait: () => Promise<T>) => Promise<T>;
@@ -113,14 +115,13 @@ function body(t: Transport, reader: ByteReader, n: number, onChunk: (b: Buffer) 
   })(), { objectMode: false });
 }
 
-interface Session { location: string; chunkMin: number }
 
-async function startSession(t: Transport, repo: string, ctx: RegistryErrorCtx, signal?: AbortSignal, idle?: IdleWait): Promise<Session> {
+async function startSession(t: Transport, repo: string, ctx: RegistryErrorCtx, signal?: AbortSignal, idle?: IdleWait): Promise<UploadSession> {
   const res = await t.send({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes: [repoScope(repo, 'pull', 'push')], expect: [202], ctx, signal, idle });
   await res.discard();
-  const loc = res.header('location');
-  if (!loc) throw registryError('HSB_REGISTRY_PROTOCOL', 'upload session started without a Location', { registry: t.registry, ...ctx });
-  return { location: new URL(loc, res.url).href, chunkMin: Number(res.header('oci-chunk-min-length') ?? 0) || 0 };
+  const session = sessionOf(res);
+  if (!session) throw registryError('HSB_REGISTRY_PROTOCOL', 'upload session started without a Location', { registry: t.registry, ...ctx });
+  return session;
 }
 
 /**
@@ -162,13 +163,20 @@ const octet = (len: number, extra: Record<string, string> = {}) => ({ 'content-t
 export async function blobUpload(t: Transport, a: UploadArgs): Promise<{ restarts: number; resumes: number }> {
   const ctx: RegistryErrorCtx = { repo: a.repo, digest: a.desc.digest };
   const stats = { restarts: 0, resumes: 0 };
+  let given = a.session;
+  // The given session for the first attempt, a new one for every other.
+  const open = (): Promise<UploadSession> => {
+    const s = given;
+    given = undefined;
+    return s ? Promise.resolve(s) : startSession(t, a.repo, ctx, a.signal, a.idle);
+  };
   let refusedWhole = false;
   if (a.desc.size <= a.tuning.monolithicMaxBytes) {
-    const r = await monolithic(t, a, ctx, stats);
+    const r = await monolithic(t, a, ctx, stats, open);
     if (r === 'done') return stats;
     refusedWhole = r === 'too-large';
   }
-  await chunked(t, a, ctx, stats, refusedWhole ? firstChunkBelow(a.desc.size, a.tuning.chunkBytes) : a.tuning.chunkBytes);
+  await chunked(t, a, ctx, stats, refusedWhole ? firstChunkBelow(a.desc.size, a.tuning.chunkBytes) : a.tuning.chunkBytes, open);
   return stats;
 }
 
@@ -186,12 +194,12 @@ async function recoverable(t: Transport, e: unknown, ctx: RegistryErrorCtx, fail
 }
 
 /** One streamed PUT. 'too-large': the registry refused the body (413); 'broken': a large blob's PUT broke. Either way: carry on in chunks. */
-async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number }): Promise<'done' | 'too-large' | 'broken'> {
+async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number }, open: () => Promise<UploadSession>): Promise<'done' | 'too-large' | 'broken'> {
   for (let failures = 0; ; ) {
-    let session: Session | undefined;
+    let session: UploadSession | undefined;
     let reader: ByteReader | undefined;
     try {
-      session = await startSession(t, a.repo, ctx, a.signal, a.idle);
+      session = await open();
       reader = new ByteReader(await a.open(0));
       let sent = 0;
       const stream = body(t, reader, a.desc.size, (b) => { sent += b.length; a.onProgress?.(sent); }, a.signal, a.bandwidth);
@@ -234,10 +242,10 @@ function firstChunkBelow(size: number, chunkBytes: number): number {
   return c;
 }
 
-async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number; resumes: number }, chunkBytes: number): Promise<void> {
+async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats: { restarts: number; resumes: number }, chunkBytes: number, open: () => Promise<UploadSession>): Promise<void> {
   const alg = algorithmOf(a.desc.digest);
   const size = a.desc.size;
-  let session = await startSession(t, a.repo, ctx, a.signal, a.idle);
+  let session = await open();
   let chunk = Math.max(chunkBytes, session.chunkMin);
   let hash: Hash = createHash(alg);
   // Hash state at the last offset the registry acknowledged, to resume without rehashing all.

@@ -5,6 +5,7 @@ import { BridgeError } from '../errors.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { Semaphore, type ByteRateLimiter } from '../registry/limits.ts';
 import type { Descriptor } from '../registry/referrers.ts';
+import type { UploadSession } from '../registry/blob.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 
@@ -93,24 +94,41 @@ export class CopyPool {
     const candidates = this.knownRepos(target, digest).filter((r) => r !== a.dstRepo);
     // Same registry on both sides: the source repository itself is a mount candidate.
     if (a.src.host === a.dst.host && a.srcRepo !== a.dstRepo && !candidates.includes(a.srcRepo)) candidates.push(a.srcRepo);
+    // A refused mount's 202 is an upload session: the first one is kept for the upload (saving the
+    // registry a cancel and a new session), any later one given back.
+    let session: UploadSession | undefined;
     for (const from of candidates.slice(0, this.#maxMounts)) {
       try {
-        if (await a.dst.mountBlob(a.dstRepo, digest, from, a.signal)) {
+        const mount = await a.dst.mountBlob(a.dstRepo, digest, from, a.signal);
+        if (mount.mounted) {
+          if (session) await a.dst.cancelUpload(a.dstRepo, session);
           this.remember(target, digest, a.dstRepo);
           log.debug({ digest, from, repo: a.dstRepo }, 'blob mounted');
           return 'mounted';
         }
+        if (mount.session && session) await a.dst.cancelUpload(a.dstRepo, mount.session);
+        else session ??= mount.session;
       } catch (e) {
         // A refused mount (no pull on the other repo) only means uploading instead.
         log.debug({ digest, from, err: (e as { code?: string }).code }, 'blob mount failed');
-        if (a.signal?.aborted) throw e;
+        if (a.signal?.aborted) {
+          if (session) void a.dst.cancelUpload(a.dstRepo, session);
+          throw e;
+        }
       }
     }
     const acquire = async () => {
       a.onWait?.(true);
       return this.#transfers.acquire(a.signal).finally(() => a.onWait?.(false));
     };
-    let release: (() => void) | undefined = await acquire();
+    let release: (() => void) | undefined;
+    try {
+      release = await acquire();
+    } catch (e) {
+      // Aborted while waiting for a slot: the kept session is never used.
+      if (session) void a.dst.cancelUpload(a.dstRepo, session);
+      throw e;
+    }
     // A backoff moves no byte: the slot goes to another transfer meanwhile (a failing target must not hold them all).
     const idle = async <T>(wait: () => Promise<T>): Promise<T> => {
       release?.();
@@ -122,7 +140,7 @@ export class CopyPool {
       }
     };
     try {
-      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal, a.bandwidth, idle);
+      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal, a.bandwidth, idle, session);
     } catch (e) {
       // The target hashes what the source served: a mismatch it reports is the source's bytes.
       if ((e as { code?: string }).code === 'HSB_REGISTRY_DIGEST_MISMATCH' && e instanceof BridgeError) {

@@ -77,3 +77,50 @@ test('mount candidates are remembered per account: another account on the same r
     await reg.stop();
   }
 });
+
+test('a refused mount\'s upload session carries the upload: no cancel, no second session', async () => {
+  const dst = await startRegistry();
+  try {
+    const img = images[0]!;
+    for (const [name, upload] of [['whole', {}], ['chunked', { monolithicMaxBytes: 0, chunkBytes: 8192 }]] as const) {
+      const from = new RegistryClient({ url: src.url });
+      const to = new RegistryClient({ url: dst.url }, { upload });
+      clients.push(from, to);
+      const pool = new CopyPool();
+      // The pool believes each blob is in a repository of the target that does not hold it: every mount is refused with a 202.
+      for (const blob of [...img.layers, img.config!]) pool.remember(to.identity, blob.digest, 'elsewhere/none');
+      const mark = dst.logs().length;
+      const r = await copyArtifact(from, 'app/n0', 'v1', to, `mnt/${name}`, 'v1', { pool });
+      assert.deepEqual(r.blobs, { uploaded: 2, mounted: 0, skipped: 0 }, name);
+      const lines = dst.logs().slice(mark).split('\n');
+      const posts = lines.filter((l) => l.includes(`"POST /v2/mnt/${name}/blobs/uploads/`));
+      assert.equal(posts.length, 2, `${name}: one POST per blob, the mount's:\n${posts.join('\n')}`);
+      assert.ok(posts.every((l) => /[?&]mount=/.test(l)), name);
+      assert.deepEqual(lines.filter((l) => l.includes('"DELETE ')), [], `${name}: no session cancelled`);
+      if (name === 'chunked') assert.ok(lines.some((l) => l.includes(`"PATCH /v2/mnt/${name}/blobs/uploads/`)), 'the chunked path ran');
+      assert.equal(await inspectDigest(dst, `mnt/${name}`, 'v1'), img.digest);
+    }
+  } finally {
+    await dst.stop();
+  }
+});
+
+test('a handed-over session the registry no longer knows only costs a fresh one', async () => {
+  const dst = await startRegistry();
+  try {
+    const layer = images[1]!.layers[0]!;
+    for (const [name, upload] of [['whole', {}], ['chunked', { monolithicMaxBytes: 0, chunkBytes: 8192 }]] as const) {
+      const from = new RegistryClient({ url: src.url });
+      const to = new RegistryClient({ url: dst.url }, { upload, retry: { baseMs: 1, maxMs: 5 } });
+      clients.push(from, to);
+      const mount = await to.mountBlob(`gone/${name}`, layer.digest, 'elsewhere/none');
+      assert.ok(!mount.mounted && mount.session, 'distribution answers a refused mount with an upload session');
+      await to.cancelUpload(`gone/${name}`, mount.session);
+      await to.uploadBlob(`gone/${name}`, { digest: layer.digest, size: layer.size },
+        async (offset) => (await from.getBlob('app/n1', layer.digest, { offset })).body, undefined, undefined, undefined, undefined, mount.session);
+      assert.equal(await to.hasBlob(`gone/${name}`, layer.digest), true, name);
+    }
+  } finally {
+    await dst.stop();
+  }
+});

@@ -12,7 +12,7 @@ function slowTarget(ms: number): RegistryClient {
   return {
     host: 'target.example', identity: 'u@target.example',
     hasBlob: async () => false,
-    mountBlob: async () => false,
+    mountBlob: async () => ({ mounted: false }),
     uploadBlob: async () => { await sleep(ms); },
   } as unknown as RegistryClient;
 }
@@ -32,4 +32,56 @@ test('a copy waiting for another copy\'s transfer of the same blob stops waiting
   assert.equal(settled, true, 'the waiter let go before the other transfer ended');
   assert.equal(await outcome, 'task aborted');
   assert.equal(await owner, 'uploaded', 'the other copy\'s transfer goes on by itself');
+});
+
+/** A target whose mounts answer in turn from `answers` (a session name, or 'mounted'); records what happens to the sessions. */
+function mountingTarget(answers: string[], uploadMs = 0) {
+  const seen = { cancelled: [] as string[], uploadedWith: [] as (string | undefined)[] };
+  const next = [...answers];
+  const target = {
+    host: 'target.example', identity: 'u@target.example',
+    hasBlob: async () => false,
+    mountBlob: async () => {
+      const a = next.shift()!;
+      return a === 'mounted' ? { mounted: true } : { mounted: false, session: { location: a, chunkMin: 0 } };
+    },
+    cancelUpload: async (_repo: string, s: { location: string }) => { seen.cancelled.push(s.location); },
+    uploadBlob: async (...args: unknown[]) => {
+      seen.uploadedWith.push((args[7] as { location: string } | undefined)?.location);
+      await sleep(uploadMs);
+    },
+  } as unknown as RegistryClient;
+  return { target, seen };
+}
+
+test('refused mounts: the first upload session carries the upload, later ones are given back', async () => {
+  const pool = new CopyPool({ concurrency: 1 });
+  const { target, seen } = mountingTarget(['s1', 's2']);
+  for (const r of ['r1', 'r2']) pool.remember(target.identity, DIGEST, r);
+  assert.equal(await pool.ensureBlob({ src: source, srcRepo: 'a', dst: target, dstRepo: 'x', desc: { digest: DIGEST, size: 1 } as never }), 'uploaded');
+  assert.deepEqual(seen, { cancelled: ['s2'], uploadedWith: ['s1'] });
+});
+
+test('refused, then mounted: the kept session is given back', async () => {
+  const pool = new CopyPool({ concurrency: 1 });
+  const { target, seen } = mountingTarget(['s1', 'mounted']);
+  for (const r of ['r1', 'r2']) pool.remember(target.identity, DIGEST, r);
+  assert.equal(await pool.ensureBlob({ src: source, srcRepo: 'a', dst: target, dstRepo: 'x', desc: { digest: DIGEST, size: 1 } as never }), 'mounted');
+  assert.deepEqual(seen, { cancelled: ['s1'], uploadedWith: [] });
+});
+
+test('aborted while waiting for a transfer slot: the kept session is given back', async () => {
+  const pool = new CopyPool({ concurrency: 1 });
+  const busy = slowTarget(1000);
+  const holder = pool.ensureBlob({ src: source, srcRepo: 'a', dst: busy, dstRepo: 'h', desc: { digest: `sha256:${'b'.repeat(64)}`, size: 1 } as never });
+  const { target, seen } = mountingTarget(['s1']);
+  pool.remember(target.identity, DIGEST, 'r1');
+  const ac = new AbortController();
+  const waiting = pool.ensureBlob({ src: source, srcRepo: 'a', dst: target, dstRepo: 'x', desc: { digest: DIGEST, size: 1 } as never, signal: ac.signal });
+  await sleep(50);
+  ac.abort(new Error('task aborted'));
+  await assert.rejects(waiting, /task aborted/);
+  await sleep(10);
+  assert.deepEqual(seen, { cancelled: ['s1'], uploadedWith: [] });
+  assert.equal(await holder, 'uploaded');
 });
