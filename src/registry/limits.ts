@@ -27,6 +27,13 @@ export class Semaphore {
     this.#free = size;
   }
 
+  /** A slot only if one is free now (nobody waits then); undefined otherwise. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.#free === 0) return undefined;
+    this.#free--;
+    return this.#releaser();
+  }
+
   async acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) throw signal.reason;
     if (this.#free > 0) {
@@ -44,6 +51,10 @@ export class Semaphore {
         this.#waiters.push(wake);
       }));
     }
+    return this.#releaser();
+  }
+
+  #releaser(): () => void {
     let released = false;
     return () => {
       if (released) return;

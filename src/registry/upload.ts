@@ -212,8 +212,10 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
       return 'done';
     } catch (e) {
       reader?.destroy();
-      failures++;
       if (session) await uploadCancel(t, a.repo, session.location).catch(() => {});
+      // A handed-over session (a refused mount's) the registry no longer knows: a fresh one at once, no failure counted.
+      if (session !== undefined && session === a.session && sessionGone(e) && !a.signal?.aborted) continue;
+      failures++;
       // A gateway that caps request bodies (413) takes the blob in chunks below its limit.
       if ((e as BridgeError).code === 'HSB_REGISTRY_TOO_LARGE' && a.desc.size > MIN_CHUNK_BYTES && !a.signal?.aborted) {
         t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest }, 'registry refused the blob in one request (413); uploading it in chunks');
@@ -230,6 +232,12 @@ async function monolithic(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, st
       t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, err: err.code, failures }, 'blob upload failed; restarting');
     }
   }
+}
+
+/** The registry does not know the session (any more): 404, with or without the spec's BLOB_UPLOAD_UNKNOWN. */
+function sessionGone(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'HSB_REGISTRY_UPLOAD_INVALID' || code === 'HSB_REGISTRY_NOT_FOUND';
 }
 
 /** Smallest chunk a 413 halves down to (a gateway capping bodies below this is not worth chunking through). */
@@ -289,6 +297,9 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
           chunk = Math.floor(chunk / 2);
           err = e as BridgeError;
           t.logger.info({ registry: t.registry, repo: a.repo, digest: a.desc.digest, chunkBytes: chunk }, 'registry refused a chunk as too large (413); sending smaller chunks');
+        } else if (session === a.session && offset === 0 && sessionGone(e) && !a.signal?.aborted) {
+          // A handed-over session (a refused mount's) the registry no longer knows: restarted below, no failure counted.
+          err = e as BridgeError;
         } else {
           failures++;
           err = await recoverable(t, e, ctx, failures, a);

@@ -121,14 +121,14 @@ export class CopyPool {
       a.onWait?.(true);
       return this.#transfers.acquire(a.signal).finally(() => a.onWait?.(false));
     };
-    let release: (() => void) | undefined;
-    try {
-      release = await acquire();
-    } catch (e) {
-      // Aborted while waiting for a slot: the kept session is never used.
-      if (session) void a.dst.cancelUpload(a.dstRepo, session);
-      throw e;
+    // The kept session is used only with a slot free now: held through a wait in the queue, it would
+    // count against the target's open sessions (unbounded by worker.transfers) and might go stale.
+    let release: (() => void) | undefined = session ? this.#transfers.tryAcquire() : undefined;
+    if (session && !release) {
+      void a.dst.cancelUpload(a.dstRepo, session);
+      session = undefined;
     }
+    release ??= await acquire();
     // A backoff moves no byte: the slot goes to another transfer meanwhile (a failing target must not hold them all).
     const idle = async <T>(wait: () => Promise<T>): Promise<T> => {
       release?.();

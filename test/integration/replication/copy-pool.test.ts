@@ -105,20 +105,45 @@ test('a refused mount\'s upload session carries the upload: no cancel, no second
   }
 });
 
-test('a handed-over session the registry no longer knows only costs a fresh one', async () => {
+test('a handed-over session the registry no longer knows costs only a fresh one: no failure, no wait, no switch to chunks', async () => {
   const dst = await startRegistry();
   try {
     const layer = images[1]!.layers[0]!;
-    for (const [name, upload] of [['whole', {}], ['chunked', { monolithicMaxBytes: 0, chunkBytes: 8192 }]] as const) {
+    // chunkBytes below the blob's size: an upload counted as broken would go on in PATCHes.
+    for (const [name, upload] of [['whole', { chunkBytes: 8192 }], ['chunked', { monolithicMaxBytes: 0, chunkBytes: 8192 }]] as const) {
       const from = new RegistryClient({ url: src.url });
-      const to = new RegistryClient({ url: dst.url }, { upload, retry: { baseMs: 1, maxMs: 5 } });
+      const to = new RegistryClient({ url: dst.url }, { upload });
       clients.push(from, to);
       const mount = await to.mountBlob(`gone/${name}`, layer.digest, 'elsewhere/none');
       assert.ok(!mount.mounted && mount.session, 'distribution answers a refused mount with an upload session');
       await to.cancelUpload(`gone/${name}`, mount.session);
+      const mark = dst.logs().length;
       await to.uploadBlob(`gone/${name}`, { digest: layer.digest, size: layer.size },
         async (offset) => (await from.getBlob('app/n1', layer.digest, { offset })).body, undefined, undefined, undefined, undefined, mount.session);
+      const calls = [...dst.logs().slice(mark).matchAll(new RegExp(`"(\\w+) /v2/gone/${name}/[^ ]* HTTP/1\\.1" (\\d+)`, 'g'))].map((m) => `${m[1]} ${m[2]}`);
+      const first = name === 'whole' ? 'PUT 404' : 'PATCH 404';
+      // The stale session is tried, given back, and a fresh one takes the blob (the chunked path asks for the stale one's offset first).
+      const expected = name === 'whole' ? [first, 'DELETE 404', 'POST 202', 'PUT 201'] : [first, 'GET 404', 'DELETE 404', 'POST 202', 'PATCH 202', 'PATCH 202', 'PATCH 202', 'PUT 201'];
+      assert.deepEqual(calls, expected, name);
       assert.equal(await to.hasBlob(`gone/${name}`, layer.digest), true, name);
+    }
+    // A registry that says so with a bare 404 (no BLOB_UPLOAD_UNKNOWN body), which is otherwise not retried.
+    const bare = await startFaultProxy(dst.url);
+    try {
+      for (const [name, upload, method] of [['whole', {}, 'PUT'], ['chunked', { monolithicMaxBytes: 0, chunkBytes: 8192 }, 'PATCH']] as const) {
+        bare.addRule({ match: { method, path: new RegExp(`^/v2/bare/${name}/blobs/uploads/`), nth: 1 }, action: 'status', status: 404, times: 1 });
+        const from = new RegistryClient({ url: src.url });
+        const to = new RegistryClient({ url: bare.url }, { upload });
+        clients.push(from, to);
+        const mount = await to.mountBlob(`bare/${name}`, layer.digest, 'elsewhere/none');
+        assert.ok(!mount.mounted && mount.session);
+        await to.uploadBlob(`bare/${name}`, { digest: layer.digest, size: layer.size },
+          async (offset) => (await from.getBlob('app/n1', layer.digest, { offset })).body, undefined, undefined, undefined, undefined, mount.session);
+        assert.equal(await to.hasBlob(`bare/${name}`, layer.digest), true, name);
+        assert.ok(bare.requests.some((r) => r.method === method && r.status === 404 && r.path.startsWith(`/v2/bare/${name}/`)), `${name}: the bare 404 was served`);
+      }
+    } finally {
+      await bare.stop();
     }
   } finally {
     await dst.stop();

@@ -41,6 +41,23 @@ test('Semaphore bounds concurrency and hands slots over in order', async () => {
   assert.deepEqual(order, [0, 1, 2, 3, 4]);
 });
 
+test('Semaphore.tryAcquire takes a slot only when one is free, and its release hands it on', async () => {
+  const s = new Semaphore(1);
+  const first = s.tryAcquire();
+  assert.ok(first);
+  assert.equal(s.tryAcquire(), undefined);
+  let got = false;
+  const waiting = s.acquire().then((release) => { got = true; return release; });
+  first();
+  first();
+  (await waiting)();
+  assert.equal(got, true);
+  const again = s.tryAcquire();
+  assert.ok(again, 'free again once released');
+  assert.equal(s.tryAcquire(), undefined, 'a double release does not add a slot');
+  again();
+});
+
 test('Semaphore waiters can be aborted', async () => {
   const s = new Semaphore(1);
   const hold = await s.acquire();

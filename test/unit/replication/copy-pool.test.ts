@@ -70,18 +70,32 @@ test('refused, then mounted: the kept session is given back', async () => {
   assert.deepEqual(seen, { cancelled: ['s1'], uploadedWith: [] });
 });
 
-test('aborted while waiting for a transfer slot: the kept session is given back', async () => {
+test('no transfer slot free: the kept session is given back at once, and the upload opens its own when a slot frees', async () => {
   const pool = new CopyPool({ concurrency: 1 });
-  const busy = slowTarget(1000);
-  const holder = pool.ensureBlob({ src: source, srcRepo: 'a', dst: busy, dstRepo: 'h', desc: { digest: `sha256:${'b'.repeat(64)}`, size: 1 } as never });
+  const holder = pool.ensureBlob({ src: source, srcRepo: 'a', dst: slowTarget(300), dstRepo: 'h', desc: { digest: `sha256:${'b'.repeat(64)}`, size: 1 } as never });
   const { target, seen } = mountingTarget(['s1']);
   pool.remember(target.identity, DIGEST, 'r1');
+  const waiting = pool.ensureBlob({ src: source, srcRepo: 'a', dst: target, dstRepo: 'x', desc: { digest: DIGEST, size: 1 } as never });
+  await sleep(100);
+  assert.deepEqual(seen, { cancelled: ['s1'], uploadedWith: [] }, 'given back while the other transfer still holds the slot');
+  assert.equal(await waiting, 'uploaded');
+  assert.deepEqual(seen, { cancelled: ['s1'], uploadedWith: [undefined] });
+  assert.equal(await holder, 'uploaded');
+});
+
+test('aborted during a later mount: the kept session is given back', async () => {
+  const pool = new CopyPool({ concurrency: 1 });
   const ac = new AbortController();
-  const waiting = pool.ensureBlob({ src: source, srcRepo: 'a', dst: target, dstRepo: 'x', desc: { digest: DIGEST, size: 1 } as never, signal: ac.signal });
-  await sleep(50);
-  ac.abort(new Error('task aborted'));
-  await assert.rejects(waiting, /task aborted/);
+  const { target, seen } = mountingTarget(['s1']);
+  const mount = target.mountBlob.bind(target);
+  let calls = 0;
+  (target as { mountBlob: unknown }).mountBlob = async (...args: Parameters<RegistryClient['mountBlob']>) => {
+    if (++calls === 1) return mount(...args);
+    ac.abort(new Error('task aborted'));
+    throw new Error('request aborted');
+  };
+  for (const r of ['r1', 'r2']) pool.remember(target.identity, DIGEST, r);
+  await assert.rejects(pool.ensureBlob({ src: source, srcRepo: 'a', dst: target, dstRepo: 'x', desc: { digest: DIGEST, size: 1 } as never, signal: ac.signal }));
   await sleep(10);
   assert.deepEqual(seen, { cancelled: ['s1'], uploadedWith: [] });
-  assert.equal(await holder, 'uploaded');
 });
