@@ -6,12 +6,11 @@ import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { TlsSchema, LimitsSchema, type TlsConfig, type LimitsConfig } from '../config/schema.ts';
 import { Transport } from './transport.ts';
-import type { ByteRateLimiter } from './limits.ts';
 import { createAgent } from './agent.ts';
 import { retryPolicy, type RetryPolicy } from './retry-policy.ts';
 import { manifestDelete, manifestGet, manifestHead, manifestPut, type ManifestData, type ManifestHead } from './manifest.ts';
 import { blobGet, blobHead, blobMount, uploadCancel, type BlobBody, type MountResult, type UploadSession } from './blob.ts';
-import { blobUpload, uploadDefaults, type BlobDescriptor, type IdleWait, type OpenSource, type UploadTuning } from './upload.ts';
+import { blobUpload, uploadDefaults, type BlobDescriptor, type BlobUploadOptions, type OpenSource, type UploadTuning } from './upload.ts';
 import { catalogList, tagList } from './tag.ts';
 import { referrersList, type ReferrersResult } from './referrers.ts';
 import { assertDigest } from './digest.ts';
@@ -138,12 +137,9 @@ export class RegistryClient {
    * Uploads a blob from a source that can be reopened at any offset (for resume and restart).
    * `onProgress` receives the bytes of this blob sent so far.
    */
-  async uploadBlob(
-    repo: string, desc: BlobDescriptor, open: OpenSource, onProgress?: (bytes: number) => void, signal?: AbortSignal, bandwidth?: ByteRateLimiter, idle?: IdleWait,
-    session?: UploadSession,
-  ): Promise<void> {
+  async uploadBlob(repo: string, desc: BlobDescriptor, open: OpenSource, opts: BlobUploadOptions = {}): Promise<void> {
     checkRepo(repo); assertDigest(desc.digest);
-    await blobUpload(this.transport, { repo, desc, open, onProgress, signal, tuning: this.#upload, bandwidth, idle, session });
+    await blobUpload(this.transport, { repo, desc, open, ...opts, tuning: this.#upload });
   }
 
   /** Referrers of a manifest (OCI 1.1 API, falling back to the `sha256-<hex>` tag schema). */

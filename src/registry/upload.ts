@@ -33,19 +33,23 @@ export const uploadDefaults: UploadTuning = { monolithicMaxBytes: 2 ** 40, chunk
 export interface BlobDescriptor { digest: string; size: number }
 export type OpenSource = (offset: number) => Promise<Readable>;
 
-export interface UploadArgs {
-  repo: string;
-  desc: BlobDescriptor;
-  open: OpenSource;
-  onProgress?: (bytes: number) => void;
-  signal?: AbortSignal;
-  tuning: UploadTuning;
+/** What a caller may add to an upload besides the blob and its source. */
+export interface BlobUploadOptions {
+  onProgress?: ((bytes: number) => void) | undefined;
+  signal?: AbortSignal | undefined;
   /** A cap of the caller's own (a policy's `speed`), on top of the registry's. */
   bandwidth?: ByteRateLimiter | undefined;
   /** Runs a wait during which no byte moves (a backoff), so the caller can lend out its transfer slot meanwhile. */
   idle?: IdleWait | undefined;
   /** A session already open (a refused mount's 202): the first attempt uses it; the upload owns it from here. */
   session?: UploadSession | undefined;
+}
+
+export interface UploadArgs extends BlobUploadOptions {
+  repo: string;
+  desc: BlobDescriptor;
+  open: OpenSource;
+  tuning: UploadTuning;
 }
 
 export type IdleWait = <T>(wait: () => Promise<T>) => Promise<T>;

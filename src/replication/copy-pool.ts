@@ -140,7 +140,7 @@ export class CopyPool {
       }
     };
     try {
-      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, a.onProgress, a.signal, a.bandwidth, idle, session);
+      await a.dst.uploadBlob(a.dstRepo, { digest, size }, async (offset) => (await a.src.getBlob(a.srcRepo, digest, { offset, signal: a.signal })).body, { onProgress: a.onProgress, signal: a.signal, bandwidth: a.bandwidth, idle, session });
     } catch (e) {
       // The target hashes what the source served: a mismatch it reports is the source's bytes.
       if ((e as { code?: string }).code === 'HSB_REGISTRY_DIGEST_MISMATCH' && e instanceof BridgeError) {

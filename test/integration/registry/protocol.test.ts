@@ -146,7 +146,7 @@ test('chunked uploads follow relative Locations and honour OCI-Chunk-Min-Length'
   const st = uploadRoutes(2 * 1024 * 1024);
   const blob = randomBytes(5 * 1024 * 1024);
   const progress: number[] = [];
-  await client({ monolithicMaxBytes: 1024 * 1024, chunkBytes: 1024 * 1024 }).uploadBlob('a/b', { digest: sha(blob), size: blob.length }, async (o) => Readable.from([blob.subarray(o)]), (n) => progress.push(n));
+  await client({ monolithicMaxBytes: 1024 * 1024, chunkBytes: 1024 * 1024 }).uploadBlob('a/b', { digest: sha(blob), size: blob.length }, async (o) => Readable.from([blob.subarray(o)]), { onProgress: (n) => progress.push(n) });
   assert.deepEqual(st.chunks, [2 * 1024 * 1024, 2 * 1024 * 1024, 1024 * 1024]);
   assert.deepEqual(st.ranges, ['0-2097151', '2097152-4194303', '4194304-5242879']);
   assert.equal(st.finished, sha(blob));
@@ -158,7 +158,7 @@ test('an aborted upload stops, cancels its session and reports HSB_REGISTRY_ABOR
   const st = uploadRoutes(0);
   const blob = randomBytes(4 * 1024 * 1024);
   const ac = new AbortController();
-  const p = client({ monolithicMaxBytes: 1024, chunkBytes: 1024 * 1024 }).uploadBlob('a/b', { digest: sha(blob), size: blob.length }, async (o) => Readable.from([blob.subarray(o)]), (n) => { if (n >= 1024 * 1024) ac.abort(new Error('shutdown')); }, ac.signal);
+  const p = client({ monolithicMaxBytes: 1024, chunkBytes: 1024 * 1024 }).uploadBlob('a/b', { digest: sha(blob), size: blob.length }, async (o) => Readable.from([blob.subarray(o)]), { onProgress: (n) => { if (n >= 1024 * 1024) ac.abort(new Error('shutdown')); }, signal: ac.signal });
   await assert.rejects(p, (e: BridgeError) => e.code === 'HSB_REGISTRY_ABORTED' && !e.retryable);
   assert.equal(st.finished, '');
   assert.equal(st.cancelled, true);

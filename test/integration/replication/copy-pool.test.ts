@@ -119,7 +119,7 @@ test('a handed-over session the registry no longer knows costs only a fresh one:
       await to.cancelUpload(`gone/${name}`, mount.session);
       const mark = dst.logs().length;
       await to.uploadBlob(`gone/${name}`, { digest: layer.digest, size: layer.size },
-        async (offset) => (await from.getBlob('app/n1', layer.digest, { offset })).body, undefined, undefined, undefined, undefined, mount.session);
+        async (offset) => (await from.getBlob('app/n1', layer.digest, { offset })).body, { session: mount.session });
       const calls = [...dst.logs().slice(mark).matchAll(new RegExp(`"(\\w+) /v2/gone/${name}/[^ ]* HTTP/1\\.1" (\\d+)`, 'g'))].map((m) => `${m[1]} ${m[2]}`);
       const first = name === 'whole' ? 'PUT 404' : 'PATCH 404';
       // The stale session is tried, given back, and a fresh one takes the blob (the chunked path asks for the stale one's offset first).
@@ -138,7 +138,7 @@ test('a handed-over session the registry no longer knows costs only a fresh one:
         const mount = await to.mountBlob(`bare/${name}`, layer.digest, 'elsewhere/none');
         assert.ok(!mount.mounted && mount.session);
         await to.uploadBlob(`bare/${name}`, { digest: layer.digest, size: layer.size },
-          async (offset) => (await from.getBlob('app/n1', layer.digest, { offset })).body, undefined, undefined, undefined, undefined, mount.session);
+          async (offset) => (await from.getBlob('app/n1', layer.digest, { offset })).body, { session: mount.session });
         assert.equal(await to.hasBlob(`bare/${name}`, layer.digest), true, name);
         assert.ok(bare.requests.some((r) => r.method === method && r.status === 404 && r.path.startsWith(`/v2/bare/${name}/`)), `${name}: the bare 404 was served`);
       }

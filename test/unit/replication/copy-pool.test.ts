@@ -47,7 +47,7 @@ function mountingTarget(answers: string[], uploadMs = 0) {
     },
     cancelUpload: async (_repo: string, s: { location: string }) => { seen.cancelled.push(s.location); },
     uploadBlob: async (...args: unknown[]) => {
-      seen.uploadedWith.push((args[7] as { location: string } | undefined)?.location);
+      seen.uploadedWith.push((args[3] as { session?: { location: string } }).session?.location);
       await sleep(uploadMs);
     },
   } as unknown as RegistryClient;
