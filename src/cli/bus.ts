@@ -1,11 +1,11 @@
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
-import { createBus } from '../bus/create.ts';
+import { busLabel, createBus } from '../bus/create.ts';
 import type { Bus, BusInspection } from '../bus/port.ts';
 import { formatTable } from './status.ts';
 
 /** Renders `bus inspect`: per topic its partitions' low/high offsets and depth; per group its lag. */
-export function renderInspection(ins: BusInspection): string {
+export function renderInspection(ins: BusInspection, bus: string): string {
   const topics = formatTable(['topic', 'partitions', 'records', 'offsets (low..high per partition)'], ins.topics.map((t) => [
     t.topic,
     String(t.partitions.length),
@@ -15,7 +15,7 @@ export function renderInspection(ins: BusInspection): string {
   const groups = formatTable(['group', 'topic', 'partition', 'committed', 'lag'], ins.groups.flatMap((g) => g.offsets.map((o) => [
     g.group, o.topic, String(o.partition), o.committed, String(o.lag),
   ])));
-  return `bus: ${ins.kind}\n\n${topics}\n\n${groups}\n`;
+  return `bus: ${bus}\n\n${topics}\n\n${groups}\n`;
 }
 
 export async function busCommand(a: { config: Config; args: string[]; logger: Logger; out?: (s: string) => void; bus?: Bus }): Promise<number> {
@@ -24,11 +24,11 @@ export async function busCommand(a: { config: Config; args: string[]; logger: Lo
     process.stderr.write('usage: harbor-swr-bridge bus inspect [--json]\n');
     return 2;
   }
-  const bus = a.bus ?? createBus(a.config, a.logger);
+  const bus = a.bus ?? createBus(a.config, a.logger, { existing: true });
   try {
     if (!a.bus) await bus.connect();
     const ins = await bus.inspect();
-    out(a.args.includes('--json') ? `${JSON.stringify(ins, null, 2)}\n` : renderInspection(ins));
+    out(a.args.includes('--json') ? `${JSON.stringify(ins, null, 2)}\n` : renderInspection(ins, busLabel(a.config)));
     return 0;
   } catch (e) {
     process.stderr.write(`inspecting the bus failed: ${(e as Error).message}\n`);

@@ -70,7 +70,7 @@ export async function dlqCommand(a: DlqCommandArgs): Promise<number> {
     return 2;
   }
 
-  const bus = a.bus ?? createBus(a.config, a.logger);
+  const bus = a.bus ?? createBus(a.config, a.logger, { existing: true });
   try {
     if (!a.bus) await bus.connect();
     const store = new DlqStore({ bus, logger: a.logger });

@@ -3,7 +3,7 @@
 // with --url, the in-flight tasks of a running bridge from its /api/v1/replications.
 import { parseArgs } from 'node:util';
 import type { Bus, BusInspection } from '../bus/port.ts';
-import { createBus } from '../bus/create.ts';
+import { busLabel, createBus } from '../bus/create.ts';
 import type { Config } from '../config/schema.ts';
 import { isBridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -94,7 +94,7 @@ export async function statusCommand(a: StatusCommandArgs): Promise<number> {
     return 2;
   }
 
-  const bus = a.bus ?? createBus(a.config, a.logger);
+  const bus = a.bus ?? createBus(a.config, a.logger, { existing: true });
   let report: StatusReport;
   try {
     if (!a.bus) await bus.connect();
@@ -111,7 +111,7 @@ export async function statusCommand(a: StatusCommandArgs): Promise<number> {
     const token = env.BRIDGE_API_TOKEN || configured;
     report.bridge = await fetchInflight(opts.url, token);
   }
-  out.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : render(report));
+  out.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : render(report, busLabel(a.config)));
   return report.bridge?.error ? 1 : 0;
 }
 
@@ -167,10 +167,10 @@ function fetchFailure(e: unknown): string {
   return cause ? `${err.message}: ${cause}` : err.message;
 }
 
-function render(r: StatusReport): string {
+function render(r: StatusReport, bus: string): string {
   const lines: string[] = [];
   const c = r.results.counts;
-  lines.push(`bus: ${r.bus}`);
+  lines.push(`bus: ${bus}`);
   lines.push(`recent results (${r.results.read} read from results${r.results.complete ? '' : ', stopped before the end'}): `
     + `done ${c.done}, skipped ${c.skipped}, deleted ${c.deleted}, retry ${c.retry}, dlq ${c.dlq}`);
   lines.push(`queues: ${plural(r.queues.retryPending, 'pending retry', 'pending retries')}, ${plural(r.queues.dlq, 'dead letter')}`);

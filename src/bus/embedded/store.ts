@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS leases (
   expires_at INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID;
 `;
 
+/** The database file in the data dir. */
+export const BUS_FILE = 'bus.sqlite';
+
 export class BusStore {
   readonly path: string;
   readonly #db: DatabaseSync;
@@ -53,7 +56,7 @@ export class BusStore {
 
   constructor(dataDir: string, opts: { busyTimeoutMs?: number } = {}) {
     mkdirSync(dataDir, { recursive: true });
-    this.path = join(dataDir, 'bus.sqlite');
+    this.path = join(dataDir, BUS_FILE);
     try {
       this.#db = new DatabaseSync(this.path);
       // WAL lets readers run beside the writer; FULL makes a resolved COMMIT survive power loss.

@@ -1,7 +1,7 @@
 // `harbor-swr-bridge bus inspect` against both buses: topics, depths and group offsets.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -53,9 +53,28 @@ for (const kind of ['embedded', 'kafka'] as const) {
       assert.ok(group, 'the consumer group is listed');
       assert.equal(group.offsets.filter((o) => o.topic === 'events').reduce((n, o) => n + o.lag, 0), 0, 'the group has consumed everything');
       const text = await run(process.execPath, [MAIN, 'bus', 'inspect', '--config', configFile], { env });
-      assert.match(text.stdout, new RegExp(`^bus: ${kind}`));
+      assert.match(text.stdout, new RegExp(`^bus: ${kind} \\(`));
+      if (kind === 'embedded') assert.ok(text.stdout.startsWith(`bus: embedded (${join(dataDir, 'bus.sqlite')})`), 'names the database file');
+      else assert.ok(text.stdout.startsWith(`bus: kafka (${sharedBrokers()}, topic prefix ${prefix})`), 'names the brokers and the prefix');
       assert.match(text.stdout, /^\s+events\s+\d+\s+3\s/m);
       assert.match(text.stdout, /inspect-test\s+events/);
     });
   });
 }
+
+describe('commands that read the embedded bus, where there is none', () => {
+  it('status, dlq and bus inspect say where they looked, exit 1, and create nothing', async () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), 'hsb-nobus-'));
+    const env = { ...process.env, KAFKA_BROKERS: '', DATA_DIR: 'data' };
+    for (const args of [['status'], ['dlq', 'list'], ['dlq', 'replay', '--all'], ['bus', 'inspect']]) {
+      const r = await run(process.execPath, [MAIN, ...args, '--config', configFile], { env, cwd: elsewhere }).then(
+        () => assert.fail(`${args.join(' ')} succeeded`),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, /no embedded bus at .*hsb-nobus-[^/]*\/data\/bus\.sqlite: start the bridge first/, args.join(' '));
+      assert.match(r.stderr, /working directory, here .*hsb-nobus-/, args.join(' '));
+      assert.equal(existsSync(join(elsewhere, 'data')), false, `${args.join(' ')} created nothing`);
+    }
+  });
+});
