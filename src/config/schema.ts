@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { secretString } from './secret.ts';
 import { StrictPolicySchema } from '../policy/model.ts';
+import { destNamespaceProblem, swrDomain } from '../swr/names.ts';
 
 const id = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, underscore and dash only');
 const httpUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
@@ -69,7 +70,7 @@ export const TargetSchema = z.object({
   registryUrl: httpUrl.optional(),
   apiUrl: httpUrl.optional(),
   /** Domain suffix for derived SWR endpoints (other Huawei Cloud domains). */
-  domain: z.string().default('myhuaweicloud.com'),
+  domain: z.string().refine((d) => swrDomain(d) !== undefined, 'a DNS domain such as myhuaweicloud.com (no scheme, port or path)').default('myhuaweicloud.com'),
   credentials: TargetCredentials.optional(),
   iamToken: secretString.optional(),
   manifestFormat: z.enum(['preserve', 'docker']).optional(),
@@ -156,6 +157,9 @@ export const ConfigSchema = z.object({
   c.policies.forEach((p, i) => {
     if (!sources.has(p.src_registry)) ctx.addIssue({ code: 'custom', path: ['policies', i, 'src_registry'], message: `unknown source "${p.src_registry}"` });
     if (!targets.has(p.dest_registry)) ctx.addIssue({ code: 'custom', path: ['policies', i, 'dest_registry'], message: `unknown target "${p.dest_registry}"` });
+    const swr = c.targets.some((t) => t.id === p.dest_registry && t.kind === 'swr');
+    const problem = swr ? destNamespaceProblem(p.dest_namespace) : undefined;
+    if (problem) ctx.addIssue({ code: 'custom', path: ['policies', i, 'dest_namespace'], message: problem });
   });
 });
 

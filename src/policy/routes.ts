@@ -9,6 +9,7 @@ import { sendError } from '../http/errors.ts';
 import { PolicySchema, policyFieldHint, StrictPolicySchema, type Policy } from './model.ts';
 import type { PolicyStore } from './store.ts';
 import type { PolicyTable } from './table.ts';
+import { destNamespaceProblem } from '../swr/names.ts';
 
 export interface PolicyRouterDeps {
   store: Pick<PolicyStore, 'put' | 'delete'> & Partial<Pick<PolicyStore, 'isLoaded'>>;
@@ -71,6 +72,9 @@ export function validatePolicyBody(id: string, body: unknown, config: PolicyRout
   if (typeof b.dest_registry === 'string' && b.dest_registry !== '' && !config.targets.some((t) => t.id === b.dest_registry)) {
     issues.push({ path: 'dest_registry', message: `no target "${b.dest_registry}" is configured (targets: ${config.targets.map((t) => t.id).join(', ')})` });
   }
+  const swr = config.targets.some((t) => t.id === b.dest_registry && t.kind === 'swr');
+  const namespaceProblem = swr && parsed.success ? destNamespaceProblem(parsed.data.dest_namespace) : undefined;
+  if (namespaceProblem) issues.push({ path: 'dest_namespace', message: namespaceProblem });
   if (issues.length || !parsed.success) return { ok: false, issues };
   return { ok: true, policy: parsed.data };
 }

@@ -1,5 +1,6 @@
 import { BridgeError } from '../errors.ts';
 import type { TargetConfig } from '../config/schema.ts';
+import { swrDomain } from './names.ts';
 
 export const SWR_DEFAULT_DOMAIN = 'myhuaweicloud.com';
 
@@ -22,8 +23,8 @@ function configError(id: string, message: string): BridgeError {
 /** Derive SWR endpoints from a target: `swr.<region>.<domain>` and `swr-api.<region>.<domain>`,
  * each overridable (other clouds, private endpoints, tests). */
 export function swrEndpoints(t: SwrEndpointInput): SwrEndpoints {
-  const domain = (t.domain || SWR_DEFAULT_DOMAIN).replace(/^\.+|\.+$/g, '').toLowerCase();
-  if (!/^[a-z0-9-]+(?:\.[a-z0-9-]+)+$/.test(domain)) throw configError(t.id, `domain "${t.domain}" is not a DNS domain`);
+  const domain = swrDomain(t.domain || SWR_DEFAULT_DOMAIN);
+  if (domain === undefined) throw configError(t.id, `domain "${t.domain}" is not a DNS domain`);
   const strip = (u: string) => u.replace(/\/+$/, '');
   const registryUrl = t.registryUrl ? strip(t.registryUrl) : t.region ? `https://swr.${t.region}.${domain}` : undefined;
   const apiUrl = t.apiUrl ? strip(t.apiUrl) : t.region ? `https://swr-api.${t.region}.${domain}` : undefined;

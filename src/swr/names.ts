@@ -33,6 +33,23 @@ export function repoNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * What SWR would refuse in a policy's `dest_namespace` for an SWR target, known before any
+ * artifact is planned: its first segment is the organisation of every repository it names.
+ */
+export function destNamespaceProblem(destNamespace: string): string | undefined {
+  if (destNamespace === '') return undefined;
+  const org = destNamespace.split('/')[0]!;
+  const problem = orgNameProblem(org);
+  return problem === undefined ? undefined : `SWR organisation "${org}": ${problem}`;
+}
+
+/** An SWR domain suffix as endpoints are built from it (no leading or trailing dots, lower case); undefined when it is not a DNS domain. */
+export function swrDomain(raw: string): string | undefined {
+  const domain = raw.replace(/^\.+|\.+$/g, '').toLowerCase();
+  return /^[a-z0-9-]+(?:\.[a-z0-9-]+)+$/.test(domain) ? domain : undefined;
+}
+
 export function isValidOrgName(name: string): boolean {
   return orgNameProblem(name) === undefined;
 }

@@ -213,6 +213,13 @@ describe('policy API on the embedded bus', () => {
     const target = await request(app).put('/api/v1/policies/p').set(auth).send({ src_registry: 'harbor-prod', dest_registry: 'swr-elsewhere' });
     assert.equal(target.status, 400);
     assert.deepEqual(target.body.issues.map((i: { path: string }) => i.path), ['dest_registry']);
+    // An SWR target refuses the organisation now, not at the first artifact; a plain registry has none.
+    const org = await request(app).put('/api/v1/policies/p').set(auth).send({ src_registry: 'harbor-prod', dest_registry: 'swr-bj4', dest_namespace: '1bad--org/x' });
+    assert.equal(org.status, 400);
+    assert.deepEqual(org.body.issues, [{ path: 'dest_namespace', message: 'SWR organisation "1bad--org": organisation name must start with a lowercase letter' }]);
+    const plain = await request(app).put('/api/v1/policies/p1').set(auth).send({ src_registry: 'harbor-prod', dest_registry: 'backup', dest_namespace: '1bad--org/x' });
+    assert.equal(plain.status, 201, JSON.stringify(plain.body));
+    assert.equal((await request(app).delete('/api/v1/policies/p1').set(auth)).status, 204);
     const id = await request(app).put('/api/v1/policies/p').set(auth).send({ id: 'q', src_registry: 'harbor-prod', dest_registry: 'backup' });
     assert.deepEqual(id.body.issues.map((i: { path: string }) => i.path), ['id']);
     // Harbor's numeric id naming the path's policy is the same id, not a mismatch.

@@ -104,6 +104,24 @@ describe('config', () => {
     assert.match(msg, /server: Unrecognized key.*prot/);
   });
 
+  it('refuses, at load, an SWR domain that is not a DNS domain and a dest_namespace whose organisation SWR would refuse', () => {
+    const swr = (extra: Record<string, unknown>, policy: Record<string, unknown> = {}) => ({
+      ...base(),
+      targets: [{ id: 's', kind: 'swr', region: 'eu-west-101', credentials: { accessKey: 'AK', secretKey: 'SK' }, ...extra }],
+      policies: [{ id: 'p', src_registry: 'h', dest_registry: 's', ...policy }],
+    });
+    assert.match(configError(() => parseConfig(swr({ domain: 'https://myhuaweicloud.eu' }), 'c.yaml', {})), /^c\.yaml: targets\.0\.domain: a DNS domain such as myhuaweicloud\.com/m);
+    assert.match(configError(() => parseConfig(swr({ domain: 'myhuaweicloud.eu/x' }), 'c.yaml', {})), /targets\.0\.domain/);
+    assert.equal(parseConfig(swr({ domain: 'myhuaweicloud.eu' }), 'c.yaml', {}).targets[0]!.domain, 'myhuaweicloud.eu');
+    assert.match(configError(() => parseConfig(swr({}, { dest_namespace: '1bad--org' }), 'c.yaml', {})),
+      /^c\.yaml: policies\.0\.dest_namespace: SWR organisation "1bad--org": organisation name must start with a lowercase letter$/m);
+    // Only the organisation is known here; the repository part is checked once the artifact's path is rewritten.
+    assert.equal(parseConfig(swr({}, { dest_namespace: 'team/1x' }), 'c.yaml', {}).policies[0]!.dest_namespace, 'team/1x');
+    assert.equal(parseConfig(swr({}, { dest_namespace: 'team-a/mirror' }), 'c.yaml', {}).policies[0]!.dest_namespace, 'team-a/mirror');
+    // A plain registry has no organisations: the same namespace is fine there.
+    assert.equal(parseConfig({ ...base(), policies: [{ id: 'p', src_registry: 'h', dest_registry: 't', dest_namespace: '1bad-org' }] }, 'c.yaml', {}).policies[0]!.dest_namespace, '1bad-org');
+  });
+
   it('reports unreadable files and bad YAML with the file name', () => {
     assert.match(configError(() => loadConfig('/nonexistent/bridge.yaml', {})), /\/nonexistent\/bridge\.yaml: cannot read config file \(ENOENT\)/);
     const dir = mkdtempSync(join(tmpdir(), 'hsb-yaml-'));
