@@ -299,8 +299,15 @@ export function busContract(name: string, makeBus: () => Promise<BusFixture>, op
       await waitUntil('7 records', () => seen.length >= 7);
       await waitUntil('group lag 0', async () => (await lagOf(bus, group, 'dlq')) === 0);
       await handle.stop();
-      const g = (await bus.inspect()).groups.find((x) => x.group === group);
+      const again = await bus.inspect();
+      const g = again.groups.find((x) => x.group === group);
       assert.ok(g, 'group listed');
+      // Listed in one order on both buses: partitions ascending, groups by name, a group's offsets by topic then partition.
+      const sorted = <T>(xs: T[], cmp: (a: T, b: T) => number) => assert.deepEqual(xs, [...xs].sort(cmp));
+      const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+      for (const t of again.topics) sorted(t.partitions.map((p) => p.partition), (a, b) => a - b);
+      sorted(again.groups.map((x) => x.group), byName);
+      for (const x of again.groups) sorted(x.offsets, (a, b) => byName(a.topic, b.topic) || a.partition - b.partition);
       for (const o of g.offsets.filter((x) => x.topic === 'dlq')) assert.match(o.committed, /^\d+$/);
 
       await bus.publish('dlq', Array.from({ length: 4 }, (_, i) => ({ key: `${run}-later-${i}`, value: { i } })));

@@ -340,7 +340,8 @@ export class KafkaBus implements Bus {
     const topics: BusInspection['topics'] = [];
     for (const t of TOPICS) {
       const offs = await admin.fetchTopicOffsets(this.topicName(t)).catch(() => []);
-      topics.push({ topic: t, partitions: offs.map((o) => ({ partition: o.partition, high: o.high, low: o.low })) });
+      // Sorted as the embedded bus lists them: the broker answers in no particular order.
+      topics.push({ topic: t, partitions: offs.map((o) => ({ partition: o.partition, high: o.high, low: o.low })).sort((a, b) => a.partition - b.partition) });
     }
     const { groups: list } = await admin.listGroups();
     const groups: BusInspection['groups'] = [];
@@ -359,8 +360,10 @@ export class KafkaBus implements Bus {
           offsets.push({ topic: t.topic, partition: p.partition, committed, lag: Number(BigInt(part?.high ?? committed) - BigInt(committed)) });
         }
       }
+      offsets.sort((a, b) => byName(a.topic, b.topic) || a.partition - b.partition);
       if (offsets.length) groups.push({ group: g.groupId.slice(prefix.length), offsets });
     }
+    groups.sort((a, b) => byName(a.group, b.group));
     return { kind: 'kafka', topics, groups };
   }
 
@@ -393,4 +396,9 @@ function headersOf(h: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h ?? {})) if (v !== undefined) out[k] = Array.isArray(v) ? String(v[0]) : String(v);
   return out;
+}
+
+/** Code-unit order, as the embedded bus's SQLite lists groups and topics. */
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
