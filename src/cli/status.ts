@@ -175,8 +175,9 @@ function render(r: StatusReport, bus: string): string {
     + `done ${c.done}, skipped ${c.skipped}, deleted ${c.deleted}, retry ${c.retry}, dlq ${c.dlq}`);
   lines.push(`queues: ${plural(r.queues.retryPending, 'pending retry', 'pending retries')}, ${plural(r.queues.dlq, 'dead letter')}`);
   if (r.results.recentFailures.length) {
-    lines.push('', 'recent failures:');
-    lines.push(formatTable(['FINISHED', 'STATUS', 'TARGET', 'REPOSITORY', 'REFERENCE', 'ATTEMPT', 'ERROR'],
+    // Outcomes as recorded: a failure stays listed after its dead letter was replayed (the replay's outcome is a result of its own).
+    lines.push('', 'recent failures (newest first; replayed ones stay listed):');
+    lines.push(formatTable(['FINISHED', 'STATUS', 'TARGET', 'REPOSITORY', 'REFERENCE', 'RETRIES', 'ERROR'],
       r.results.recentFailures.map((f) => [f.finishedAt, f.status, f.targetId, f.destRepository, f.reference, String(f.attempt), clip(f.error ? `${f.error.code}: ${f.error.message}` : '', 80)])));
   }
   lines.push('', 'consumer groups:');
