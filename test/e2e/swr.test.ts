@@ -43,7 +43,9 @@ function bridgeConfig(src: TestRegistry, swr: SwrStack) {
       policy('taken', 'library/taken', 'takenorg'),
       policy('quota', 'library/quota', 'neworg', { dest_registry: 'swr-full' }),
       // Harbor accepts `9lives` as a namespace; SWR does not (an organisation starts with a letter).
-      policy('bad-name', 'library/badname', '9lives'),
+      // An empty dest_namespace keeps the source path, whose project SWR refuses as an organisation: known
+      // only per artifact, so refused at planning. One written in dest_namespace is refused when the config loads.
+      policy('bad-name', '9lives/badname', ''),
       policy('multi-arch', 'library/multi', 'myorg'),
       policy('deletes', 'library/team/**', 'myorg', { deletion: true }),
     ],
@@ -201,7 +203,7 @@ describe('e2e: Harbor → bridge → SWR (management API double + a real registr
   });
 
   it('names SWR refuses never reach SWR: the planner skips the policy, and a task that bypasses it is dead-lettered before any traffic', async () => {
-    await pushAndNotify(image, 'library/badname');
+    await pushAndNotify(image, '9lives/badname');
     await bridge.waitForLog(/"policy":"bad-name".*HSB_SWR_NAME_INVALID|HSB_SWR_NAME_INVALID.*"policy":"bad-name"/, 30000);
 
     // A task carrying a bad destination (an old task, a replay, a hand-written one) is refused by
