@@ -22,6 +22,7 @@ one-shot:
   status [--url URL] [--json]
                            recent outcomes, retries, DLQ, consumer lag (and in-flight tasks of a running bridge)
   bus inspect [--json]     topics, depths and group offsets of the configured bus
+  check                    load and validate the config (no bus, no registry); where each target pushes
   copy <src-ref> <dst-ref> | copy --from-file LIST
                            copy images directly (no config needed); copy --help for options
 
@@ -29,7 +30,7 @@ one-shot:
 PORT, LOG_LEVEL, DATA_DIR, TOPIC_PREFIX; METRICS_PORT (health and metrics of a work process).
 `;
 
-interface CommandArgs { argv: string[]; config: () => Promise<Config>; logger: Logger }
+interface CommandArgs { argv: string[]; config: () => Promise<Config>; logger: Logger; configFile: string | undefined }
 type Command = (a: CommandArgs) => Promise<number | 'running'>;
 
 const daemon = (roles: { http: boolean; workers: boolean }): Command => async ({ config, logger }) => {
@@ -76,6 +77,7 @@ const daemonCommand = (roles: { http: boolean; workers: boolean }): Command => a
 const POLICIES_USAGE = 'usage: harbor-swr-bridge policies import --harbor <sourceId> [--dry-run]';
 const SYNC_USAGE = 'usage: harbor-swr-bridge sync [--dry-run]';
 const BUS_USAGE = 'usage: harbor-swr-bridge bus inspect [--json]';
+const CHECK_USAGE = 'usage: harbor-swr-bridge check --config FILE';
 
 const COMMANDS: Record<string, Command> = {
   run: daemonCommand({ http: true, workers: true }),
@@ -97,6 +99,10 @@ const COMMANDS: Record<string, Command> = {
     return (await import('./bus.ts')).busCommand({ config: await config(), args: argv, logger });
   },
   copy: async ({ argv, logger }) => (await import('./copy.ts')).copyCommand({ rest: argv, flags: {}, logger }),
+  check: async ({ argv, config, configFile }) => {
+    strictArgs(argv, {}, [], CHECK_USAGE);
+    return (await import('./check.ts')).checkCommand({ config: await config(), file: configFile ?? '' });
+  },
 };
 
 const DAEMONS = new Set(['run', 'serve', 'work']);
@@ -112,6 +118,7 @@ const HELP: Record<string, () => Promise<string>> = {
   dlq: async () => (await import('./dlq.ts')).DLQ_USAGE,
   status: async () => (await import('./status.ts')).STATUS_USAGE,
   bus: async () => BUS_USAGE,
+  check: async () => CHECK_USAGE,
 };
 
 export async function main(argv: string[]): Promise<number | 'running'> {
@@ -152,7 +159,7 @@ export async function main(argv: string[]): Promise<number | 'running'> {
     // Commands that only read the bus run without the registries' secrets in the environment.
     return (await import('../config/load.ts')).loadConfig(configFile, process.env, { lenientSecrets: BUS_ONLY.has(name) });
   };
-  return cmd({ argv: args, config, logger });
+  return cmd({ argv: args, config, logger, configFile });
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

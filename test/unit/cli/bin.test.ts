@@ -90,6 +90,7 @@ describe('bin/harbor-swr-bridge.js', () => {
       [['dlq', '--help'], /^usage: harbor-swr-bridge dlq list[\s\S]*dlq replay/],
       [['status', '--help'], /^usage: harbor-swr-bridge status \[--url/],
       [['bus', 'inspect', '-h'], /^usage: harbor-swr-bridge bus inspect/],
+      [['check', '--help'], /^usage: harbor-swr-bridge check --config FILE/],
     ];
     const env = { ...process.env };
     delete env.BRIDGE_CONFIG;
@@ -131,6 +132,32 @@ describe('bin/harbor-swr-bridge.js', () => {
     const sync = await run(['sync', '--dry-run']);
     assert.equal(sync.code, 1);
     assert.match(sync.err, /sources\.0\.credentials\.password: environment variable HSB_TEST_UNSET_PASSWORD is not set/);
+  });
+
+  it('check validates a config without a bus or a registry: where each target pushes, or the file and field at fault', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bin-check-'));
+    const write = (name: string, body: string) => { const f = join(dir, name); writeFileSync(f, body); return f; };
+    const common = 'sources: [{ id: h, url: "https://harbor.example.com", webhookSecrets: ["s"] }]\n';
+    const good = write('good.yaml', `${common}targets: [{ id: eu, kind: swr, region: eu-west-101, domain: myhuaweicloud.eu, credentials: { accessKey: AK, secretKey: SK } }]\npolicies: [{ id: p, src_registry: h, dest_registry: eu, dest_namespace: team }]\n`);
+    const bad = write('bad.yaml', `${common}targets: [{ id: eu, kind: swr, region: eu-west-101, domain: "https://myhuaweicloud.eu", credentials: { accessKey: AK, secretKey: SK } }]\n`);
+    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: join(dir, 'never') };
+    delete env.KAFKA_BROKERS;
+    const run = async (config: string) => {
+      const child = spawn(process.execPath, [BIN, 'check', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
+      let [out, err] = ['', ''];
+      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      return { code: await new Promise<number | null>((r) => child.once('exit', r)), out, err };
+    };
+    const ok = await run(good);
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.out, /good\.yaml: valid \(1 source, 1 target, 1 policy in the file\)/);
+    assert.match(ok.out, /^\s+eu\s+swr basic, docker manifests\s+https:\/\/swr\.eu-west-101\.myhuaweicloud\.eu \(API https:\/\/swr-api\.eu-west-101\.myhuaweicloud\.eu\)$/m);
+    assert.doesNotMatch(ok.out, /\bAK\b|\bSK\b/, 'no credentials printed');
+    assert.equal(existsSync(join(dir, 'never')), false, 'no bus created');
+    const no = await run(bad);
+    assert.equal(no.code, 1);
+    assert.match(no.err, /bad\.yaml: targets\.0\.domain: a DNS domain/);
   });
 
   it('takes the last --config (npm start -- --config FILE after the script\'s own)', async () => {
