@@ -314,6 +314,8 @@ async function chunked(t: Transport, a: UploadArgs, ctx: RegistryErrorCtx, stats
           // Session lost (distribution cancels it when a broken PATCH wrote some bytes): start over.
           await uploadCancel(t, a.repo, session.location).catch(() => {});
           session = await startSession(t, a.repo, ctx, a.signal, a.idle);
+          // The new session may want bigger chunks than the one it replaces (a refused mount's, say).
+          chunk = Math.max(chunk, session.chunkMin);
           stats.restarts++;
           offset = 0;
           hash = createHash(alg);

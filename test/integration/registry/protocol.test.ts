@@ -163,3 +163,41 @@ test('an aborted upload stops, cancels its session and reports HSB_REGISTRY_ABOR
   assert.equal(st.finished, '');
   assert.equal(st.cancelled, true);
 });
+
+test('a chunked upload that restarts in a new session honours that session\'s OCI-Chunk-Min-Length', async () => {
+  const chunks: Record<string, number[]> = { u1: [], u2: [] };
+  let sessions = 0;
+  let finished = '';
+  const data: Buffer[] = [];
+  // The first session takes any chunk but loses the upload at its first PATCH; the second wants 2 MiB chunks.
+  route('POST', /blobs\/uploads\/$/, (_q, res) => {
+    sessions++;
+    res.writeHead(202, sessions === 1
+      ? { location: '/v2/a/b/blobs/uploads/u1', range: '0-0' }
+      : { location: '/v2/a/b/blobs/uploads/u2', 'oci-chunk-min-length': String(2 * 1024 * 1024), range: '0-0' }).end();
+  });
+  route('PATCH', /blobs\/uploads\/u1/, (_q, res, body) => {
+    chunks.u1!.push(body.length);
+    res.writeHead(500, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNKNOWN","message":"lost"}]}');
+  });
+  route('GET', /blobs\/uploads\/u1/, (_q, res) => res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"gone"}]}'));
+  route('DELETE', /blobs\/uploads\/u1/, (_q, res) => res.writeHead(404).end());
+  let held = 0;
+  route('PATCH', /blobs\/uploads\/u2/, (_q, res, body) => {
+    chunks.u2!.push(body.length);
+    data.push(body);
+    held += body.length;
+    res.writeHead(202, { location: '/v2/a/b/blobs/uploads/u2', range: `0-${held - 1}` }).end();
+  });
+  route('PUT', /blobs\/uploads\/u2/, (req, res) => {
+    finished = new URL(req.url!, 'http://x').searchParams.get('digest') ?? '';
+    res.writeHead(201, { location: `/v2/a/b/blobs/${finished}` }).end();
+  });
+  const blob = randomBytes(5 * 1024 * 1024);
+  await client({ monolithicMaxBytes: 1024 * 1024, chunkBytes: 1024 * 1024 }).uploadBlob('a/b', { digest: sha(blob), size: blob.length }, async (o) => Readable.from([blob.subarray(o)]));
+  assert.equal(sessions, 2);
+  assert.deepEqual(chunks.u1, [1024 * 1024]);
+  assert.deepEqual(chunks.u2, [2 * 1024 * 1024, 2 * 1024 * 1024, 1024 * 1024]);
+  assert.equal(finished, sha(blob));
+  assert.deepEqual(Buffer.concat(data), blob);
+});
