@@ -20,9 +20,11 @@ export interface IngestDeps {
 
 type Kind = 'harbor' | 'distribution';
 
-/** Values of the `result` label of hsb_webhooks_total. */
-export type WebhookResult =
-  | 'accepted' | 'ignored' | 'invalid' | 'unauthorized' | 'unknown_source' | 'unsupported_media_type' | 'too_large' | 'unavailable';
+/** Values of the `result` label of hsb_webhooks_total (docs/alerts.yaml matches on them). */
+export const WEBHOOK_RESULTS = [
+  'accepted', 'ignored', 'invalid', 'unauthorized', 'unknown_source', 'unsupported_media_type', 'too_large', 'unavailable',
+] as const;
+export type WebhookResult = typeof WEBHOOK_RESULTS[number];
 
 const ACCEPTED_TYPES: Readonly<Record<Kind, readonly string[]>> = {
   harbor: ['application/json', 'application/cloudevents+json'],
