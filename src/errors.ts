@@ -1,5 +1,8 @@
+import { scrubSecrets } from './observability/scrub.ts';
+
 // One error type for the whole bridge: a stable `code` to match on, whether a retry can help,
-// and the context an operator needs to act. Messages never carry secrets.
+// and the context an operator needs to act. Messages never carry secrets: they are scrubbed here,
+// since some quote what a server sent.
 export type ErrorContext = Record<string, string | number | boolean | undefined>;
 
 export class BridgeError extends Error {
@@ -9,7 +12,7 @@ export class BridgeError extends Error {
   readonly context: ErrorContext;
 
   constructor(code: string, message: string, opts: { retryable?: boolean; context?: ErrorContext; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(scrubSecrets(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
     this.retryable = opts.retryable ?? false;
     this.context = opts.context ?? {};

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { BridgeError } from '../errors.ts';
 import { ConfigSchema, type Config } from './schema.ts';
 import { withSecretEnv } from './secret.ts';
+import { registerSecrets } from '../observability/scrub.ts';
 
 /** Render zod issues as `file: field.path: message` lines. */
 export function formatIssues(file: string, issues: z.core.$ZodIssue[]): string {
@@ -43,13 +44,15 @@ function envPort(name: string, value: string): number {
 /** `lenientSecrets`: a secret that cannot be resolved loads as UNRESOLVED_SECRET instead of failing (bus-only commands). */
 export interface ParseOptions {
   lenientSecrets?: boolean;
+  /** Receives every credential the parse resolved (loadConfig registers them for scrubbing). */
+  collectSecrets?: string[];
 }
 
 export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.ProcessEnv = process.env, opts: ParseOptions = {}): Config {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new BridgeError('HSB_CONFIG_INVALID', `${file}: (root): expected a YAML mapping`, { context: { file } });
   }
-  const result = withSecretEnv(env, () => ConfigSchema.safeParse(applyEnv(raw as Record<string, unknown>, env)), { lenient: opts.lenientSecrets === true });
+  const result = withSecretEnv(env, () => ConfigSchema.safeParse(applyEnv(raw as Record<string, unknown>, env)), { lenient: opts.lenientSecrets === true, collect: opts.collectSecrets });
   if (!result.success) {
     throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${formatIssues(file, result.error.issues)}`, { context: { file } });
   }
@@ -68,7 +71,11 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, o
   } catch (e) {
     throw new BridgeError('HSB_CONFIG_INVALID', `${file}: cannot read config file (${(e as NodeJS.ErrnoException).code})`, { context: { file } });
   }
-  return parseConfig(parseYamlQuietly(text, file), file, env, opts);
+  const secrets: string[] = [];
+  const config = parseConfig(parseYamlQuietly(text, file), file, env, { ...opts, collectSecrets: secrets });
+  // This process's credentials never appear in an error message from here on (see observability/scrub.ts).
+  registerSecrets(secrets);
+  return config;
 }
 
 /**

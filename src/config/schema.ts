@@ -1,11 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { secretString } from './secret.ts';
+import { collectSecret, secretString } from './secret.ts';
+import { basicSecretOf } from '../observability/scrub.ts';
 import { StrictPolicySchema } from '../policy/model.ts';
 import { destNamespaceProblem, swrDomain } from '../swr/names.ts';
 
 const id = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, underscore and dash only');
-const httpUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
+// A password in a URL would be printed wherever the URL is (`check`, logs) and is not sent by the
+// HTTP client anyway: credentials have their own field. The message never repeats the URL.
+// (zod runs the refinements after a failed z.url too: an unparsable URL passes them, reported once.)
+const httpUrl = z.url({ protocol: /^https?$/ })
+  .refine((u) => { const p = URL.parse(u); return !p || (p.username === '' && p.password === ''); }, 'no user or password in the URL: put them under `credentials`')
+  .refine((u) => { const p = URL.parse(u); return !p || (p.search === '' && p.hash === ''); }, 'a base URL without query or fragment')
+  .transform((u) => u.replace(/\/+$/, ''));
 
 export const TlsSchema = z.object({
   /** Turns certificate verification off for this one registry. */
@@ -31,7 +38,9 @@ export const LimitsSchema = z.object({
   speedKbps: z.number().int().positive().optional(),
 }).strict();
 
-const BasicCredentials = z.object({ username: z.string().min(1), password: secretString }).strict();
+const BasicCredentials = z.object({ username: z.string().min(1), password: secretString }).strict()
+  // The pair as an HTTP Basic header carries it is a secret too (scrubbed from messages that quote one).
+  .transform((c) => { collectSecret(basicSecretOf(c.username, c.password)); return c; });
 const AkSkCredentials = z.object({ accessKey: secretString, secretKey: secretString }).strict();
 // Either pair; the shape is picked by its keys first so a secret's own error (say, an unset
 // environment variable) is reported at its field instead of as "Invalid input" for the union.

@@ -32,15 +32,23 @@ export const UNRESOLVED_SECRET = '\u0000unresolved secret';
 // The environment secrets resolve against while a config is parsed (parsing is synchronous).
 let parseEnv: NodeJS.ProcessEnv = process.env;
 let lenient = false;
-export function withSecretEnv<T>(env: NodeJS.ProcessEnv, fn: () => T, opts: { lenient?: boolean } = {}): T {
-  const [prevEnv, prevLenient] = [parseEnv, lenient];
+/** Where the parse in progress puts every secret value it resolved (see collectSecret). */
+let collected: string[] | undefined;
+export function withSecretEnv<T>(env: NodeJS.ProcessEnv, fn: () => T, opts: { lenient?: boolean; collect?: string[] } = {}): T {
+  const [prevEnv, prevLenient, prevCollected] = [parseEnv, lenient, collected];
   parseEnv = env;
   lenient = opts.lenient === true;
+  collected = opts.collect;
   try {
     return fn();
   } finally {
-    [parseEnv, lenient] = [prevEnv, prevLenient];
+    [parseEnv, lenient, collected] = [prevEnv, prevLenient, prevCollected];
   }
+}
+
+/** Records a credential (or a form of one, such as a Basic header's) for the parse that asked for them. */
+export function collectSecret(value: string): void {
+  if (value !== UNRESOLVED_SECRET) collected?.push(value);
 }
 
 /** A zod string that resolves secret references and never echoes the value in errors. */
@@ -56,5 +64,6 @@ export const secretString = z.string().min(1).transform((raw, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'secret resolves to an empty string' });
     return z.NEVER;
   }
+  collectSecret(r.value);
   return r.value;
 });

@@ -8,6 +8,7 @@ import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { BridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { quoteUpstream } from '../observability/scrub.ts';
 import type { SourceConfig, TlsConfig } from '../config/schema.ts';
 import { createAgent } from '../registry/agent.ts';
 import { tlsErrorCode } from '../registry/errors.ts';
@@ -342,10 +343,10 @@ export function nextPage(link: string | undefined, current: number): number | un
 export function harborMessage(text: string): string {
   try {
     const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[]; message?: string };
-    if (Array.isArray(j.errors) && j.errors.length) return j.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
-    if (typeof j.message === 'string') return j.message;
+    if (Array.isArray(j.errors) && j.errors.length) return quoteUpstream(j.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; '));
+    if (typeof j.message === 'string') return quoteUpstream(j.message);
   } catch { /* not JSON */ }
-  return text.trim().slice(0, 200);
+  return quoteUpstream(text);
 }
 
 function versionOf(body: unknown): string | undefined {

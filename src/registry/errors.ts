@@ -1,6 +1,7 @@
 // One catalogue of registry and copy error codes, and the one status→error mapper.
 // Resource modules describe what they were doing (ctx); this module decides code and retryability.
 import { BridgeError, type ErrorContext } from '../errors.ts';
+import { quoteUpstream } from '../observability/scrub.ts';
 
 export const RegistryErrorCodes = {
   HSB_REGISTRY_UNAUTHORIZED: { retryable: false, doc: 'Registry answered 401 even after a fresh token or basic credentials: wrong credentials.' },
@@ -46,7 +47,7 @@ export function parseErrorBody(body: string | Buffer | undefined): { code?: stri
   try {
     const j = JSON.parse(body.toString()) as { errors?: { code?: unknown; message?: unknown }[] };
     const e = j.errors?.[0];
-    return { code: typeof e?.code === 'string' ? e.code : undefined, message: typeof e?.message === 'string' ? e.message.slice(0, 200) : undefined };
+    return { code: typeof e?.code === 'string' ? e.code : undefined, message: typeof e?.message === 'string' ? quoteUpstream(e.message) : undefined };
   } catch {
     return {};
   }

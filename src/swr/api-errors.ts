@@ -1,4 +1,7 @@
 import { BridgeError } from '../errors.ts';
+import { quoteUpstream } from '../observability/scrub.ts';
+
+const quoted = (s: string | undefined) => (s === undefined ? undefined : quoteUpstream(s));
 
 // One status → BridgeError mapper for SWR's management API. SWR answers with two body
 // shapes: its own `{"errorCode":"SVCSTG.SWR.x","errorMessage":"..."}` (the docs also show
@@ -35,13 +38,13 @@ export function parseSwrErrorBody(text: string): SwrErrorBody {
   try {
     parsed = JSON.parse(text);
   } catch {
-    return { code: undefined, message: text.trim().slice(0, 200) || undefined, requestId: undefined };
+    return { code: undefined, message: quoteUpstream(text) || undefined, requestId: undefined };
   }
   const o = (Array.isArray(parsed) ? parsed[0] : parsed) as Record<string, unknown> | null | undefined;
   if (!o || typeof o !== 'object') return { code: undefined, message: undefined, requestId: undefined };
   return {
     code: str(o.errorCode) ?? str(o.error_code),
-    message: str(o.errorMessage) ?? str(o.error_msg) ?? str(o.message),
+    message: quoted(str(o.errorMessage) ?? str(o.error_msg) ?? str(o.message)),
     requestId: str(o.request_id) ?? str(o.requestId),
   };
 }

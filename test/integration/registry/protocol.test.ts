@@ -201,3 +201,21 @@ test('a chunked upload that restarts in a new session honours that session\'s OC
   assert.equal(finished, sha(blob));
   assert.deepEqual(Buffer.concat(data), blob);
 });
+
+test('a token service that quotes the credentials it refused does not put them in the error', async () => {
+  const password = 'R0bot-Secret-Proto';
+  route('GET', /^\/token/, (req, res) => res.writeHead(401, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: `bad credentials in "${req.headers.authorization}"` }] })));
+  route('GET', /tags\/list/, (_q, res) => res.writeHead(401, { 'www-authenticate': `Bearer realm="${url}/token",service="reg"`, 'content-type': 'application/json' })
+    .end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'));
+  const c = new RegistryClient({ url, credentials: { username: 'robot$bridge', password } }, { retry: { baseMs: 5, maxMs: 20 } });
+  clients.push(c);
+  await assert.rejects(c.listTags('lib/app'), (e: BridgeError) => {
+    assert.equal(e.code, 'HSB_REGISTRY_UNAUTHORIZED');
+    // The token service did see the Basic header; the message says what happened without it.
+    assert.match(String(seen.find((s) => s.path.startsWith('/token'))?.headers.authorization), /^Basic /);
+    assert.match(e.message, /bad credentials in "Basic \[redacted\]"/);
+    assert.doesNotMatch(e.message, new RegExp(Buffer.from(`robot$bridge:${password}`).toString('base64').replace(/[+/=]/g, '.')));
+    return true;
+  });
+});

@@ -163,6 +163,18 @@ describe('config', () => {
     }
   });
 
+  it('refuses a user or password in any URL without repeating it, and a query or fragment', () => {
+    const withSource = (url: string) => ({ ...base(), sources: [{ ...base().sources[0]!, url }] });
+    const userinfo = configError(() => parseConfig(withSource('https://robot:Passw0rd@harbor.example.com'), 'c.yaml', {}));
+    assert.match(userinfo, /c\.yaml: sources\.0\.url: no user or password in the URL: put them under `credentials`/);
+    assert.doesNotMatch(userinfo, /Passw0rd|robot/);
+    assert.match(configError(() => parseConfig(withSource('https://robot@harbor.example.com'), 'c.yaml', {})), /sources\.0\.url: no user or password/);
+    const swr = { ...base(), targets: [{ id: 's', kind: 'swr', region: 'cn-north-4', apiUrl: 'https://ak:sk@swr-api.example.com', credentials: { accessKey: 'a', secretKey: 'b' } }] };
+    assert.match(configError(() => parseConfig(swr, 'c.yaml', {})), /targets\.0\.apiUrl: no user or password/);
+    assert.match(configError(() => parseConfig(withSource('https://harbor.example.com/?x=1'), 'c.yaml', {})), /sources\.0\.url: a base URL without query or fragment/);
+    assert.match(configError(() => parseConfig(withSource('https://harbor.example.com/#top'), 'c.yaml', {})), /sources\.0\.url: a base URL without query or fragment/);
+  });
+
   it('checks tls.caFile when the config loads', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hsb-ca-'));
     const missing = { ...base(), sources: [{ ...base().sources[0]!, tls: { caFile: join(dir, 'nope.pem') } }] };

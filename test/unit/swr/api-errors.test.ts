@@ -54,3 +54,14 @@ test('the Huawei code is kept in the message and context; Retry-After lands in c
   const t = swrErrorFromResponse({ status: 429, body: '', retryAfter: '7', operation: 'createNamespace' });
   assert.equal(t.context.retryAfterMs, 7000);
 });
+
+test('a gateway message that quotes the signed request loses the credential, and a long one is cut', () => {
+  const echo = 'Incorrect IAM authentication information: verify aksk signature fail, header:SDK-HMAC-SHA256 '
+    + 'Access=HPUAEXAMPLEAK0000001, SignedHeaders=content-type;host;x-sdk-date, Signature=0a1b2c3d4e5f';
+  const err = swrErrorFromResponse({ status: 401, operation: 'createNamespace', namespace: 'myorg', body: JSON.stringify({ error_code: 'APIG.0301', error_msg: `${echo} ${'pad '.repeat(3000)}` }) });
+  assert.equal(err.code, 'HSB_SWR_AUTH');
+  assert.doesNotMatch(err.message, /HPUAEXAMPLEAK0000001|0a1b2c3d4e5f/);
+  assert.match(err.message, /APIG\.0301: Incorrect IAM authentication information: verify aksk signature fail, header:SDK-HMAC-SHA256 Access=\[redacted\]/);
+  assert.ok(err.message.length < 400, `message of ${err.message.length} characters`);
+  assert.ok(parseSwrErrorBody(`x-auth-token: MIIEXAMPLETOKEN ${'y'.repeat(1000)}`).message!.startsWith('x-auth-token: [redacted] '));
+});
