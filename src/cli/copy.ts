@@ -9,6 +9,7 @@ import { RegistryClient, type RegistryClientOptions } from '../registry/client.t
 import { isDigest } from '../registry/digest.ts';
 import { copyArtifact, type CopyOptions, type CopyResult } from '../replication/copy.ts';
 import { CopyPool } from '../replication/copy-pool.ts';
+import { isLoopbackHost } from './loopback.ts';
 
 export const COPY_USAGE = `usage: harbor-swr-bridge copy [options] <src-ref> <dst-ref>
        harbor-swr-bridge copy [options] --from-file LIST
@@ -71,12 +72,6 @@ const HOST_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:
 const REPO_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
-/** Loopback registries are reached over plain HTTP without asking (as docker and skopeo do). */
-export function isLoopbackHost(registry: string): boolean {
-  const host = registry.startsWith('[') ? registry.slice(0, registry.indexOf(']') + 1) : registry.replace(/:\d+$/, '');
-  return host === 'localhost' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
-}
-
 /**
  * Parses `[http(s)://|docker://]host[:port]/repo[:tag][@digest]`. The host is mandatory (no Docker
  * Hub defaulting: a mirror tool should never guess where bytes go). Neither tag nor digest
@@ -90,11 +85,13 @@ export function parseImageRef(input: string, opts: { plainHttp?: boolean } = {})
     if (m[1] !== 'docker') scheme = m[1] as 'http' | 'https';
     s = s.slice(m[0].length);
   }
-  const bad = (why: string) => usageError(`invalid image reference ${JSON.stringify(input.slice(0, 300))}: ${why}`);
+  // A reference written with `user:password@` would be repeated in the error: the credentials are masked.
+  const shown = input.slice(0, 300).replace(/^((?:https?|docker):\/\/)?[^/@]*@/, (_m, scheme: string | undefined) => `${scheme ?? ''}[redacted]@`);
+  const bad = (why: string) => usageError(`invalid image reference ${JSON.stringify(shown)}: ${why}`);
   const slash = s.indexOf('/');
   if (slash <= 0) throw bad('expected host[:port]/repository[:tag|@digest]');
   const registry = s.slice(0, slash);
-  if (!HOST_RE.test(registry)) throw bad(`bad registry host "${registry.slice(0, 100)}"`);
+  if (!HOST_RE.test(registry)) throw bad(registry.includes('@') ? 'credentials go in --src-creds / --dest-creds, not in the reference' : `bad registry host "${registry.slice(0, 100)}"`);
   let rest = s.slice(slash + 1);
   let digest: string | undefined;
   const at = rest.indexOf('@');

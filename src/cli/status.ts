@@ -6,6 +6,7 @@ import type { Bus, BusInspection } from '../bus/port.ts';
 import { busLabel, createBus } from '../bus/create.ts';
 import type { Config } from '../config/schema.ts';
 import { isBridgeError } from '../errors.ts';
+import { isLoopbackHost } from './loopback.ts';
 import type { Logger } from '../observability/logger.ts';
 import { DlqStore } from '../replication/dlq-store.ts';
 import { UNRESOLVED_SECRET } from '../config/secret.ts';
@@ -145,6 +146,10 @@ async function fetchInflight(base: string, token: string | undefined): Promise<N
     url = new URL('/api/v1/replications?page_size=1', base);
   } catch {
     return { url: base, error: 'not a valid URL' };
+  }
+  // The API token is a bearer credential: never sent in clear beyond this machine.
+  if (token && url.protocol === 'http:' && !isLoopbackHost(url.host)) {
+    return { url: base, error: 'refusing to send the API token over plain http to a host other than this machine: use https' };
   }
   try {
     const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10000) });

@@ -2,11 +2,16 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-// Paths that may hold credentials anywhere in a logged object.
+// Keys that hold credentials, redacted at the top level and down to three levels below it (a whole
+// config, a config entry, a request's headers); messages are scrubbed by value (see scrub.ts),
+// these catch objects logged whole.
+const SECRET_KEYS = [
+  'password', 'secret', 'secretKey', 'accessKey', 'token', 'iamToken', 'authorization', 'Authorization',
+  'credentials', 'webhookSecrets', 'apiTokens', 'sasl',
+];
 const REDACT = [
-  'password', 'secret', 'secretKey', 'token', 'authorization', 'Authorization',
-  '*.password', '*.secret', '*.secretKey', '*.token', '*.authorization', '*.Authorization',
-  'headers.authorization', 'req.headers.authorization', 'credentials', '*.credentials',
+  ...SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]),
+  'headers["x-auth-token"]', '*.headers["x-auth-token"]', '*.*.headers["x-auth-token"]',
 ];
 
 export function createLogger(level = process.env.LOG_LEVEL ?? 'info', destination?: pino.DestinationStream): Logger {

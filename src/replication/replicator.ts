@@ -196,16 +196,19 @@ export class Replicator {
     return { redeliverFrom: from, until: earliest };
   }
 
+  /** A metric label only for a configured target: a task record may name any id, and labels must stay bounded. */
+  #targetLabel(id: unknown): string {
+    return typeof id === 'string' && this.#d.config.targets.some((t) => t.id === id) ? id : 'unknown';
+  }
+
   async #handleRecord(m: BusMessage, ctx: BatchContext): Promise<void> {
     const parsed = ReplicationTaskSchema.safeParse(m.value);
     if (!parsed.success) {
       const err = new BridgeError('HSB_TASK_INVALID', `invalid task record: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       const letter = unparsableRecordLetter(m, err);
       await this.#d.bus.publish('dlq', checked('dlq', DeadLetterSchema, [{ key: letter.id, value: letter }]));
-      // Counted where operators watch dead letters; a label only for a configured target (bounded).
-      const named = (m.value as { targetId?: unknown } | null)?.targetId;
-      const target = typeof named === 'string' && this.#d.config.targets.some((t) => t.id === named) ? named : 'unknown';
-      this.#d.metrics.tasks.inc({ target, outcome: 'dlq' });
+      // Counted where operators watch dead letters.
+      this.#d.metrics.tasks.inc({ target: this.#targetLabel((m.value as { targetId?: unknown } | null)?.targetId), outcome: 'dlq' });
       return;
     }
     const task = parsed.data;
@@ -214,7 +217,7 @@ export class Replicator {
       // Deleting a policy stops its queued work too (retries would otherwise run to the DLQ for hours).
       const note = `policy ${task.policyId} was deleted after this task was planned; dropped`;
       if (await this.#publishOutcome(task, m, [resultRecord(task, { status: 'skipped', bytes: 0, note }, 0)], this.#log.child({ task: task.id }))) {
-        this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'skipped' });
+        this.#d.metrics.tasks.inc({ target: this.#targetLabel(task.targetId), outcome: 'skipped' });
         this.#log.info({ task: task.id, policy: task.policyId }, note);
       }
       return;
@@ -253,7 +256,7 @@ export class Replicator {
     // Recorded before the batch commits; a bus failure here fails the batch, which is delivered again.
     const durationMs = elapsed();
     if (!await this.#publishOutcome(task, m, [resultRecord(task, outcome, durationMs)], log)) return;
-    const target = task.targetId;
+    const target = this.#targetLabel(task.targetId);
     this.#d.metrics.tasks.inc({ target, outcome: outcome.status });
     this.#d.metrics.copySeconds.observe({ target }, durationMs / 1000);
     if (outcome.bytes) this.#d.metrics.copyBytes.inc({ target }, outcome.bytes);
@@ -280,7 +283,7 @@ export class Replicator {
       if (!await this.#publishOutcome(task, m, [dead, resultRecord(task, { status: 'dlq', bytes: 0 }, durationMs, err)], log)) return;
       log.error({ code: err.code, err: err.message, reason: decision.reason }, 'task dead-lettered');
     }
-    this.#d.metrics.tasks.inc({ target: task.targetId, outcome: decision.kind });
+    this.#d.metrics.tasks.inc({ target: this.#targetLabel(task.targetId), outcome: decision.kind });
   }
 
   /** Bounded in-process retries for transient errors; abort on shutdown, rebalance or a stall. */
@@ -310,7 +313,7 @@ export class Replicator {
     const published = await publishOutcome(this.#d.bus, m, records);
     if (published.ok) return true;
     log.error({ code: published.error.code, err: published.error.message }, 'task outcome does not match its schema; the task record is dead-lettered as it came');
-    this.#d.metrics.tasks.inc({ target: task.targetId, outcome: 'dlq' });
+    this.#d.metrics.tasks.inc({ target: this.#targetLabel(task.targetId), outcome: 'dlq' });
     return false;
   }
 }

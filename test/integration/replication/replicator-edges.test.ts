@@ -106,6 +106,17 @@ test('a record on tasks that is not a task is dead-lettered and counted in hsb_t
   });
 });
 
+test('a valid task naming an unconfigured target is dead-lettered and counted under target "unknown"', async () => {
+  await withReplicator({}, async ({ bus, replicator, metrics, results }) => {
+    await bus.publish('tasks', [{ key: 'nowhere/lib/new', value: { ...pushTask('lib/new'), targetId: 'target-nobody-configured' } }]);
+    await replicator.start();
+    await waitFor(() => results.length >= 1);
+    assert.equal(results[0]!.status, 'dlq');
+    const labels = (await metrics.tasks.get()).values.map((v) => v.labels.target);
+    assert.deepEqual(labels, ['unknown'], 'a task record cannot add label values');
+  });
+});
+
 test('a due retry behind more waiting retries than one fetch holds runs at once', async () => {
   // Five records per fetch stand in for the default 200: the waiting retries fill more than one.
   await withReplicator({ maxBatchSize: 5, partitions: 1 }, async ({ bus, replicator, results }) => {

@@ -2,8 +2,9 @@
 // destination tag, argv parsing and the largest-first order of a corpus.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isLoopbackHost } from '../../../src/cli/loopback.ts';
 import {
-  parseImageRef, isLoopbackHost, formatRef, parseCreds, parseCopyList, resolvePair, parseCopyArgv, manifestBytes, largestFirst, planJobs,
+  parseImageRef, formatRef, parseCreds, parseCopyList, resolvePair, parseCopyArgv, manifestBytes, largestFirst, planJobs,
 } from '../../../src/cli/copy.ts';
 
 const D = `sha256:${'ab'.repeat(32)}`;
@@ -33,6 +34,17 @@ test('isLoopbackHost', () => {
 test('parseImageRef: refuses what a registry would refuse, naming the input', () => {
   for (const bad of ['app:v1', '/app', 'host:5000/App', 'host/app:', 'host/app:-x', `host/app@sha256:${'z'.repeat(64)}`, 'host/app@sha256:abc', 'ho st/app', 'host//app', 'host/app/']) {
     assert.throws(() => parseImageRef(bad), (e: Error & { code?: string }) => e.code === 'HSB_CLI_USAGE' && e.message.includes('invalid image reference'), bad);
+  }
+});
+
+test('parseImageRef: credentials written into a reference are not repeated in the error', () => {
+  for (const input of ['https://alice:Sup3rS3cret@harbor.example.com/library/a:1', 'alice:Sup3rS3cret@harbor.example.com/library/a:1']) {
+    assert.throws(() => parseImageRef(input), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'HSB_CLI_USAGE');
+      assert.doesNotMatch(e.message, /Sup3rS3cret|alice/);
+      assert.match(e.message, /\[redacted\]@harbor\.example\.com\/library\/a:1.*credentials go in --src-creds \/ --dest-creds/);
+      return true;
+    }, input);
   }
 });
 

@@ -1,0 +1,27 @@
+// Objects logged whole (a config section, a request's headers) must not print a credential.
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../../src/observability/logger.ts';
+
+it('redacts credential fields up to four levels deep, whatever object carries them', () => {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+  const log = createLogger('info', sink);
+  log.info({
+    config: {
+      server: { apiTokens: ['API-TOKEN-LOG-1'] },
+      sources: { h: { credentials: { username: 'robot', password: 'HARBOR-PW-LOG' }, webhookSecrets: ['WH-SECRET-LOG'] } },
+      swr: { accessKey: 'AK-LOG-0001', secretKey: 'SK-LOG-0001', iamToken: 'IAM-TOKEN-LOG' },
+    },
+    req: { headers: { authorization: 'Basic QUJDOkRFRg==', 'x-auth-token': 'X-AUTH-LOG' } },
+    token: 'TOKEN-LOG',
+    repository: 'library/nginx',
+  }, 'logged whole');
+  const out = lines.join('');
+  for (const s of ['API-TOKEN-LOG-1', 'HARBOR-PW-LOG', 'WH-SECRET-LOG', 'AK-LOG-0001', 'SK-LOG-0001', 'IAM-TOKEN-LOG', 'QUJDOkRFRg', 'X-AUTH-LOG', 'TOKEN-LOG']) {
+    assert.ok(!out.includes(s), `${s} in ${out}`);
+  }
+  assert.match(out, /"repository":"library\/nginx"/);
+  assert.match(out, /\[redacted\]/);
+});
