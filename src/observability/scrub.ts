@@ -27,8 +27,9 @@ export function basicSecretOf(username: string, password: string): string {
 }
 
 const PATTERNS: [RegExp, string][] = [
-  // Authorization schemes with their credential: `Basic <b64>`, `Bearer <token>`.
-  [/\b(Basic|Bearer)(\s+)[A-Za-z0-9._~+/=-]+/gi, `$1$2${REDACTED}`],
+  // Authorization schemes with their credential: `Basic <b64>`, `Bearer <token>` (as HTTP spells them;
+  // not a challenge's `Bearer realm=`, nor prose: a credential has a capital, digit or symbol).
+  [/\b(Basic|Bearer)(\s+)(?!realm=)(?=[a-z]*[A-Z0-9._~+/-])[A-Za-z0-9._~+/-]{8,}=*/g, `$1$2${REDACTED}`],
   // Signed-request fields: Huawei's SDK-HMAC-SHA256 `Access=<AK>, Signature=<hex>` (and AWS-style `Credential=`).
   [/\b(Access|Signature|Credential)=[^\s,;"']+/g, `$1=${REDACTED}`],
   // Token and secret headers as `name: value` or `name=value`.
