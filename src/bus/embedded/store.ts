@@ -55,7 +55,8 @@ export class BusStore {
   readonly #s: Record<string, StatementSync>;
 
   constructor(dataDir: string, opts: { busyTimeoutMs?: number } = {}) {
-    mkdirSync(dataDir, { recursive: true });
+    // Dead letters and results hold error messages: a new data directory is the owner's only.
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     this.path = join(dataDir, BUS_FILE);
     try {
       this.#db = new DatabaseSync(this.path);

@@ -2,7 +2,7 @@
 // and the errors it raises.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -171,6 +171,15 @@ describe('embedded bus consumers', () => {
     await bus.publish('results', keys.map((key) => ({ key, value: 1 })));
     await waitUntil('a owns all again', () => new Set(a).size === 6);
     await ha.stop();
+  });
+});
+
+describe('embedded bus files', () => {
+  it('creates a missing data directory for its owner only (dead letters hold error messages)', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'hsb-bus-mode-'));
+    dirs.push(parent);
+    await openBus({}, join(parent, 'data', 'nested'));
+    assert.equal((await stat(join(parent, 'data', 'nested'))).mode & 0o777, 0o700);
   });
 });
 

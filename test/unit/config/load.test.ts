@@ -227,6 +227,8 @@ describe('config', () => {
     const c = loadConfig(resolve(import.meta.dirname, '../../../config/example.yaml'), {});
     assert.equal(c.bus.kind, 'embedded');
     assert.equal(c.policies.length, 1);
+    // Its API token and webhook secret default to values printed in the README.
+    assert.equal(c.server.host, '127.0.0.1');
   });
 });
 
