@@ -4,10 +4,11 @@
 // address and leaves the broker running (`--server-jvm`: Kafka's production JVM settings);
 // `stop <stateDir>` stops it.
 //
-// Besides the PLAINTEXT listener that most tests use, the broker has a SASL_SSL listener (PLAIN and
-// SCRAM users) and an SSL listener that requires a client certificate, both with a throwaway CA
-// and a certificate for 127.0.0.1 made by openssl in the state dir; `secure.json` there says
-// where they are (see SecureListeners).
+// Besides the PLAINTEXT listener that most tests use, a broker made with `secure: true` (the CLI's,
+// which scripts/test.sh starts) has a SASL_SSL listener (PLAIN and SCRAM users) and an SSL listener
+// that requires a client certificate, both with a throwaway CA and a certificate for 127.0.0.1
+// made by openssl in the state dir; `secure.json` there says where they are (see SecureListeners).
+// They cost about half a second of start-up, so brokers that tests start for themselves go without.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, openSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -64,15 +65,17 @@ export interface SecureListeners {
 export class KafkaBroker {
   readonly dir: string;
   readonly #jvm: BrokerJvm;
+  readonly #withSecure: boolean;
   port = 0;
   #controllerPort = 0;
   #secure: SecureListeners | undefined;
   #child: ChildProcess | undefined;
   #lib = '';
 
-  constructor(dir: string, opts: { jvm?: BrokerJvm } = {}) {
+  constructor(dir: string, opts: { jvm?: BrokerJvm; secure?: boolean } = {}) {
     this.dir = resolve(dir);
     this.#jvm = opts.jvm ?? 'test';
+    this.#withSecure = opts.secure ?? false;
   }
 
   get brokers(): string {
@@ -81,7 +84,7 @@ export class KafkaBroker {
 
   /** The secured listeners; known once start() has formatted the broker. */
   get secure(): SecureListeners {
-    if (!this.#secure) throw new Error('the broker has not been started');
+    if (!this.#secure) throw new Error(this.#withSecure ? 'the broker has not been started' : 'this broker was made without secure: true');
     return this.#secure;
   }
 
@@ -93,8 +96,10 @@ export class KafkaBroker {
       mkdirSync(join(this.dir, 'data'), { recursive: true });
       this.port = await freePort();
       this.#controllerPort = await freePort();
-      this.#secure = await this.#makeSecure();
-      writeFileSync(join(this.dir, 'secure.json'), `${JSON.stringify(this.#secure, null, 2)}\n`);
+      if (this.#withSecure) {
+        this.#secure = await this.#makeSecure();
+        writeFileSync(join(this.dir, 'secure.json'), `${JSON.stringify(this.#secure, null, 2)}\n`);
+      }
       writeFileSync(join(this.dir, 'server.properties'), this.#properties());
       writeFileSync(join(this.dir, 'log4j.properties'), [
         'log4j.rootLogger=WARN, file',
@@ -107,7 +112,7 @@ export class KafkaBroker {
       execFileSync('java', ['-cp', `${this.#lib}/*`, `-Dlog4j.configuration=file:${join(this.dir, 'log4j.properties')}`,
         'kafka.tools.StorageTool', 'format', '-t', randomUUID(), '-c', join(this.dir, 'server.properties'),
         // KRaft keeps SCRAM credentials in the metadata log: they are written with the first records.
-        ...['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${this.#secure!.scram.username},password=${this.#secure!.scram.password}]`]),
+        ...(this.#secure ? ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${this.#secure!.scram.username},password=${this.#secure!.scram.password}]`]) : []),
       ], { stdio: 'pipe' });
     }
     const out = openSync(join(this.dir, 'stdout.log'), 'a');
@@ -173,29 +178,18 @@ export class KafkaBroker {
   }
 
   #properties(): string {
-    const s = this.#secure!;
-    // PEM stores inline (Kafka ≥ 2.7), newlines as properties escapes: no JKS, no keytool, unencrypted key allowed.
-    const pem = (file: string) => readFileSync(file, 'utf8').trim().replaceAll('\n', '\\n');
-    const tls = join(this.dir, 'tls');
+    const s = this.#secure;
+    const secured = s ? `,SASL_SSL://${s.saslSsl},SSL://${s.mtls}` : '';
     return [
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${this.#controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.#controllerPort},SASL_SSL://${s.saslSsl},SSL://${s.mtls}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.port},SASL_SSL://${s.saslSsl},SSL://${s.mtls}`,
+      `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.#controllerPort}${secured}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.port}${secured}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL',
-      'ssl.keystore.type=PEM',
-      `ssl.keystore.certificate.chain=${pem(join(tls, 'server.pem'))}\\n${pem(s.caFile)}`,
-      `ssl.keystore.key=${pem(join(tls, 'server-key.pem'))}`,
-      'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
-      `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${s.plain.username}="${s.plain.password}";`,
-      'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
-      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
-      'listener.name.ssl.ssl.client.auth=required',
-      'listener.name.ssl.ssl.truststore.type=PEM',
-      `listener.name.ssl.ssl.truststore.certificates=${pem(s.caFile)}`,
+      `listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${s ? ',SASL_SSL:SASL_SSL,SSL:SSL' : ''}`,
+      ...(s ? this.#secureProperties(s) : []),
       `log.dirs=${join(this.dir, 'data')}`,
       'num.partitions=6',
       'offsets.topic.replication.factor=1',
@@ -207,6 +201,25 @@ export class KafkaBroker {
       'log.cleaner.backoff.ms=1000',
       '',
     ].join('\n');
+  }
+
+  /** The SASL_SSL and mutual-TLS listeners' settings. */
+  #secureProperties(s: SecureListeners): string[] {
+    // PEM stores inline (Kafka ≥ 2.7), newlines as properties escapes: no JKS, no keytool, unencrypted key allowed.
+    const pem = (file: string) => readFileSync(file, 'utf8').trim().replaceAll('\n', '\\n');
+    const tls = join(this.dir, 'tls');
+    return [
+      'ssl.keystore.type=PEM',
+      `ssl.keystore.certificate.chain=${pem(join(tls, 'server.pem'))}\\n${pem(s.caFile)}`,
+      `ssl.keystore.key=${pem(join(tls, 'server-key.pem'))}`,
+      'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+      `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${s.plain.username}="${s.plain.password}";`,
+      'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.ssl.ssl.client.auth=required',
+      'listener.name.ssl.ssl.truststore.type=PEM',
+      `listener.name.ssl.ssl.truststore.certificates=${pem(s.caFile)}`,
+    ];
   }
 
   async #waitReady(timeoutMs: number): Promise<void> {
@@ -239,7 +252,7 @@ export class KafkaBroker {
 async function main(argv: string[]): Promise<void> {
   const [cmd, dir = '.test-run/kafka'] = argv.filter((a) => !a.startsWith('--'));
   if (cmd === 'start') {
-    const b = new KafkaBroker(dir, { jvm: argv.includes('--server-jvm') ? 'server' : 'test' });
+    const b = new KafkaBroker(dir, { jvm: argv.includes('--server-jvm') ? 'server' : 'test', secure: true });
     await b.start();
     // stdout stays the one address scripts capture; the secured listeners are told on stderr.
     process.stdout.write(`${b.brokers}\n`);
