@@ -41,6 +41,8 @@ cleanup() {
 trap cleanup EXIT
 KAFKA_BROKERS=$("$NODE" --no-warnings scripts/kafka/broker.ts start "$run/kafka")
 export KAFKA_BROKERS
+# Its SASL_SSL and mutual-TLS listeners, CA and users (test/support/kafka.ts reads it).
+export KAFKA_SECURE=$run/kafka/secure.json
 echo "Kafka broker at $KAFKA_BROKERS" >&2
 
 patterns=("$@")

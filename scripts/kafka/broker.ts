@@ -3,10 +3,16 @@
 // admin client. As a CLI: `node scripts/kafka/broker.ts start <stateDir>` prints the bootstrap
 // address and leaves the broker running (`--server-jvm`: Kafka's production JVM settings);
 // `stop <stateDir>` stops it.
+//
+// Besides the PLAINTEXT listener that most tests use, a broker made with `secure: true` (the CLI's,
+// which scripts/test.sh starts) has a SASL_SSL listener (PLAIN and SCRAM users) and an SSL listener
+// that requires a client certificate, both with a throwaway CA and a certificate for 127.0.0.1
+// made by openssl in the state dir; `secure.json` there says where they are (see SecureListeners).
+// They cost about half a second of start-up, so brokers that tests start for themselves go without.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, openSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,21 +47,45 @@ const JVM_OPTIONS: Readonly<Record<BrokerJvm, readonly string[]>> = {
   server: ['-Xms1g', '-Xmx1g', '-server', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:InitiatingHeapOccupancyPercent=35', '-XX:+ExplicitGCInvokesConcurrent'],
 };
 
+/** The broker's secured listeners, as written to `<stateDir>/secure.json` for tests and dev use. */
+export interface SecureListeners {
+  /** SASL_SSL: PLAIN and SCRAM-SHA-256/512 over TLS with the throwaway CA's certificate for 127.0.0.1. */
+  saslSsl: string;
+  /** SSL that requires a client certificate signed by the same CA (mutual TLS, no SASL). */
+  mtls: string;
+  /** PEM of the CA that signed the broker's and the client's certificates. */
+  caFile: string;
+  clientCertFile: string;
+  clientKeyFile: string;
+  /** A PLAIN user (JAAS in server.properties) and a SCRAM user (SHA-256 and SHA-512, added at format). */
+  plain: { username: string; password: string };
+  scram: { username: string; password: string };
+}
+
 export class KafkaBroker {
   readonly dir: string;
   readonly #jvm: BrokerJvm;
+  readonly #withSecure: boolean;
   port = 0;
   #controllerPort = 0;
+  #secure: SecureListeners | undefined;
   #child: ChildProcess | undefined;
   #lib = '';
 
-  constructor(dir: string, opts: { jvm?: BrokerJvm } = {}) {
+  constructor(dir: string, opts: { jvm?: BrokerJvm; secure?: boolean } = {}) {
     this.dir = resolve(dir);
     this.#jvm = opts.jvm ?? 'test';
+    this.#withSecure = opts.secure ?? false;
   }
 
   get brokers(): string {
     return `127.0.0.1:${this.port}`;
+  }
+
+  /** The secured listeners; known once start() has formatted the broker. */
+  get secure(): SecureListeners {
+    if (!this.#secure) throw new Error(this.#withSecure ? 'the broker has not been started' : 'this broker was made without secure: true');
+    return this.#secure;
   }
 
   /** First start formats fresh storage on new random ports; later starts reuse both. */
@@ -66,6 +96,10 @@ export class KafkaBroker {
       mkdirSync(join(this.dir, 'data'), { recursive: true });
       this.port = await freePort();
       this.#controllerPort = await freePort();
+      if (this.#withSecure) {
+        this.#secure = await this.#makeSecure();
+        writeFileSync(join(this.dir, 'secure.json'), `${JSON.stringify(this.#secure, null, 2)}\n`);
+      }
       writeFileSync(join(this.dir, 'server.properties'), this.#properties());
       writeFileSync(join(this.dir, 'log4j.properties'), [
         'log4j.rootLogger=WARN, file',
@@ -76,7 +110,10 @@ export class KafkaBroker {
         'log4j.logger.kafka=INFO', 'log4j.logger.org.apache.kafka=WARN', '',
       ].join('\n'));
       execFileSync('java', ['-cp', `${this.#lib}/*`, `-Dlog4j.configuration=file:${join(this.dir, 'log4j.properties')}`,
-        'kafka.tools.StorageTool', 'format', '-t', randomUUID(), '-c', join(this.dir, 'server.properties')], { stdio: 'pipe' });
+        'kafka.tools.StorageTool', 'format', '-t', randomUUID(), '-c', join(this.dir, 'server.properties'),
+        // KRaft keeps SCRAM credentials in the metadata log: they are written with the first records.
+        ...(this.#secure ? ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${this.#secure!.scram.username},password=${this.#secure!.scram.password}]`]) : []),
+      ], { stdio: 'pipe' });
     }
     const out = openSync(join(this.dir, 'stdout.log'), 'a');
     this.#child = spawn('java', [
@@ -111,16 +148,48 @@ export class KafkaBroker {
     await exited;
   }
 
+  /** Ports, users and a throwaway CA with certificates for the broker (127.0.0.1) and a client. */
+  async #makeSecure(): Promise<SecureListeners> {
+    const tls = join(this.dir, 'tls');
+    mkdirSync(tls);
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: tls, stdio: 'pipe' });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    openssl('req', '-x509', ...ec, '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=hsb-test-ca',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+    const issue = (name: string, cn: string, ext: string) => {
+      openssl('req', '-new', ...ec, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+      writeFileSync(join(tls, `${name}.ext`), ext);
+      openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-set_serial', `0x${randomBytes(8).toString('hex')}`,
+        '-days', '30', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+    };
+    // An IP SAN only: a client that dials "localhost" sees a name mismatch, as it should.
+    issue('server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+    issue('client', 'hsb-test-client', 'extendedKeyUsage=clientAuth\n');
+    const password = () => randomBytes(12).toString('hex');
+    return {
+      saslSsl: `127.0.0.1:${await freePort()}`,
+      mtls: `127.0.0.1:${await freePort()}`,
+      caFile: join(tls, 'ca.pem'),
+      clientCertFile: join(tls, 'client.pem'),
+      clientKeyFile: join(tls, 'client-key.pem'),
+      plain: { username: 'bridge_plain', password: password() },
+      scram: { username: 'bridge_scram', password: password() },
+    };
+  }
+
   #properties(): string {
+    const s = this.#secure;
+    const secured = s ? `,SASL_SSL://${s.saslSsl},SSL://${s.mtls}` : '';
     return [
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${this.#controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.#controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.port}`,
+      `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.#controllerPort}${secured}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.port}${secured}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      `listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${s ? ',SASL_SSL:SASL_SSL,SSL:SSL' : ''}`,
+      ...(s ? this.#secureProperties(s) : []),
       `log.dirs=${join(this.dir, 'data')}`,
       'num.partitions=6',
       'offsets.topic.replication.factor=1',
@@ -132,6 +201,25 @@ export class KafkaBroker {
       'log.cleaner.backoff.ms=1000',
       '',
     ].join('\n');
+  }
+
+  /** The SASL_SSL and mutual-TLS listeners' settings. */
+  #secureProperties(s: SecureListeners): string[] {
+    // PEM stores inline (Kafka ≥ 2.7), newlines as properties escapes: no JKS, no keytool, unencrypted key allowed.
+    const pem = (file: string) => readFileSync(file, 'utf8').trim().replaceAll('\n', '\\n');
+    const tls = join(this.dir, 'tls');
+    return [
+      'ssl.keystore.type=PEM',
+      `ssl.keystore.certificate.chain=${pem(join(tls, 'server.pem'))}\\n${pem(s.caFile)}`,
+      `ssl.keystore.key=${pem(join(tls, 'server-key.pem'))}`,
+      'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+      `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${s.plain.username}="${s.plain.password}";`,
+      'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.ssl.ssl.client.auth=required',
+      'listener.name.ssl.ssl.truststore.type=PEM',
+      `listener.name.ssl.ssl.truststore.certificates=${pem(s.caFile)}`,
+    ];
   }
 
   async #waitReady(timeoutMs: number): Promise<void> {
@@ -164,9 +252,13 @@ export class KafkaBroker {
 async function main(argv: string[]): Promise<void> {
   const [cmd, dir = '.test-run/kafka'] = argv.filter((a) => !a.startsWith('--'));
   if (cmd === 'start') {
-    const b = new KafkaBroker(dir, { jvm: argv.includes('--server-jvm') ? 'server' : 'test' });
+    const b = new KafkaBroker(dir, { jvm: argv.includes('--server-jvm') ? 'server' : 'test', secure: true });
     await b.start();
+    // stdout stays the one address scripts capture; the secured listeners are told on stderr.
     process.stdout.write(`${b.brokers}\n`);
+    const s = b.secure;
+    process.stderr.write(`SASL_SSL at ${s.saslSsl} (PLAIN user ${s.plain.username}, SCRAM-SHA-256/512 user ${s.scram.username}), `
+      + `mutual TLS at ${s.mtls}, CA ${s.caFile}; passwords and client certificate in ${join(b.dir, 'secure.json')}\n`);
   } else if (cmd === 'stop') {
     const pidFile = join(resolve(dir), 'pid');
     if (!existsSync(pidFile)) return;

@@ -24,7 +24,10 @@ export function createBus(config: Config, logger: Logger, opts: CreateBusOptions
       + `(DATA_DIR) at its data directory (a relative one is taken from the working directory, here ${process.cwd()})`, { context: { path: embeddedBusFile(b.dataDir) } });
   }
   if (b.kind === 'kafka') {
-    return new KafkaBus({ brokers: b.brokers, clientId: b.clientId, topicPrefix: b.topicPrefix, partitions: b.partitions, logger, requestTimeoutMs: Math.min(1500, config.server.publishTimeoutMs) });
+    return new KafkaBus({
+      brokers: b.brokers, clientId: b.clientId, topicPrefix: b.topicPrefix, partitions: b.partitions, logger, requestTimeoutMs: Math.min(1500, config.server.publishTimeoutMs),
+      ...(b.tls ? { tls: b.tls } : {}), ...(b.sasl ? { sasl: b.sasl } : {}),
+    });
   }
   // `dlq` is compacted too: no group consumes it, so age-based pruning would drop dead letters.
   return new EmbeddedBus({ dataDir: b.dataDir, partitions: b.partitions, logger, compactedTopics: ['policies', 'dlq'], retentionMs: b.retentionHours * 3600_000 });

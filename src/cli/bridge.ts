@@ -8,6 +8,7 @@ import { createMetrics, type Metrics } from '../observability/metrics.ts';
 import { startQueueMetrics } from '../observability/queue-metrics.ts';
 import type { Bus } from '../bus/port.ts';
 import { createBus } from '../bus/create.ts';
+import { kafkaSecurityLabel, kafkaSecurityWarnings } from '../bus/kafka/security.ts';
 import { createApp } from '../http/app.ts';
 import { PolicyTable } from '../policy/table.ts';
 import { PolicyStore } from '../policy/store.ts';
@@ -50,7 +51,7 @@ async function untilDone(what: string, fn: () => Promise<void>, signal: AbortSig
       await fn();
       return;
     } catch (e) {
-      logger.error({ err: (e as Error).message, attempt }, `${what} failed; retrying`);
+      logger.error({ err: (e as Error).message, code: (e as { code?: unknown }).code, attempt }, `${what} failed; retrying`);
       await sleep(Math.min(10000, 500 * 2 ** attempt), undefined, { signal }).catch(() => undefined);
     }
   }
@@ -66,7 +67,8 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   const metrics = createMetrics(undefined, { defaults: true });
   const bus = createBus(config, logger);
   // The prefix names Kafka topics and groups; the embedded bus's data dir is its own namespace.
-  logger.info({ bus: bus.kind, ...(config.bus.kind === 'kafka' ? { brokers: config.bus.brokers, topicPrefix: config.bus.topicPrefix } : { dataDir: config.bus.dataDir }) }, `using the ${bus.kind === 'kafka' ? 'Kafka' : 'embedded (node:sqlite)'} bus`);
+  logger.info({ bus: bus.kind, ...(config.bus.kind === 'kafka' ? { brokers: config.bus.brokers, topicPrefix: config.bus.topicPrefix, security: kafkaSecurityLabel(config.bus) } : { dataDir: config.bus.dataDir }) }, `using the ${bus.kind === 'kafka' ? 'Kafka' : 'embedded (node:sqlite)'} bus`);
+  if (config.bus.kind === 'kafka') for (const w of kafkaSecurityWarnings(config.bus)) logger.warn({ bus: 'kafka' }, w);
   for (const s of config.sources) {
     if (s.webhookSecrets.length === 0 && s.insecure) logger.warn({ source: s.id }, 'INSECURE: this source accepts webhooks without any Authorization check');
   }

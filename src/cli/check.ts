@@ -2,6 +2,7 @@
 // without connecting to the bus or to any registry (for a first set-up, or a CI step before deploy).
 import type { Config } from '../config/schema.ts';
 import { busLabel } from '../bus/create.ts';
+import { kafkaSecurityLabel } from '../bus/kafka/security.ts';
 import { isBridgeError } from '../errors.ts';
 import { resolveSwrTarget } from '../swr/target.ts';
 import { formatTable } from './status.ts';
@@ -33,6 +34,8 @@ export async function checkCommand(a: { config: Config; file: string; out?: { wr
   out.write([
     `${a.file}: valid (${n(a.config.sources.length, 'source')}, ${n(a.config.targets.length, 'target')}, ${n(a.config.policies.length, 'policy')} in the file)`,
     `bus: ${busLabel(a.config)}`,
+    // How it would connect: TLS, client certificate, SASL mechanism and user; never the password.
+    ...(a.config.bus.kind === 'kafka' ? [`bus security: ${kafkaSecurityLabel(a.config.bus)}`] : []),
     '',
     formatTable(['SOURCE', 'KIND', 'URL'], a.config.sources.map((s) => [s.id, s.kind, s.url])),
     '',

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { collectSecret, secretString } from './secret.ts';
 import { basicSecretOf } from '../observability/scrub.ts';
+import { KafkaSaslSchema, KafkaTlsSchema } from './bus-security.ts';
 import { StrictPolicySchema } from '../policy/model.ts';
 import { destNamespaceProblem, swrDomain } from '../swr/names.ts';
 
@@ -120,6 +121,9 @@ export const ConfigSchema = z.object({
     brokers: z.array(z.string().min(1)).default([]),
     topicPrefix: z.string().default('harbor-bridge.'),
     clientId: z.string().default('harbor-swr-bridge'),
+    /** Kafka: TLS towards the brokers (on when the section is present) and a SASL login. */
+    tls: KafkaTlsSchema.optional(),
+    sasl: KafkaSaslSchema.optional(),
     partitions: z.number().int().min(1).default(6),
     dataDir: z.string().default('./data'),
     /** Embedded bus: records older than this are pruned once every group has passed them. */

@@ -52,18 +52,29 @@ export function collectSecret(value: string): void {
 }
 
 /** A zod string that resolves secret references and never echoes the value in errors. */
-export const secretString = z.string().min(1).transform((raw, ctx) => {
-  const r = resolveSecret(raw, parseEnv);
-  // An unset variable, or one set empty (what a compose file passes for an unset one).
-  if (lenient && (!r.ok || r.value.length === 0)) return UNRESOLVED_SECRET;
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: r.error });
-    return z.NEVER;
-  }
-  if (r.value.length === 0) {
-    ctx.addIssue({ code: 'custom', message: 'secret resolves to an empty string' });
-    return z.NEVER;
-  }
-  collectSecret(r.value);
-  return r.value;
-});
+export const secretString = secretOf({ mayBeLenient: true });
+
+/**
+ * The same for a secret that the bus-only commands (status, bus inspect, dlq) use themselves, the
+ * Kafka password: resolved even when the other secrets are read leniently, so that an unset
+ * variable is reported at its field rather than sent to the broker as a wrong password.
+ */
+export const busSecretString = secretOf({ mayBeLenient: false });
+
+function secretOf(opts: { mayBeLenient: boolean }) {
+  return z.string().min(1).transform((raw, ctx) => {
+    const r = resolveSecret(raw, parseEnv);
+    // An unset variable, or one set empty (what a compose file passes for an unset one).
+    if (opts.mayBeLenient && lenient && (!r.ok || r.value.length === 0)) return UNRESOLVED_SECRET;
+    if (!r.ok) {
+      ctx.addIssue({ code: 'custom', message: r.error });
+      return z.NEVER;
+    }
+    if (r.value.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'secret resolves to an empty string' });
+      return z.NEVER;
+    }
+    collectSecret(r.value);
+    return r.value;
+  });
+}

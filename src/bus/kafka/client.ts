@@ -3,6 +3,7 @@ import './partition-grouping.ts';
 import './request-framing.ts';
 import { Kafka, logLevel, type ICustomPartitioner, type ProducerConfig } from 'kafkajs';
 import { murmur2, partitionFor } from '../partition.ts';
+import { kafkaSecurityOptions, type KafkaSecurity } from './security.ts';
 
 /** What the Kafka adapter needs to build its kafkajs client. */
 export interface KafkaClientOptions {
@@ -10,6 +11,8 @@ export interface KafkaClientOptions {
   clientId: string;
   /** Per-request deadline towards the broker; keep below the webhook deadline. */
   requestTimeoutMs: number;
+  /** TLS and SASL (bus.tls, bus.sasl); none: plaintext without a login. */
+  security?: KafkaSecurity;
 }
 
 /** A kafkajs log entry at WARN or above, handed to whoever owns the logger. */
@@ -17,18 +20,28 @@ export type KafkaLogSink = (level: 'warn' | 'debug', message: string, extra: Rec
 
 export function kafkaClient(opts: KafkaClientOptions, sink: KafkaLogSink): Kafka {
   dropKafkajsTimerWarning();
+  const password = opts.security?.sasl?.password;
   return new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
-    connectionTimeout: 1000,
+    ...kafkaSecurityOptions(opts.security ?? {}),
+    // A TLS handshake and a SASL exchange take a few round trips more than a TCP connect.
+    connectionTimeout: opts.security?.tls || opts.security?.sasl ? 3000 : 1000,
     requestTimeout: opts.requestTimeoutMs,
     retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
     logLevel: logLevel.WARN,
     logCreator: () => ({ level, log: entry }) => {
-      const { message, ...rest } = entry;
+      const { message, ...rest } = password ? withoutSecret(entry, password) : entry;
       sink(level <= logLevel.ERROR ? 'warn' : 'debug', message, rest);
     },
   });
+}
+
+/** kafkajs does not log the password; should a broker's or a library's message ever echo it, it is blanked here. */
+function withoutSecret<T extends object>(entry: T, secret: string): T {
+  const text = JSON.stringify(entry);
+  const quoted = JSON.stringify(secret).slice(1, -1);
+  return text.includes(quoted) ? JSON.parse(text.replaceAll(quoted, '***')) as T : entry;
 }
 
 /** acks=all is given per send; idempotence keeps retried batches from being written twice. */

@@ -4,15 +4,16 @@ import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
 import { BridgeError } from '../../errors.ts';
 import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName, type BatchHandler, type Redelivery } from '../port.ts';
-import { busUnavailable, decodeValue, encodeValue } from '../codec.ts';
+import { decodeValue, encodeValue } from '../codec.ts';
 import { Batcher } from './batcher.ts';
 import { kafkaClient } from './client.ts';
+import { kafkaError, type KafkaSecurity } from './security.ts';
 import { fastProduceEncoding } from './produce-encoding.ts';
 import { linearGrouping } from './partition-grouping.ts';
 import { singleCopyFraming } from './request-framing.ts';
 import { IdempotentProducer, type OutgoingMessage } from './producer.ts';
 
-export interface KafkaBusOptions {
+export interface KafkaBusOptions extends KafkaSecurity {
   brokers: string[];
   clientId?: string;
   topicPrefix?: string;
@@ -33,7 +34,8 @@ const GROUP_MOVED_ON = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', '
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
   readonly #kafka: Kafka;
-  readonly #opts: Required<Omit<KafkaBusOptions, 'logger'>>;
+  readonly #opts: Required<Omit<KafkaBusOptions, 'logger' | keyof KafkaSecurity>>;
+  readonly #security: KafkaSecurity;
   readonly #log: Logger;
   readonly #producer: IdempotentProducer;
   #admin: Admin | undefined;
@@ -54,9 +56,10 @@ export class KafkaBus implements Bus {
       requestTimeoutMs: opts.requestTimeoutMs ?? 1500,
       sessionTimeoutMs: opts.sessionTimeoutMs ?? 10000,
     };
+    this.#security = { ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.sasl ? { sasl: opts.sasl } : {}) };
     this.#log = (opts.logger ?? silentLogger).child({ component: 'kafka-bus' });
     const log = this.#log;
-    const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs };
+    const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs, security: this.#security };
     this.#kafka = kafkaClient(client, (level, message, extra) => log[level]({ kafkajs: extra }, message));
     if (!fastProduceEncoding) log.warn('kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder');
     if (!linearGrouping) log.warn('kafkajs module layout not recognised: records are sorted into partitions by kafkajs\' own (slower) grouping');
@@ -73,11 +76,16 @@ export class KafkaBus implements Bus {
   }
 
   async connect(): Promise<void> {
-    this.#admin = this.#kafka.admin();
-    await this.#admin.connect();
-    await this.#ensureTopics();
-    this.#opened = true;
-    await this.#producer.connect();
+    try {
+      this.#admin = this.#kafka.admin();
+      await this.#admin.connect();
+      await this.#ensureTopics();
+      this.#opened = true;
+      await this.#producer.connect();
+    } catch (e) {
+      // Coded and named (a refused login, a failed handshake), so the start-up log says why /readyz is 503.
+      throw kafkaError(e, `connect to ${this.#opts.brokers.join(', ')}`, this.#security);
+    }
   }
 
   async #ensureTopics(): Promise<void> {
@@ -159,7 +167,7 @@ export class KafkaBus implements Bus {
       await this.#producer.send([...byTopic].map(([topic, messages]) => ({ topic, messages })));
     } catch (e) {
       this.#publishFailed();
-      throw busUnavailable(e, `publish to ${[...byTopic.keys()].join(', ')}`);
+      throw kafkaError(e, `publish to ${[...byTopic.keys()].join(', ')}`, this.#security);
     }
   }
 
@@ -208,7 +216,11 @@ export class KafkaBus implements Bus {
       dropRewinds();
     });
     this.#consumers.add(entry);
-    await consumer.connect();
+    try {
+      await consumer.connect();
+    } catch (e) {
+      throw kafkaError(e, `consumer group ${this.groupName(sub.group)}`, this.#security);
+    }
     const prefix = this.#opts.topicPrefix;
     for (const t of sub.topics) await consumer.subscribe({ topic: this.topicName(t), fromBeginning: sub.fromBeginning ?? true });
     await consumer.run({

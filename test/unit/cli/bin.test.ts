@@ -158,6 +158,18 @@ describe('bin/harbor-swr-bridge.js', () => {
     const no = await run(bad);
     assert.equal(no.code, 1);
     assert.match(no.err, /bad\.yaml: targets\.0\.domain: a DNS domain/);
+    // A Kafka bus: how it would connect (TLS, client certificate, SASL mechanism and user), never the password.
+    const pem = write('ca.pem', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const key = write('key.pem', '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n');
+    const kafka = write('kafka.yaml', `${common}targets: [{ id: r, kind: registry, url: "https://reg.example.org" }]\n`
+      + `bus: { kind: kafka, brokers: ["kafka-1.example.com:9093"], tls: { caFile: ${pem}, certFile: ${pem}, keyFile: ${key} }, sasl: { mechanism: scram-sha-512, username: harbor-bridge, password: "\${HSB_TEST_KAFKA_PASSWORD}" } }\n`);
+    env.HSB_TEST_KAFKA_PASSWORD = 'kafka-Pw-3141';
+    const secure = await run(kafka);
+    assert.equal(secure.code, 0, secure.err);
+    assert.match(secure.out, /^bus: kafka \(kafka-1\.example\.com:9093, topic prefix harbor-bridge\.\)$/m);
+    assert.ok(secure.out.includes(`\nbus security: TLS (verified against Node's CAs and ${pem}, client certificate ${pem}), SASL scram-sha-512 as harbor-bridge\n`), secure.out);
+    assert.doesNotMatch(secure.out + secure.err, /kafka-Pw-3141/);
+    assert.doesNotMatch(ok.out, /bus security/, 'the embedded bus has no such line');
   });
 
   it('takes the last --config (npm start -- --config FILE after the script\'s own)', async () => {

@@ -212,9 +212,11 @@ describe('config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hsb-readme-'));
     writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
     writeFileSync(join(dir, 'sk'), 'secret-key\n');
+    writeFileSync(join(dir, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n');
     blocks.forEach((text, i) => {
       // The examples' files exist on a user's machine; here they are stand-ins.
-      const local = text.replaceAll('/etc/harbor/ca.pem', join(dir, 'ca.pem')).replaceAll('/run/secrets/swr_sk', join(dir, 'sk'));
+      const local = text.replaceAll('/etc/harbor/ca.pem', join(dir, 'ca.pem')).replaceAll('/run/secrets/swr_sk', join(dir, 'sk'))
+        .replaceAll('/etc/kafka/ca.pem', join(dir, 'ca.pem')).replaceAll('/etc/kafka/client.pem', join(dir, 'ca.pem')).replaceAll('/etc/kafka/client-key.pem', join(dir, 'key.pem'));
       const env = Object.fromEntries([...local.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1]!, `value-of-${m[1]}`]));
       const file = join(dir, `readme-${i}.yaml`);
       writeFileSync(file, local);
@@ -229,6 +231,57 @@ describe('config', () => {
     assert.equal(c.policies.length, 1);
     // Its API token and webhook secret default to values printed in the README.
     assert.equal(c.server.host, '127.0.0.1');
+  });
+});
+
+describe('bus tls and sasl (Kafka)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hsb-kafka-tls-'));
+  const ca = join(dir, 'ca.pem');
+  const key = join(dir, 'key.pem');
+  writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+  writeFileSync(key, '-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----\n');
+  const withBus = (bus: Record<string, unknown>) => ({ ...base(), bus: { kind: 'kafka', brokers: ['kafka-1.example.com:9093'], ...bus } });
+
+  it('takes TLS files and a SASL login whose password is a secret; TLS is on with the section present, verification on by default', () => {
+    writeFileSync(join(dir, 'pw'), 'from-file\n');
+    const c = parseConfig(withBus({
+      tls: { caFile: ca, certFile: ca, keyFile: key },
+      sasl: { mechanism: 'SCRAM-SHA-512', username: 'harbor-bridge', password: '${KAFKA_PASSWORD}' },
+    }), 'c.yaml', { KAFKA_PASSWORD: 'pw-from-env' });
+    assert.deepEqual(c.bus.tls, { insecure: false, caFile: ca, certFile: ca, keyFile: key });
+    assert.deepEqual(c.bus.sasl, { mechanism: 'scram-sha-512', username: 'harbor-bridge', password: 'pw-from-env' });
+    assert.equal(parseConfig(withBus({ sasl: { mechanism: 'plain', username: 'u', password: `file:${join(dir, 'pw')}` } }), 'c.yaml', {}).bus.sasl!.password, 'from-file');
+    assert.deepEqual(parseConfig(withBus({ tls: {} }), 'c.yaml', {}).bus.tls, { insecure: false });
+    const plain = parseConfig(withBus({}), 'c.yaml', {});
+    assert.equal(plain.bus.tls, undefined);
+    assert.equal(plain.bus.sasl, undefined);
+  });
+
+  it('names the field of a TLS file that is missing, not a PEM of its kind, encrypted, or without its pair', () => {
+    const msg = (tls: Record<string, unknown>) => configError(() => parseConfig(withBus({ tls }), 'c.yaml', {}));
+    assert.match(msg({ caFile: join(dir, 'nope.pem') }), /^c\.yaml: bus\.tls\.caFile: cannot read CA file .*nope\.pem \(ENOENT\)$/m);
+    assert.match(msg({ certFile: key, keyFile: key }), /^c\.yaml: bus\.tls\.certFile: .*key\.pem holds no PEM certificate$/m);
+    assert.match(msg({ certFile: ca, keyFile: ca }), /^c\.yaml: bus\.tls\.keyFile: .*ca\.pem holds no PEM private key$/m);
+    writeFileSync(join(dir, 'enc.pem'), '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n');
+    assert.match(msg({ certFile: ca, keyFile: join(dir, 'enc.pem') }), /^c\.yaml: bus\.tls\.keyFile: .*enc\.pem is an encrypted private key; give an unencrypted PEM key/m);
+    assert.match(msg({ certFile: ca }), /^c\.yaml: bus\.tls\.keyFile: a client certificate \(certFile\) needs its private key \(keyFile\)$/m);
+    assert.match(msg({ keyFile: key }), /^c\.yaml: bus\.tls\.certFile: a client key \(keyFile\) needs its certificate \(certFile\)$/m);
+    assert.match(msg({ caFile: ca, verify: false }), /^c\.yaml: bus\.tls: Unrecognized key: "verify"$/m);
+  });
+
+  it('names the SASL field at fault without echoing the password, and resolves the password even for the bus-only commands', () => {
+    const bad = configError(() => parseConfig(withBus({ sasl: { mechanism: 'gssapi', username: 'u', password: 'hunter2-kafka' } }), 'c.yaml', {}));
+    assert.match(bad, /^c\.yaml: bus\.sasl\.mechanism: .*"plain"\|"scram-sha-256"\|"scram-sha-512"/m);
+    assert.doesNotMatch(bad, /hunter2/);
+    assert.match(configError(() => parseConfig(withBus({ sasl: { mechanism: 'plain', password: 'p' } }), 'c.yaml', {})), /^c\.yaml: bus\.sasl\.username: /m);
+    const unset = withBus({ sasl: { mechanism: 'plain', username: 'u', password: '${KAFKA_PASSWORD}' } });
+    assert.match(configError(() => parseConfig(unset, 'c.yaml', {})), /^c\.yaml: bus\.sasl\.password: environment variable KAFKA_PASSWORD is not set$/m);
+    // status, dlq and bus inspect load leniently (no registry secrets needed), but they log in to Kafka themselves.
+    const lenient: any = structuredClone(unset);
+    lenient.sources[0].credentials = { username: 'u', password: '${HARBOR_UNSET}' };
+    const msg = configError(() => parseConfig(lenient, 'c.yaml', {}, { lenientSecrets: true }));
+    assert.match(msg, /bus\.sasl\.password: environment variable KAFKA_PASSWORD is not set/);
+    assert.doesNotMatch(msg, /HARBOR_UNSET/);
   });
 });
 
