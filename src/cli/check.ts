@@ -30,9 +30,9 @@ export async function checkCommand(a: { config: Config; file: string; out?: { wr
     out.write(`${a.file}: ${problems.join('\n')}\n`);
     return 1;
   }
-  const n = (count: number, one: string) => `${count} ${one}${count === 1 ? '' : 's'}`;
+  const n = (count: number, one: string, many = `${one}s`) => `${count} ${count === 1 ? one : many}`;
   out.write([
-    `${a.file}: valid (${n(a.config.sources.length, 'source')}, ${n(a.config.targets.length, 'target')}, ${n(a.config.policies.length, 'policy')} in the file)`,
+    `${a.file}: valid (${n(a.config.sources.length, 'source')}, ${n(a.config.targets.length, 'target')}, ${n(a.config.policies.length, 'policy', 'policies')} in the file)`,
     `bus: ${busLabel(a.config)}`,
     // How it would connect: TLS, client certificate, SASL mechanism and user; never the password.
     ...(a.config.bus.kind === 'kafka' ? [`bus security: ${kafkaSecurityLabel(a.config.bus)}`] : []),

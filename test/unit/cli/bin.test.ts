@@ -167,6 +167,7 @@ describe('bin/harbor-swr-bridge.js', () => {
     const secure = await run(kafka);
     assert.equal(secure.code, 0, secure.err);
     assert.match(secure.out, /^bus: kafka \(kafka-1\.example\.com:9093, topic prefix harbor-bridge\.\)$/m);
+    assert.match(secure.out, /kafka\.yaml: valid \(1 source, 1 target, 0 policies in the file\)/);
     assert.ok(secure.out.includes(`\nbus security: TLS (verified against Node's CAs and ${pem}, client certificate ${pem}), SASL scram-sha-512 as harbor-bridge\n`), secure.out);
     assert.doesNotMatch(secure.out + secure.err, /kafka-Pw-3141/);
     assert.doesNotMatch(ok.out, /bus security/, 'the embedded bus has no such line');
