@@ -8,7 +8,7 @@ import { createMetrics, type Metrics } from '../observability/metrics.ts';
 import { startQueueMetrics } from '../observability/queue-metrics.ts';
 import type { Bus } from '../bus/port.ts';
 import { createBus } from '../bus/create.ts';
-import { kafkaSecurityLabel, kafkaSecurityWarnings } from '../bus/kafka/security.ts';
+import { busSecurityWarnings, kafkaSecurityLabel } from '../bus/kafka/security.ts';
 import { createApp } from '../http/app.ts';
 import { PolicyTable } from '../policy/table.ts';
 import { PolicyStore } from '../policy/store.ts';
@@ -68,7 +68,7 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   const bus = createBus(config, logger);
   // The prefix names Kafka topics and groups; the embedded bus's data dir is its own namespace.
   logger.info({ bus: bus.kind, ...(config.bus.kind === 'kafka' ? { brokers: config.bus.brokers, topicPrefix: config.bus.topicPrefix, security: kafkaSecurityLabel(config.bus) } : { dataDir: config.bus.dataDir }) }, `using the ${bus.kind === 'kafka' ? 'Kafka' : 'embedded (node:sqlite)'} bus`);
-  if (config.bus.kind === 'kafka') for (const w of kafkaSecurityWarnings(config.bus)) logger.warn({ bus: 'kafka' }, w);
+  for (const w of busSecurityWarnings(config.bus)) logger.warn({ bus: config.bus.kind }, w);
   for (const s of config.sources) {
     if (s.webhookSecrets.length === 0 && s.insecure) logger.warn({ source: s.id }, 'INSECURE: this source accepts webhooks without any Authorization check');
   }

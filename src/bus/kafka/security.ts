@@ -72,6 +72,13 @@ export function kafkaSecurityWarnings(s: KafkaSecurity): string[] {
   return out;
 }
 
+/** The start-up warnings for a config's bus: Kafka's, or that the embedded bus ignores Kafka's settings. */
+export function busSecurityWarnings(bus: KafkaSecurity & { kind?: 'kafka' | 'embedded' | undefined }): string[] {
+  if (bus.kind === 'kafka') return kafkaSecurityWarnings(bus);
+  // Settings written for Kafka while the bridge runs embedded (no brokers): the records stay on this machine.
+  return bus.tls || bus.sasl ? ['bus.tls and bus.sasl are for Kafka: the embedded bus ignores them (set bus.brokers or KAFKA_BROKERS to use Kafka)'] : [];
+}
+
 /**
  * What a kafkajs failure means for an operator: the brokers refused the SASL login (HSB_BUS_AUTH),
  * the TLS handshake failed (HSB_BUS_TLS), or the brokers could not be reached or answer

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { describe, it } from 'node:test';
-import { kafkaError, kafkaSecurityLabel, kafkaSecurityOptions, kafkaSecurityWarnings } from '../../../src/bus/kafka/security.ts';
+import { busSecurityWarnings, kafkaError, kafkaSecurityLabel, kafkaSecurityOptions, kafkaSecurityWarnings } from '../../../src/bus/kafka/security.ts';
 import { BridgeError } from '../../../src/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hsb-kafka-sec-'));
@@ -61,6 +61,14 @@ describe('kafkaSecurityLabel and kafkaSecurityWarnings', () => {
     assert.match(kafkaSecurityWarnings({ sasl: { ...sasl, mechanism: 'plain' } }).join('\n'), /^SASL PLAIN without bus\.tls: the Kafka password travels in clear text/);
     assert.match(kafkaSecurityWarnings({ sasl }).join('\n'), /^SASL scram-sha-512 without bus\.tls: .*records travel in clear text/);
     assert.deepEqual(kafkaSecurityWarnings({ tls: { insecure: true } }), ['TLS certificate verification is OFF for the Kafka bus (bus.tls.insecure)']);
+  });
+
+  it('says when Kafka settings are ignored because the bus is embedded', () => {
+    assert.deepEqual(busSecurityWarnings({ kind: 'kafka', sasl }), kafkaSecurityWarnings({ sasl }));
+    assert.deepEqual(busSecurityWarnings({ kind: 'embedded' }), []);
+    for (const bus of [{ kind: 'embedded' as const, sasl }, { kind: 'embedded' as const, tls: {} }]) {
+      assert.deepEqual(busSecurityWarnings(bus), ['bus.tls and bus.sasl are for Kafka: the embedded bus ignores them (set bus.brokers or KAFKA_BROKERS to use Kafka)']);
+    }
   });
 });
 
