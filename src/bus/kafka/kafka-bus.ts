@@ -1,4 +1,4 @@
-import type { Admin, Consumer, IHeaders, Kafka } from 'kafkajs';
+import type { Admin, Consumer, ConsumerRunConfig, IHeaders, Kafka } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
@@ -24,6 +24,8 @@ export interface KafkaBusOptions extends KafkaSecurity {
   requestTimeoutMs?: number;
   /** How long a silent member keeps its partitions; also how long a crashed worker's partitions wait. */
   sessionTimeoutMs?: number;
+  /** First wait before a consumer that kafkajs gave up on is started again (doubling to a minute). */
+  consumerRestartMs?: number;
 }
 
 interface Pending { topic: string; message: OutgoingMessage }
@@ -55,6 +57,7 @@ export class KafkaBus implements Bus {
       replicationFactor: opts.replicationFactor ?? -1,
       requestTimeoutMs: opts.requestTimeoutMs ?? 1500,
       sessionTimeoutMs: opts.sessionTimeoutMs ?? 10000,
+      consumerRestartMs: opts.consumerRestartMs ?? 5000,
     };
     this.#security = { ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.sasl ? { sasl: opts.sasl } : {}) };
     this.#log = (opts.logger ?? silentLogger).child({ component: 'kafka-bus' });
@@ -210,10 +213,30 @@ export class KafkaBus implements Bus {
     };
     consumer.on(consumer.events.REBALANCING, dropRewinds);
     consumer.on(consumer.events.GROUP_JOIN, dropRewinds);
-    consumer.on(consumer.events.CRASH, () => {
+    // kafkajs restarts a consumer after a retriable failure only: one it deems final (a refused SASL
+    // login after a password rotation, say) would leave the group without this member for good,
+    // while the producer, /readyz and hsb_bus_up look healthy. It is started again here, with backoff.
+    let restartDelay = this.#opts.consumerRestartMs;
+    let restartTimer: NodeJS.Timeout | undefined;
+    const restart = (why: unknown) => {
+      if (abort.signal.aborted) return;
+      const err = kafkaError(why, `consumer group ${this.groupName(sub.group)}`, this.#security);
+      this.#log.error({ group: sub.group, code: err.code, err: err.message, retryInMs: restartDelay }, 'Kafka consumer stopped; starting it again');
+      restartTimer = setTimeout(() => {
+        if (abort.signal.aborted) return;
+        consumer.connect().then(() => consumer.run(runConfig)).then(
+          () => { restartDelay = this.#opts.consumerRestartMs; },
+          (e: unknown) => restart(e),
+        );
+      }, restartDelay);
+      restartTimer.unref();
+      restartDelay = Math.min(60000, restartDelay * 2);
+    };
+    consumer.on(consumer.events.CRASH, (event) => {
       revokeAll('consumer crashed');
       // A restarted consumer reads from the commits, which are at the held records.
       dropRewinds();
+      if (!event.payload.restart) restart(event.payload.error);
     });
     this.#consumers.add(entry);
     try {
@@ -223,7 +246,7 @@ export class KafkaBus implements Bus {
     }
     const prefix = this.#opts.topicPrefix;
     for (const t of sub.topics) await consumer.subscribe({ topic: this.topicName(t), fromBeginning: sub.fromBeginning ?? true });
-    await consumer.run({
+    const runConfig: ConsumerRunConfig = {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.#opts.partitions,
@@ -297,10 +320,12 @@ export class KafkaBus implements Bus {
         resolveOffset(last);
         await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
       }),
-    });
+    };
+    await consumer.run(runConfig);
     return {
       stop: async () => {
         abort.abort();
+        clearTimeout(restartTimer);
         dropRewinds();
         this.#consumers.delete(entry);
         // A batch whose handler finished as the stop came gets its commit in before the disconnect.
