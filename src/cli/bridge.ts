@@ -122,6 +122,9 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
     stopQueueMetrics = startQueueMetrics(bus, metrics, logger, [PLANNER_GROUP, REPLICATOR_GROUP, retryGroupOf(REPLICATOR_GROUP)], 15000,
       async () => (await dlq.list({ limit: 0 })).total);
   };
+  // 0 until the first connect: a bridge that never reaches its bus (brokers down, a refused login,
+  // a failed handshake) must show it to the HarborSwrBridgeBusDown alert, not export no sample.
+  metrics.busUp.set({ kind: bus.kind }, 0);
   const started = (async () => {
     await untilDone('bus connection', async () => {
       await bus.connect();

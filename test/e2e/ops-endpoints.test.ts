@@ -103,6 +103,9 @@ describe('e2e: daemons as operations see them', { timeout: 120000 }, () => {
     const hook = await postWebhook(s.url, 'h', harborV2Payload('PUSH_ARTIFACT', 'library/app', { tag: 'v1', digest: `sha256:${'a'.repeat(64)}` }), SECRET);
     assert.equal(hook.status, 503);
     assert.equal(hook.headers.get('retry-after'), '5');
-    assert.match(await (await fetch(`${s.url}/metrics`)).text(), /^hsb_webhooks_total\{source="h",format="harbor-v2",type="PUSH_ARTIFACT",result="unavailable"\} 1$/m);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    assert.match(metrics, /^hsb_webhooks_total\{source="h",format="harbor-v2",type="PUSH_ARTIFACT",result="unavailable"\} 1$/m);
+    // A sample for docs/alerts.yaml's HarborSwrBridgeBusDown, though the bus never connected.
+    assert.match(metrics, /^hsb_bus_up\{kind="kafka"\} 0$/m);
   });
 });
