@@ -10,6 +10,7 @@ import { isDigest } from '../registry/digest.ts';
 import { copyArtifact, type CopyOptions, type CopyResult } from '../replication/copy.ts';
 import { CopyPool } from '../replication/copy-pool.ts';
 import { isLoopbackHost } from './loopback.ts';
+import { basicSecretOf, registerSecrets } from '../observability/scrub.ts';
 
 export const COPY_USAGE = `usage: harbor-swr-bridge copy [options] <src-ref> <dst-ref>
        harbor-swr-bridge copy [options] --from-file LIST
@@ -86,7 +87,7 @@ export function parseImageRef(input: string, opts: { plainHttp?: boolean } = {})
     s = s.slice(m[0].length);
   }
   // A reference written with `user:password@` would be repeated in the error: the credentials are masked.
-  const shown = input.slice(0, 300).replace(/^((?:https?|docker):\/\/)?[^/@]*@/, (_m, scheme: string | undefined) => `${scheme ?? ''}[redacted]@`);
+  const shown = input.slice(0, 300).replace(/^((?:https?|docker):\/\/)?[^/@]*@(?=[^/]*\/)/, (_m, scheme: string | undefined) => `${scheme ?? ''}[redacted]@`);
   const bad = (why: string) => usageError(`invalid image reference ${JSON.stringify(shown)}: ${why}`);
   const slash = s.indexOf('/');
   if (slash <= 0) throw bad('expected host[:port]/repository[:tag|@digest]');
@@ -120,7 +121,10 @@ export function formatRef(r: ImageRef): string {
 export function parseCreds(s: string, which: string): { username: string; password: string } {
   const i = s.indexOf(':');
   if (i <= 0) throw usageError(`--${which}-creds expects USER:PASSWORD`);
-  return { username: s.slice(0, i), password: s.slice(i + 1) };
+  const creds = { username: s.slice(0, i), password: s.slice(i + 1) };
+  // Given on the command line, not in a config: scrubbed from messages all the same.
+  registerSecrets([creds.password, basicSecretOf(creds.username, creds.password)]);
+  return creds;
 }
 
 /** One `src-ref dst-ref` pair per line; `#` starts a comment. Errors name the line. */

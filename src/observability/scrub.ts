@@ -7,16 +7,25 @@
 
 export const REDACTED = '[redacted]';
 
-/** Shorter values would redact ordinary words; no credential the config takes is that short in practice. */
-const MIN_LENGTH = 6;
 const known = new Set<string>();
 /** Longest first, so a secret containing another is replaced whole. */
 let ordered: string[] = [];
 
+/**
+ * Whether a value is distinctive enough to be replaced wherever it appears. A weak one (short, or of
+ * one kind of character, such as `registry` or `harbor`) would rewrite the bridge's own words, hosts
+ * and repositories, and where `[redacted]` then stands would give the value away.
+ */
+function distinctive(v: string): boolean {
+  if (v.length < 8) return false;
+  const kinds = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((re) => re.test(v)).length;
+  return kinds >= 2;
+}
+
 export function registerSecrets(values: Iterable<string>): void {
   for (const v of values) {
     // A header value such as Harbor's `Bearer <token>` is quoted with or without its scheme.
-    for (const form of [v, /^(?:Basic|Bearer)\s+(.+)$/i.exec(v)?.[1]]) if (form !== undefined && form.length >= MIN_LENGTH) known.add(form);
+    for (const form of [v, /^(?:Basic|Bearer)\s+(.+)$/i.exec(v)?.[1]]) if (form !== undefined && distinctive(form)) known.add(form);
   }
   ordered = [...known].sort((a, b) => b.length - a.length);
 }
@@ -27,9 +36,13 @@ export function basicSecretOf(username: string, password: string): string {
 }
 
 const PATTERNS: [RegExp, string][] = [
-  // Authorization schemes with their credential: `Basic <b64>`, `Bearer <token>` (as HTTP spells them;
-  // not a challenge's `Bearer realm=`, nor prose: a credential has a capital, digit or symbol).
-  [/\b(Basic|Bearer)(\s+)(?!realm=)(?=[a-z]*[A-Z0-9._~+/-])[A-Za-z0-9._~+/-]{8,}=*/g, `$1$2${REDACTED}`],
+  // Authorization schemes with their credential: `Basic <b64>`, `Bearer <token>`, the scheme in any
+  // case (RFC 9110); not a challenge's `Bearer realm=`, nor prose: a credential has a capital, digit or symbol.
+  [/\b([Bb][Aa][Ss][Ii][Cc]|[Bb][Ee][Aa][Rr][Ee][Rr])(\s+)(?!realm=)(?=[a-z]*[A-Z0-9._~+/-])[A-Za-z0-9._~+/-]{8,}=*/g, `$1$2${REDACTED}`],
+  // A user and password in a URL: `https://user:pass@host`.
+  [/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]+:[^\s/@]+@/gi, `$1${REDACTED}@`],
+  // Form and query fields: `password=...&`, `access_token=...`.
+  [/(^|[?&\s;,])(password|passwd|secret|client_secret|token|access_token|refresh_token)=[^&\s"',;]+/gi, `$1$2=${REDACTED}`],
   // Signed-request fields: Huawei's SDK-HMAC-SHA256 `Access=<AK>, Signature=<hex>` (and AWS-style `Credential=`).
   [/\b(Access|Signature|Credential)=[^\s,;"']+/g, `$1=${REDACTED}`],
   // Token and secret headers as `name: value` or `name=value`.

@@ -1,8 +1,6 @@
 import { BridgeError } from '../errors.ts';
 import { quoteUpstream } from '../observability/scrub.ts';
 
-const quoted = (s: string | undefined) => (s === undefined ? undefined : quoteUpstream(s));
-
 // One status → BridgeError mapper for SWR's management API. SWR answers with two body
 // shapes: its own `{"errorCode":"SVCSTG.SWR.x","errorMessage":"..."}` (the docs also show
 // it wrapped in an array) and, when the API gateway rejects a request before SWR sees it,
@@ -38,13 +36,13 @@ export function parseSwrErrorBody(text: string): SwrErrorBody {
   try {
     parsed = JSON.parse(text);
   } catch {
-    return { code: undefined, message: quoteUpstream(text) || undefined, requestId: undefined };
+    return { code: undefined, message: text.trim() || undefined, requestId: undefined };
   }
   const o = (Array.isArray(parsed) ? parsed[0] : parsed) as Record<string, unknown> | null | undefined;
   if (!o || typeof o !== 'object') return { code: undefined, message: undefined, requestId: undefined };
   return {
     code: str(o.errorCode) ?? str(o.error_code),
-    message: quoted(str(o.errorMessage) ?? str(o.error_msg) ?? str(o.message)),
+    message: str(o.errorMessage) ?? str(o.error_msg) ?? str(o.message),
     requestId: str(o.request_id) ?? str(o.requestId),
   };
 }
@@ -75,7 +73,9 @@ export interface SwrErrorInput {
 export function swrErrorFromResponse(input: SwrErrorInput): BridgeError {
   const { status, operation } = input;
   const b = parseSwrErrorBody(input.body);
-  const huawei = b.code ? `${b.code}: ${b.message ?? 'no message'}` : (b.message ?? 'no message');
+  // Classified on SWR's whole message below; quoted (scrubbed, cut to 200 characters) for the error's text.
+  const said = b.message === undefined ? 'no message' : quoteUpstream(b.message);
+  const huawei = b.code ? `${b.code}: ${said}` : said;
   const context = {
     status,
     operation,

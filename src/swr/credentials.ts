@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { BridgeError } from '../errors.ts';
+import { basicSecretOf, registerSecrets } from '../observability/scrub.ts';
 
 export interface SwrLogin {
   username: string;
@@ -22,5 +23,8 @@ export function swrLogin(input: SwrLoginInput): SwrLogin {
   if (!input.project) {
     throw new BridgeError('HSB_SWR_CONFIG', 'an SWR login from AK/SK needs a project (login prefix) or a region', { retryable: false });
   }
-  return { username: `${input.project}@${input.accessKey}`, password: swrLoginPassword(input.accessKey, input.secretKey) };
+  const login = { username: `${input.project}@${input.accessKey}`, password: swrLoginPassword(input.accessKey, input.secretKey) };
+  // Derived here, not in the config: scrubbed from messages like the config's own credentials.
+  registerSecrets([login.password, basicSecretOf(login.username, login.password)]);
+  return login;
 }

@@ -48,6 +48,10 @@ test('parseImageRef: credentials written into a reference are not repeated in th
   }
 });
 
+test('parseImageRef: a reference without a host names its repository in the error', () => {
+  assert.throws(() => parseImageRef(`busybox@${D}`), (e: Error) => e.message.includes(`"busybox@${D}"`) && !e.message.includes('[redacted]'));
+});
+
 test('formatRef round-trips', () => {
   for (const s of ['127.0.0.1:5000/team/app:v1', `h.example/app@${D}`, `h.example:1/a/b:t@${D}`, 'h.example/app']) assert.equal(formatRef(parseImageRef(s)), s);
 });

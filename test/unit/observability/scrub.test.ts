@@ -18,6 +18,11 @@ it('redacts credentials by their shape in headers and JSON', () => {
     ['X-Auth-Token: MIIXsQYJKoZIhvcNAQcCoIIXojCCF', `X-Auth-Token: ${REDACTED}`],
     ['authorization=abc123def', `authorization=${REDACTED}`],
     ['{"username":"u","password":"hunter2-pw","token" : "t0k"}', `{"username":"u","password":"${REDACTED}","token" : "${REDACTED}"}`],
+    // Schemes in any case (RFC 9110), a user and password in a URL, form fields.
+    ['Authorization: bearer eyJhbGciOi.JzdWIiOi.sig', `Authorization: bearer ${REDACTED}`],
+    ['authorization: basic dXNlcjpwYXNzd29yZA==', `authorization: basic ${REDACTED}`],
+    ['redirected to https://user:hunter2secret@host.example.com/path', `redirected to https://${REDACTED}@host.example.com/path`],
+    ['body grant_type=password&username=bridge&password=hunter2secret&scope=x', `body grant_type=password&username=bridge&password=${REDACTED}&scope=x`],
   ];
   for (const [text, want] of cases) assert.equal(scrubSecrets(text), want, text);
 });
@@ -34,6 +39,12 @@ it('redacts registered values, the longest first, and ignores values too short t
   registerSecrets(['scrub-test-Secret-1', 'scrub-test-Secret-1-longer', 'abc']);
   assert.equal(scrubSecrets('a scrub-test-Secret-1-longer and a scrub-test-Secret-1.'), `a ${REDACTED} and a ${REDACTED}.`);
   assert.equal(scrubSecrets('abc stays'), 'abc stays');
+});
+
+it('leaves weak registered values alone: they would rewrite the message and show where they stand', () => {
+  registerSecrets(['registry', 'harbor', 'library', '12345678']);
+  const text = 'registry refused the credentials (GET library/app:1.0) at registry.lab:5000: cannot reach Harbor at https://harbor.example.com, request 12345678';
+  assert.equal(scrubSecrets(text), text);
 });
 
 it('quotes upstream text on one line, scrubbed and capped', () => {

@@ -37,3 +37,11 @@ test('AK/SK without a project is a permanent config error that does not leak the
     return err.code === 'HSB_SWR_CONFIG' && !err.retryable && !err.message.includes(SK);
   });
 });
+
+test('the derived login password never appears in an error message, nor its Basic form', async () => {
+  const { BridgeError } = await import('../../../src/errors.ts');
+  const { basicSecretOf } = await import('../../../src/observability/scrub.ts');
+  const login = swrLogin({ project: 'cn-north-4', accessKey: 'AKSCRUBTEST0001', secretKey: 'sk-scrub-test' });
+  const e = new BridgeError('HSB_TEST', `registry said: ${login.password} / Basic-ish ${basicSecretOf(login.username, login.password)}`);
+  assert.equal(e.message, 'registry said: [redacted] / Basic-ish [redacted]');
+});
