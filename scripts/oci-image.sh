@@ -4,7 +4,7 @@
 #   bash scripts/oci-image.sh DIR [TAG] [TEXT]
 #   skopeo copy --dest-tls-verify=false oci:DIR:TAG docker://127.0.0.1:5000/library/busybox:TAG
 # The layer holds one file, /hello.txt, with TEXT (default: "hello from harbor-swr-bridge");
-# the same TEXT gives the same digests.
+# the same TEXT gives the same digests. One image per DIR: a second run replaces index.json.
 set -euo pipefail
 dir=${1:?usage: oci-image.sh DIR [TAG] [TEXT]}
 tag=${2:-latest}
@@ -26,7 +26,7 @@ blob() {
 }
 
 printf '%s\n' "$text" > "$work/hello.txt"
-tar -C "$work" --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "$work/layer.tar" hello.txt
+tar -C "$work" --mtime=@0 --owner=0 --group=0 --numeric-owner --mode=0644 --format=ustar -cf "$work/layer.tar" hello.txt
 diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 gzip -n -c "$work/layer.tar" > "$work/layer.tgz"
 read -r layer layer_size < <(blob "$work/layer.tgz")

@@ -98,9 +98,10 @@ export class KafkaBroker {
       this.#controllerPort = await freePort();
       if (this.#withSecure) {
         this.#secure = await this.#makeSecure();
-        writeFileSync(join(this.dir, 'secure.json'), `${JSON.stringify(this.#secure, null, 2)}\n`);
+        writeFileSync(join(this.dir, 'secure.json'), `${JSON.stringify(this.#secure, null, 2)}\n`, { mode: 0o600 });
       }
-      writeFileSync(join(this.dir, 'server.properties'), this.#properties());
+      // Holds the listeners' throwaway passwords and key: the owner's only.
+      writeFileSync(join(this.dir, 'server.properties'), this.#properties(), { mode: 0o600 });
       writeFileSync(join(this.dir, 'log4j.properties'), [
         'log4j.rootLogger=WARN, file',
         'log4j.appender.file=org.apache.log4j.FileAppender',

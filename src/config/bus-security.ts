@@ -11,11 +11,12 @@ type PemKind = 'CA' | 'certificate' | 'key';
 export function pemProblem(kind: PemKind, path: string, text: string): string | undefined {
   if (kind !== 'key') return text.includes('-----BEGIN CERTIFICATE-----') ? undefined : `${path} holds no PEM certificate`;
   // Node takes no passphrase from the bridge's config: an encrypted key could never be used.
-  if (text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----')) return `${path} is an encrypted private key; give an unencrypted PEM key (readable by the bridge only)`;
+  if (text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || /Proc-Type:\s*4,ENCRYPTED/.test(text)) return `${path} is an encrypted private key; give an unencrypted PEM key (readable by the bridge only)`;
   return /-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(text) ? undefined : `${path} holds no PEM private key`;
 }
 
-function pemFile(kind: PemKind) {
+/** A PEM file's path, read when the config loads so a wrong path or kind is reported at its field. */
+export function pemFile(kind: PemKind) {
   return z.string().min(1).superRefine((path, ctx) => {
     let text: string;
     try {

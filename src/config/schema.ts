@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { collectSecret, secretString } from './secret.ts';
 import { basicSecretOf } from '../observability/scrub.ts';
-import { KafkaSaslSchema, KafkaTlsSchema } from './bus-security.ts';
+import { KafkaSaslSchema, KafkaTlsSchema, pemFile } from './bus-security.ts';
 import { StrictPolicySchema } from '../policy/model.ts';
 import { destNamespaceProblem, swrDomain } from '../swr/names.ts';
 
@@ -19,16 +18,7 @@ export const TlsSchema = z.object({
   /** Turns certificate verification off for this one registry. */
   insecure: z.boolean().default(false),
   /** PEM file of extra CA certificates; read at load so a wrong path is reported at its field. */
-  caFile: z.string().min(1).superRefine((path, ctx) => {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `cannot read CA file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})` });
-      return;
-    }
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) ctx.addIssue({ code: 'custom', message: `${path} holds no PEM certificate` });
-  }).optional(),
+  caFile: pemFile('CA').optional(),
 }).strict();
 
 export const LimitsSchema = z.object({

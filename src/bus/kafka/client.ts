@@ -39,9 +39,16 @@ export function kafkaClient(opts: KafkaClientOptions, sink: KafkaLogSink): Kafka
 
 /** kafkajs does not log the password; should a broker's or a library's message ever echo it, it is blanked here. */
 function withoutSecret<T extends object>(entry: T, secret: string): T {
-  const text = JSON.stringify(entry);
-  const quoted = JSON.stringify(secret).slice(1, -1);
-  return text.includes(quoted) ? JSON.parse(text.replaceAll(quoted, '***')) as T : entry;
+  // A password too short to be told from ordinary text is left to the broker's own care.
+  if (secret.length < 4) return entry;
+  try {
+    const text = JSON.stringify(entry);
+    const quoted = JSON.stringify(secret).slice(1, -1);
+    return text.includes(quoted) ? JSON.parse(text.replaceAll(quoted, '***')) as T : entry;
+  } catch {
+    // An extra that JSON cannot carry (a BigInt, a cycle): logged without its extras rather than not at all.
+    return { message: (entry as { message?: unknown }).message } as T;
+  }
 }
 
 /** acks=all is given per send; idempotence keeps retried batches from being written twice. */

@@ -86,7 +86,7 @@ export function busSecurityWarnings(bus: KafkaSecurity & { kind?: 'kafka' | 'emb
  */
 export function kafkaError(e: unknown, what: string, s: KafkaSecurity): BridgeError {
   if (e instanceof BridgeError) return e;
-  const redact = (text: string) => (s.sasl?.password ? text.replaceAll(s.sasl.password, '***') : text);
+  const redact = (text: string) => (s.sasl && s.sasl.password.length >= 4 ? text.replaceAll(s.sasl.password, '***') : text);
   const auth = findInChain(e, (x) => x.name === 'KafkaJSSASLAuthenticationError');
   if (auth) {
     const who = s.sasl ? `SASL ${s.sasl.mechanism} login of user "${s.sasl.username}"` : 'SASL login';
@@ -102,7 +102,9 @@ export function kafkaError(e: unknown, what: string, s: KafkaSecurity): BridgeEr
   }
   const err = busUnavailable(e, what);
   // A TLS listener drops a plaintext client without a word.
-  const hint = !s.tls && /Closed connection/.test(err.message) ? '; if the brokers\' listener is TLS (SSL or SASL_SSL), set bus.tls' : '';
+  const hint = !s.tls && /Closed connection/.test(err.message)
+    ? `; if the brokers' listener is TLS (SSL or SASL_SSL), set bus.tls${s.sasl ? '' : '; if it wants a login (SASL_PLAINTEXT), set bus.sasl'}`
+    : '';
   const message = redact(err.message) + hint;
   return message === err.message ? err : new BridgeError(err.code, message, { retryable: true, cause: e });
 }

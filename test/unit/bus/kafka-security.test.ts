@@ -102,6 +102,8 @@ describe('kafkaError', () => {
     assert.equal(down.message, 'bus unavailable: connect to k:9092: Connection error: connect ECONNREFUSED');
     const closed = kafkaError(kafkajsError('KafkaJSConnectionClosedError', 'Closed connection'), 'connect to k:9093', { sasl });
     assert.match(closed.message, /Closed connection; if the brokers' listener is TLS \(SSL or SASL_SSL\), set bus\.tls$/);
+    const anonymous = kafkaError(kafkajsError('KafkaJSConnectionClosedError', 'Closed connection'), 'connect to k:9093', {});
+    assert.match(anonymous.message, /set bus\.tls; if it wants a login \(SASL_PLAINTEXT\), set bus\.sasl$/);
     const own = new BridgeError('HSB_BUS_NOT_CONNECTED', 'bus not connected');
     assert.equal(kafkaError(own, 'x', {}), own);
   });

@@ -264,6 +264,9 @@ describe('bus tls and sasl (Kafka)', () => {
     assert.match(msg({ certFile: ca, keyFile: ca }), /^c\.yaml: bus\.tls\.keyFile: .*ca\.pem holds no PEM private key$/m);
     writeFileSync(join(dir, 'enc.pem'), '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n');
     assert.match(msg({ certFile: ca, keyFile: join(dir, 'enc.pem') }), /^c\.yaml: bus\.tls\.keyFile: .*enc\.pem is an encrypted private key; give an unencrypted PEM key/m);
+    // The traditional form: an RSA key with its encryption in a header.
+    writeFileSync(join(dir, 'enc-rsa.pem'), '-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMIIB\n-----END RSA PRIVATE KEY-----\n');
+    assert.match(msg({ certFile: ca, keyFile: join(dir, 'enc-rsa.pem') }), /^c\.yaml: bus\.tls\.keyFile: .*enc-rsa\.pem is an encrypted private key/m);
     assert.match(msg({ certFile: ca }), /^c\.yaml: bus\.tls\.keyFile: a client certificate \(certFile\) needs its private key \(keyFile\)$/m);
     assert.match(msg({ keyFile: key }), /^c\.yaml: bus\.tls\.certFile: a client key \(keyFile\) needs its certificate \(certFile\)$/m);
     assert.match(msg({ caFile: ca, verify: false }), /^c\.yaml: bus\.tls: Unrecognized key: "verify"$/m);
