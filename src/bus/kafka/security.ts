@@ -93,6 +93,14 @@ export function kafkaError(e: unknown, what: string, s: KafkaSecurity): BridgeEr
     return new BridgeError('HSB_BUS_AUTH', redact(`Kafka refused the ${who} (${what}): ${auth.message}; check bus.sasl (mechanism, username, password) and the user on the brokers`),
       { retryable: true, context: { mechanism: s.sasl?.mechanism, username: s.sasl?.username } });
   }
+  // An authorizer's refusal (kafkajs carries the protocol error's name as `type`): no retry fixes it, only ACLs.
+  const denied = findInChain(e, (x) => typeof x.type === 'string' && /_AUTHORIZATION_FAILED$/.test(x.type));
+  if (denied) {
+    const type = String(denied.type);
+    const who = s.sasl ? ` for user "${s.sasl.username}"` : '';
+    return new BridgeError('HSB_BUS_AUTH', redact(`Kafka denied ${type}${who} (${what}): the brokers' ACLs must allow the bridge its topics and groups (see the README's Kafka section)`),
+      { retryable: true, context: { kafkaError: type, username: s.sasl?.username } });
+  }
   const tls = tlsCode(e, s);
   if (tls) {
     const at = findInChain(e, (x) => typeof x.broker === 'string')?.broker;
@@ -137,7 +145,7 @@ function tlsCode(e: unknown, s: KafkaSecurity): string | undefined {
   return closed ? 'TLS_HANDSHAKE_CLOSED' : undefined;
 }
 
-type Chained = Error & { code?: unknown; broker?: unknown; cause?: unknown };
+type Chained = Error & { code?: unknown; broker?: unknown; type?: unknown; cause?: unknown };
 
 function findInChain(e: unknown, hit: (x: Chained) => boolean): Chained | undefined {
   let cur: unknown = e;

@@ -95,6 +95,16 @@ describe('kafkaError', () => {
     assert.match(kafkaError(alert, 'x', { tls: {} }).message, /ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE \(sslv3 alert bad certificate\); the broker refused the client certificate/);
   });
 
+  it('makes an authorizer\'s refusal HSB_BUS_AUTH naming what was denied and pointing at ACLs', () => {
+    const cause = kafkajsError('KafkaJSProtocolError', 'Not authorized to access topics: [Topic authorization failed]', { type: 'TOPIC_AUTHORIZATION_FAILED' });
+    const err = kafkaError(kafkajsError('KafkaJSNumberOfRetriesExceeded', 'Not authorized to access topics: [Topic authorization failed]', { cause }), 'publish to harbor-bridge.events', { sasl });
+    assert.equal(err.code, 'HSB_BUS_AUTH');
+    assert.equal(err.retryable, true);
+    assert.match(err.message, /^Kafka denied TOPIC_AUTHORIZATION_FAILED for user "harbor-bridge" \(publish to harbor-bridge\.events\): the brokers' ACLs must allow/);
+    assert.equal(err.context.kafkaError, 'TOPIC_AUTHORIZATION_FAILED');
+    assert.equal(kafkaError(kafkajsError('KafkaJSProtocolError', 'x', { type: 'CLUSTER_AUTHORIZATION_FAILED' }), 'connect', {}).code, 'HSB_BUS_AUTH');
+  });
+
   it('leaves other failures HSB_BUS_UNAVAILABLE (retryable), with a hint when a plaintext client was hung up on', () => {
     const down = kafkaError(kafkajsError('KafkaJSConnectionError', 'Connection error: connect ECONNREFUSED', { code: 'ECONNREFUSED' }), 'connect to k:9092', {});
     assert.equal(down.code, 'HSB_BUS_UNAVAILABLE');
