@@ -2,7 +2,7 @@
 // without connecting to the bus or to any registry (for a first set-up, or a CI step before deploy).
 import type { Config } from '../config/schema.ts';
 import { busLabel } from '../bus/create.ts';
-import { kafkaSecurityLabel } from '../bus/kafka/security.ts';
+import { busSecurityWarnings, kafkaSecurityLabel } from '../bus/kafka/security.ts';
 import { isBridgeError } from '../errors.ts';
 import { resolveSwrTarget } from '../swr/target.ts';
 import { formatTable } from './status.ts';
@@ -36,6 +36,8 @@ export async function checkCommand(a: { config: Config; file: string; out?: { wr
     `bus: ${busLabel(a.config)}`,
     // How it would connect: TLS, client certificate, SASL mechanism and user; never the password.
     ...(a.config.bus.kind === 'kafka' ? [`bus security: ${kafkaSecurityLabel(a.config.bus)}`] : []),
+    // What the start-up log would warn about (login or records in clear, Kafka settings on the embedded bus).
+    ...busSecurityWarnings(a.config.bus).map((w) => `warning: ${w}`),
     '',
     formatTable(['SOURCE', 'KIND', 'URL'], a.config.sources.map((s) => [s.id, s.kind, s.url])),
     '',

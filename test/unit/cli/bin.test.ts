@@ -171,6 +171,9 @@ describe('bin/harbor-swr-bridge.js', () => {
     assert.ok(secure.out.includes(`\nbus security: TLS (verified against Node's CAs and ${pem}, client certificate ${pem}), SASL scram-sha-512 as harbor-bridge\n`), secure.out);
     assert.doesNotMatch(secure.out + secure.err, /kafka-Pw-3141/);
     assert.doesNotMatch(ok.out, /bus security/, 'the embedded bus has no such line');
+    const ignored = await run(write('ignored.yaml', `${common}targets: [{ id: r, kind: registry, url: "https://reg.example.org" }]\nbus: { dataDir: ${JSON.stringify(join(dir, 'never'))}, sasl: { mechanism: plain, username: u, password: p-Assw0rd } }\n`));
+    assert.equal(ignored.code, 0, ignored.err);
+    assert.match(ignored.out, /^warning: bus\.tls and bus\.sasl are for Kafka: the embedded bus ignores them/m);
   });
 
   it('takes the last --config (npm start -- --config FILE after the script\'s own)', async () => {
