@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { scrubSecrets } from './scrub.ts';
 
 export type { Logger };
 
@@ -15,7 +16,19 @@ const REDACT = [
 ];
 
 export function createLogger(level = process.env.LOG_LEVEL ?? 'info', destination?: pino.DestinationStream): Logger {
-  return pino({ level, base: { service: 'harbor-swr-bridge' }, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
+  return pino({ level, base: { service: 'harbor-swr-bridge' }, redact: { paths: REDACT, censor: '[redacted]' }, serializers: { err: scrubbedErr } }, destination);
+}
+
+/**
+ * `err` as a message string (most log calls) or an error object, whose message, stack and cause
+ * chain pino would print whole: scrubbed like a BridgeError's message, for errors that are not one.
+ */
+function scrubbedErr(err: unknown): unknown {
+  if (typeof err === 'string') return scrubSecrets(err);
+  if (!(err instanceof Error)) return err;
+  const out = pino.stdSerializers.err(err) as unknown as Record<string, unknown>;
+  for (const k of ['message', 'stack'] as const) if (typeof out[k] === 'string') out[k] = scrubSecrets(out[k]);
+  return out;
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });
