@@ -51,7 +51,8 @@ export async function syncCommand(args: SyncArgs): Promise<number> {
   const endpoints = new Endpoints(args.config, args.logger);
   try {
     const reconciler = new Reconciler({ config: args.config, endpoints, logger: args.logger });
-    const pass = await reconciler.runPass({ dryRun: true, table, signal: args.signal });
+    // Skips and failed listings are printed with the plan, not logged as well.
+    const pass = await reconciler.runPass({ dryRun: true, table, signal: args.signal, quiet: true });
     const problems = printPlan(pass, out, args.dryRun);
     // The same verdict as the real run would give its plan: a failed listing or a skipped repository is a problem.
     if (args.dryRun) return problems > 0 ? 1 : 0;

@@ -79,6 +79,8 @@ export interface PlanOptions {
   signal?: AbortSignal;
   /** Shares source listings between the policies of one pass. */
   cache?: PassCache;
+  /** The caller reports skipped repositories and failed policies itself (`sync` prints them): not logged here too. */
+  quiet?: boolean;
 }
 
 /** Memo of source listings for one pass, so policies sharing a source list it once. */
@@ -186,7 +188,7 @@ export class Reconciler {
     const present = await this.#untaggedPresent(policy, listing, state, converted, target, dst, limit, signal);
     const children = follows ? await this.#indexChildren(policy, source.id, src, listing, state, target, limit, signal) : new Map<string, readonly string[]>();
     const diff = diffPolicy(policy, listing, state, target, this.#now(), converted, present, children);
-    for (const s of diff.skipped) this.#log.warn({ policy: policy.id, repository: s.repository, reason: s.reason }, 'reconcile skipped a repository');
+    if (!opts.quiet) for (const s of diff.skipped) this.#log.warn({ policy: policy.id, repository: s.repository, reason: s.reason }, 'reconcile skipped a repository');
     this.#log.info({
       policy: policy.id, repositories: listing.length, tags: listing.reduce((n, r) => n + r.tags.length, 0),
       tasks: diff.tasks.length, unchanged: diff.unchanged, skipped: diff.skipped.length, ms: Date.now() - started,
@@ -217,7 +219,7 @@ export class Reconciler {
    * A policy whose listing fails is reported and the pass goes on. With `dryRun` or no bus,
    * nothing is published.
    */
-  async runPass(opts: { dryRun: boolean; bus?: Bus; table?: PolicyTable; signal?: AbortSignal; include?: (p: Policy) => boolean }): Promise<PassSummary> {
+  async runPass(opts: { dryRun: boolean; bus?: Bus; table?: PolicyTable; signal?: AbortSignal; include?: (p: Policy) => boolean; quiet?: boolean }): Promise<PassSummary> {
     const policies = (opts.table ?? this.#d.table)?.list() ?? this.#d.config.policies;
     const cache = new PassCache();
     const summary: PassSummary = { policies: [], tasks: 0, skipped: 0, failed: 0, published: 0 };
@@ -225,7 +227,7 @@ export class Reconciler {
       if (!policy.enabled || (opts.include && !opts.include(policy))) continue;
       if (opts.signal?.aborted) break;
       try {
-        const plan = await this.plan(policy, { signal: opts.signal, cache });
+        const plan = await this.plan(policy, { signal: opts.signal, cache, quiet: opts.quiet });
         if (!opts.dryRun && opts.bus) {
           await this.publish(plan.tasks, opts.bus);
           summary.published += plan.tasks.length;
@@ -235,7 +237,7 @@ export class Reconciler {
         summary.skipped += plan.skipped.length;
       } catch (e) {
         const err = toBridgeError(e);
-        this.#log.error({ policy: policy.id, code: err.code, err: err.message }, 'reconcile of this policy failed');
+        if (!opts.quiet) this.#log.error({ policy: policy.id, code: err.code, err: err.message }, 'reconcile of this policy failed');
         summary.policies.push({ policyId: policy.id, tasks: [], skipped: [], reasons: new Map(), unchanged: 0, error: { code: err.code, message: err.message } });
         summary.failed++;
       }
