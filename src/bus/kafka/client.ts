@@ -4,6 +4,7 @@ import './request-framing.ts';
 import { Kafka, logLevel, type ICustomPartitioner, type ProducerConfig } from 'kafkajs';
 import { murmur2, partitionFor } from '../partition.ts';
 import { kafkaSecurityOptions, type KafkaSecurity } from './security.ts';
+import { registerSecrets, scrubSecrets } from '../../observability/scrub.ts';
 
 /** What the Kafka adapter needs to build its kafkajs client. */
 export interface KafkaClientOptions {
@@ -20,7 +21,9 @@ export type KafkaLogSink = (level: 'warn' | 'debug', message: string, extra: Rec
 
 export function kafkaClient(opts: KafkaClientOptions, sink: KafkaLogSink): Kafka {
   dropKafkajsTimerWarning();
-  const password = opts.security?.sasl?.password;
+  // Registered here too, for a client built without loadConfig (tests, tools): kafkajs' log lines
+  // are scrubbed with the same rules as every error message.
+  if (opts.security?.sasl) registerSecrets([opts.security.sasl.password]);
   return new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
@@ -31,20 +34,18 @@ export function kafkaClient(opts: KafkaClientOptions, sink: KafkaLogSink): Kafka
     retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
     logLevel: logLevel.WARN,
     logCreator: () => ({ level, log: entry }) => {
-      const { message, ...rest } = password ? withoutSecret(entry, password) : entry;
+      const { message, ...rest } = scrubbed(entry);
       sink(level <= logLevel.ERROR ? 'warn' : 'debug', message, rest);
     },
   });
 }
 
-/** kafkajs does not log the password; should a broker's or a library's message ever echo it, it is blanked here. */
-function withoutSecret<T extends object>(entry: T, secret: string): T {
-  // A password too short to be told from ordinary text is left to the broker's own care.
-  if (secret.length < 4) return entry;
+/** kafkajs does not log the password; should a broker's or a library's message ever echo a credential, it is scrubbed here. */
+function scrubbed<T extends object>(entry: T): T {
   try {
     const text = JSON.stringify(entry);
-    const quoted = JSON.stringify(secret).slice(1, -1);
-    return text.includes(quoted) ? JSON.parse(text.replaceAll(quoted, '***')) as T : entry;
+    const clean = scrubSecrets(text);
+    return clean === text ? entry : JSON.parse(clean) as T;
   } catch {
     // An extra that JSON cannot carry (a BigInt, a cycle): logged without its extras rather than not at all.
     return { message: (entry as { message?: unknown }).message } as T;
