@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { EVENT_SCHEMA_VERSION, type ArtifactEvent } from './event.ts';
 import { eventIdOf, indexedEventId } from './event-id.ts';
-import { HARBOR_V1_ARTIFACT_TYPES, HARBOR_V1_IGNORED_TYPES, HarborV1PayloadSchema, type HarborResource } from './formats/harbor-v1.ts';
+import {
+  HARBOR_V1_ARTIFACT_TYPES, HARBOR_V1_IGNORED_TYPES, HarborV1PayloadSchema, isHarborEnvelope, type HarborResource, type HarborV1Payload,
+} from './formats/harbor-v1.ts';
 import { HARBOR_V2_ARTIFACT_TYPES, HARBOR_V2_IGNORED_TYPES, HarborV2PayloadSchema } from './formats/harbor-v2.ts';
 import {
   CLOUDEVENTS_CONTENT_TYPE, CLOUDEVENT_ARTIFACT_TYPES, CLOUDEVENT_IGNORED_TYPES, CloudEventEnvelopeSchema, HARBOR_CLOUDEVENT_PREFIX, HarborCloudEventSchema,
@@ -91,9 +93,14 @@ function harbor(body: unknown, opts: HarborNormaliseOptions): NormaliseResult {
 }
 
 function harborPayload(body: Record<string, unknown>, format: 'harbor-v1' | 'harbor-v2', action: Action, opts: HarborNormaliseOptions): NormaliseResult {
-  const parsed = (format === 'harbor-v1' ? HarborV1PayloadSchema : HarborV2PayloadSchema).safeParse(body);
-  if (!parsed.success) return fromZod(parsed.error, '');
-  const p = parsed.data;
+  let p: HarborV1Payload;
+  if (isHarborEnvelope(body)) {
+    p = body;
+  } else {
+    const parsed = (format === 'harbor-v1' ? HarborV1PayloadSchema : HarborV2PayloadSchema).safeParse(body);
+    if (!parsed.success) return fromZod(parsed.error, '');
+    p = parsed.data;
+  }
   const occurAt = p.occur_at ?? undefined;
   const receivedAt = isoOf(opts.receivedAt);
   return artifactEvents({

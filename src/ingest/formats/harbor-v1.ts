@@ -57,3 +57,48 @@ export const HarborV1PayloadSchema = z.looseObject({
 export type HarborResource = z.infer<typeof HarborResourceSchema>;
 export type HarborArtifactData = z.infer<typeof HarborArtifactDataSchema>;
 export type HarborV1Payload = z.infer<typeof HarborV1PayloadSchema>;
+
+// Hand-written mirrors of the schemas above, for the payloads that pass: what Harbor sends is
+// nearly always valid, and the schemas build a copy of every object they pass through (a few
+// microseconds per webhook on the thread that answers them). They must accept exactly what the
+// schemas accept; the schemas still parse whatever they refuse, for the issue list.
+// test/unit/ingest/fuzz.test.ts holds them to the schemas on thousands of generated bodies.
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** string | null | undefined, what `z.string().nullish()` accepts. */
+function isText(v: unknown): boolean {
+  return v === undefined || v === null || typeof v === 'string';
+}
+
+function isUnixSeconds(v: unknown): boolean {
+  return v === undefined || v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_UNIX_SECONDS);
+}
+
+/** Accepts exactly what HarborArtifactDataSchema accepts. */
+export function isHarborArtifactData(v: unknown): v is HarborArtifactData {
+  if (!isRecord(v)) return false;
+  const resources = v['resources'];
+  if (!Array.isArray(resources) || resources.length < 1 || resources.length > MAX_RESOURCES) return false;
+  for (let i = 0; i < resources.length; i++) {
+    const r: unknown = resources[i];
+    if (!isRecord(r) || !isText(r['digest']) || !isText(r['tag']) || !isText(r['resource_url'])) return false;
+  }
+  const repo = v['repository'];
+  if (!isRecord(repo)) return false;
+  const created = repo['date_created'];
+  const name = repo['repo_full_name'];
+  return (created === undefined || created === null || (typeof created === 'number' && Number.isFinite(created)))
+    && isText(repo['name']) && isText(repo['namespace']) && isText(repo['repo_type'])
+    && typeof name === 'string' && name.length >= 1;
+}
+
+/** Accepts exactly what HarborV1PayloadSchema and HarborV2PayloadSchema accept (the same envelope). */
+export function isHarborEnvelope(v: unknown): v is HarborV1Payload {
+  if (!isRecord(v)) return false;
+  const type = v['type'];
+  return typeof type === 'string' && type.length >= 1 && isUnixSeconds(v['occur_at']) && isText(v['operator'])
+    && isHarborArtifactData(v['event_data']);
+}

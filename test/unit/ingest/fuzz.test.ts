@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { ArtifactEventSchema } from '../../../src/ingest/event.ts';
+import { HarborV1PayloadSchema, MAX_RESOURCES, MAX_UNIX_SECONDS, isHarborEnvelope } from '../../../src/ingest/formats/harbor-v1.ts';
+import { HarborV2PayloadSchema } from '../../../src/ingest/formats/harbor-v2.ts';
 import { normaliseDistribution, normaliseHarbor, type NormaliseResult } from '../../../src/ingest/normalise.ts';
 
 // Property: whatever arrives, normalisation returns a result and every event it yields is valid.
@@ -105,5 +107,44 @@ describe('normalise fuzz', () => {
       assertSound(normaliseHarbor(body, { sourceId: 'src', contentType, receivedAt: new Date() }));
       assertSound(normaliseDistribution(body, { sourceId: 'src', receivedAt: new Date() }));
     }), { numRuns: 2000 });
+  });
+
+  // The fast check stands in for the schemas on payloads that pass, so it must pass exactly those.
+  it('the hand-written envelope check accepts exactly what the Harbor schemas accept', () => {
+    const agree = (body: unknown) => {
+      const fast = isHarborEnvelope(body);
+      assert.equal(fast, HarborV2PayloadSchema.safeParse(body).success, `v2 schema disagrees on ${String(JSON.stringify(body))}`);
+      assert.equal(fast, HarborV1PayloadSchema.safeParse(body).success, `v1 schema disagrees on ${String(JSON.stringify(body))}`);
+      return fast;
+    };
+    const base = FIXTURES.find((f) => (f as { type?: unknown }).type === 'PUSH_ARTIFACT') as Record<string, unknown>;
+    assert.ok(base, 'a PUSH_ARTIFACT fixture');
+    const at = (path: Path, value: unknown, op: 'set' | 'delete' = 'set') => mutate(structuredClone(base), path, op, value);
+    const resource = (base['event_data'] as { resources: unknown[] }).resources[0];
+    const edges: unknown[] = [
+      base, at(['occur_at'], 1.5), at(['occur_at'], -1), at(['occur_at'], MAX_UNIX_SECONDS), at(['occur_at'], MAX_UNIX_SECONDS + 1),
+      at(['occur_at'], Number.NaN), at(['occur_at'], null), at(['occur_at'], undefined, 'delete'), at(['occur_at'], '1700000000'),
+      at(['type'], ''), at(['type'], Object('PUSH_ARTIFACT')), at(['operator'], 7), at(['operator'], null),
+      at(['event_data', 'resources'], []), at(['event_data', 'resources'], Array.from({ length: MAX_RESOURCES }, () => resource)),
+      at(['event_data', 'resources'], Array.from({ length: MAX_RESOURCES + 1 }, () => resource)),
+      at(['event_data', 'resources'], [, resource]), at(['event_data', 'resources', 0], null), at(['event_data', 'resources', 0, 'tag'], 1),
+      at(['event_data', 'resources', 0, 'digest'], {}), at(['event_data', 'resources', 0, 'resource_url'], 5),
+      at(['event_data', 'repository', 'name'], false), at(['event_data', 'repository', 'namespace'], []),
+      at(['event_data', 'repository', 'repo_type'], 0), at(['event_data', 'repository', 'repo_full_name'], undefined, 'delete'),
+      at(['event_data', 'repository', 'repo_full_name'], ''), at(['event_data', 'repository', 'date_created'], Number.POSITIVE_INFINITY),
+      at(['event_data', 'repository', 'date_created'], 1.25), at(['event_data', 'repository'], []), at(['event_data'], []),
+      Object.assign(Object.create(null), base), [], null, 'PUSH_ARTIFACT',
+    ];
+    let passed = 0;
+    for (const body of edges) if (agree(body)) passed++;
+    assert.ok(passed >= 6 && passed < edges.length, `edge cases passed: ${passed}`);
+
+    let accepted = 0;
+    let refused = 0;
+    fc.assert(fc.property(bodies, (body) => {
+      if (agree(body)) accepted++;
+      else refused++;
+    }), { numRuns: 5000, seed: 20261124 });
+    assert.ok(accepted > 300 && refused > 300, `accepted ${accepted}, refused ${refused}: too few of one kind to compare`);
   });
 });
