@@ -27,6 +27,18 @@ describe('matchesAnySecret', () => {
     assert.equal(matchesAnySecret('x'.repeat(100000), ['x'.repeat(100000)]), true);
   });
 
+  it('compares every character: a difference anywhere, or in length alone, refuses', () => {
+    const secret = 'Bearer s3cr\u00e9t-\u263a';
+    assert.equal(matchesAnySecret(secret, [secret]), true);
+    for (let i = 0; i < secret.length; i++) {
+      const changed = secret.slice(0, i) + String.fromCharCode(secret.charCodeAt(i) ^ 1) + secret.slice(i + 1);
+      assert.equal(matchesAnySecret(changed, [secret]), false, `changed at ${i}`);
+    }
+    assert.equal(matchesAnySecret(secret + '\0', [secret]), false);
+    assert.equal(matchesAnySecret(secret.slice(0, -1), [secret]), false);
+    assert.equal(matchesAnySecret('\0'.repeat(secret.length), [secret]), false);
+  });
+
   it('compares with every secret, not only until the first match (rotation order does not matter)', () => {
     assert.equal(matchesAnySecret('b', ['a', 'b', 'c']), true);
     assert.equal(matchesAnySecret('c', ['a', 'b', 'c']), true);
