@@ -63,7 +63,7 @@ export function createIngest(deps: IngestDeps): Ingest {
   const sources = new Map(deps.config.sources.map((s) => [s.id, s]));
   const authorised = new Map(deps.config.sources.map((s) => [s.id, authorisation(s)]));
   const onlySource = deps.config.sources.length === 1 ? deps.config.sources[0] : undefined;
-  const publisher = new GroupPublisher(deps.bus, MAX_GROUP_RECORDS);
+  const publisher = new GroupPublisher(deps.bus, MAX_GROUP_RECORDS, deps.config.server.publishTimeoutMs);
 
   const handle = async (kind: Kind, sourceId: string | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const source = sourceId === undefined ? onlySource : sources.get(sourceId);
@@ -120,7 +120,7 @@ export function createIngest(deps: IngestDeps): Ingest {
 
     const end = deps.metrics.publishSeconds.startTimer({ topic: 'events' });
     try {
-      await publisher.publish(result.events.map((e) => ({ key: eventKey(e), value: e })), deps.config.server.publishTimeoutMs);
+      await publisher.publish(result.events.map((e) => ({ key: eventKey(e), value: e })));
     } catch (e) {
       const err = toBridgeError(e, 'HSB_BUS_UNAVAILABLE');
       count(result.format, result.type, 'unavailable');
@@ -206,7 +206,8 @@ function logged(e: ArtifactEvent) {
 interface Waiter {
   records: OutgoingRecord[];
   state: 'queued' | 'sent' | 'settled';
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the webhook is answered 503. */
+  deadline: number;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -220,39 +221,64 @@ interface Waiter {
  * to the bus it cannot be withdrawn: an unreachable broker makes the bus give up well before the
  * deadline, but a slow one may still write it after the 503 (Harbor's retry then carries the same
  * event id, so consumers drop the duplicate).
+ *
+ * Every webhook has the same time allowed, so deadlines fall in arrival order and one timer, set for
+ * the oldest unanswered webhook, serves them all (a timer per webhook cost about 2% of the CPU per
+ * webhook at full speed).
  */
 class GroupPublisher {
   readonly #bus: Bus;
   readonly #maxRecords: number;
+  readonly #deadlineMs: number;
   #queue: Waiter[] = [];
-  #busy = false;
+  /** The group the bus has, oldest first; empty when none is out. */
+  #sent: Waiter[] = [];
   #scheduled = false;
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(bus: Bus, maxRecords: number) {
+  constructor(bus: Bus, maxRecords: number, deadlineMs: number) {
     this.#bus = bus;
     this.#maxRecords = maxRecords;
+    this.#deadlineMs = deadlineMs;
   }
 
-  /** Resolves once the bus acknowledged every record; rejects with HSB_BUS_TIMEOUT after `deadlineMs`. */
-  publish(records: OutgoingRecord[], deadlineMs: number): Promise<void> {
+  /** Resolves once the bus acknowledged every record; rejects with HSB_BUS_TIMEOUT after the deadline. */
+  publish(records: OutgoingRecord[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        records, state: 'queued', resolve, reject,
-        timer: setTimeout(() => {
-          if (waiter.state === 'settled') return;
-          // Still queued: it stays in the queue, settled, and #flush skips it.
-          waiter.state = 'settled';
-          reject(new BridgeError('HSB_BUS_TIMEOUT', `bus did not acknowledge within ${deadlineMs} ms`, { retryable: true }));
-        }, deadlineMs),
-      };
-      this.#queue.push(waiter);
+      this.#queue.push({ records, state: 'queued', deadline: performance.now() + this.#deadlineMs, resolve, reject });
+      this.#arm();
       this.#schedule();
     });
   }
 
+  #timeout(w: Waiter): void {
+    w.state = 'settled';
+    w.reject(new BridgeError('HSB_BUS_TIMEOUT', `bus did not acknowledge within ${this.#deadlineMs} ms`, { retryable: true }));
+  }
+
+  /** Answers every webhook past its deadline: queued ones leave the queue (never sent), sent ones stay in their group, answered. */
+  #expire(): void {
+    const now = performance.now();
+    for (const w of this.#sent) if (w.state === 'sent' && w.deadline <= now) this.#timeout(w);
+    while (this.#queue.length > 0 && this.#queue[0]!.deadline <= now) this.#timeout(this.#queue.shift()!);
+  }
+
+  // Unref'd: an unanswered webhook's connection keeps the process up, the timer need not.
+  #arm(): void {
+    if (this.#timer !== undefined) return;
+    const oldest = this.#sent.find((w) => w.state === 'sent') ?? this.#queue[0];
+    if (oldest === undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#expire();
+      this.#arm();
+    }, Math.max(0, oldest.deadline - performance.now()));
+    this.#timer.unref();
+  }
+
   // On the next turn of the event loop, so that webhooks read in the same turn share a group.
   #schedule(): void {
-    if (this.#busy || this.#scheduled || this.#queue.length === 0) return;
+    if (this.#sent.length > 0 || this.#scheduled || this.#queue.length === 0) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
@@ -261,27 +287,31 @@ class GroupPublisher {
   }
 
   #flush(): void {
-    if (this.#busy || this.#queue.length === 0) return;
+    if (this.#sent.length > 0 || this.#queue.length === 0) return;
     const group: Waiter[] = [];
     let count = 0;
+    const now = performance.now();
     while (this.#queue.length > 0 && (group.length === 0 || count + this.#queue[0]!.records.length <= this.#maxRecords)) {
       const w = this.#queue.shift()!;
-      if (w.state !== 'queued') continue; // refused at its deadline: never sent
+      // Past its deadline before the timer said so: answered, never sent.
+      if (w.deadline <= now) {
+        this.#timeout(w);
+        continue;
+      }
       w.state = 'sent';
       count += w.records.length;
       group.push(w);
     }
     if (group.length === 0) return;
-    this.#busy = true;
+    this.#sent = group;
     const settle = (error: unknown) => {
       for (const w of group) {
-        clearTimeout(w.timer);
         if (w.state === 'settled') continue;
         w.state = 'settled';
         if (error === undefined) w.resolve();
         else w.reject(error);
       }
-      this.#busy = false;
+      this.#sent = [];
       // Under load (a full group waiting) the next group goes now; otherwise after this turn of the
       // event loop, so that webhooks still being read join it.
       if (this.#queue.length >= FULL_GROUP) this.#flush();
@@ -289,7 +319,9 @@ class GroupPublisher {
     };
     let sent: Promise<void>;
     try {
-      sent = this.#bus.publish('events', group.flatMap((w) => w.records));
+      const records: OutgoingRecord[] = [];
+      for (const w of group) for (const r of w.records) records.push(r);
+      sent = this.#bus.publish('events', records);
     } catch (e) {
       sent = Promise.reject(e);
     }
