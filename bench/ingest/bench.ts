@@ -27,7 +27,12 @@ const RUN = resolve(process.env.BENCH_RUN_DIR ?? join(ROOT, 'bench/ingest/out'))
 const RESULTS = process.env.BENCH_RESULTS ?? join(ROOT, 'bench/ingest/RESULTS.md');
 
 interface Drive { ok: number; non2xx: number; errors: number; timeouts: number; seconds: number; perSecond: number; p50: number; p99: number; max: number }
-interface Row { target: string; mode: string; d: Drive; cpuUs: number; brokerCpuUs: number; /** Throughput of every round, in run order. */ rounds: number[] }
+interface Row {
+  target: string; mode: string; d: Drive; cpuUs: number; brokerCpuUs: number;
+  /** Share of the run the server's main thread was runnable but waiting for a core, and the machine's idle share. */
+  waitPct: number; idlePct: number;
+  /** Throughput of every round, in run order. */ rounds: number[];
+}
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
 function cpuSeconds(pid: number | undefined): number {
@@ -41,6 +46,26 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 const CLOCK_TICKS = Number(process.env.CLK_TCK ?? 100);
+
+/** Nanoseconds a process's main thread has spent runnable but waiting for a core (Linux schedstat); 0 when unknown. */
+function runQueueNs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/** The machine's idle and total CPU time so far (first line of /proc/stat, in ticks). */
+function machineTicks(): { idle: number; total: number } {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3]! + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
+  } catch {
+    return { idle: 0, total: 0 };
+  }
+}
 
 const children: ChildProcess[] = [];
 
@@ -151,11 +176,21 @@ async function measureAll(targets: Target[], brokerPid: number | undefined, rows
       for (const t of targets) {
         const cpu0 = cpuSeconds(t.pid);
         const broker0 = cpuSeconds(brokerPid);
+        const wait0 = runQueueNs(t.pid);
+        const ticks0 = machineTicks();
+        const started = performance.now();
         const d = await drive(t.url, SECONDS, rate, connections, script);
+        const wallNs = (performance.now() - started) * 1e6;
+        const ticks1 = machineTicks();
         const total = d.ok + d.non2xx;
         const perRequest = (seconds: number) => (total > 0 ? (seconds * 1e6) / total : 0);
         add(t.name, d);
-        perTarget.get(t.name)!.push({ target: t.name, mode, d, cpuUs: perRequest(cpuSeconds(t.pid) - cpu0), brokerCpuUs: perRequest(cpuSeconds(brokerPid) - broker0), rounds: [] });
+        perTarget.get(t.name)!.push({
+          target: t.name, mode, d, cpuUs: perRequest(cpuSeconds(t.pid) - cpu0), brokerCpuUs: perRequest(cpuSeconds(brokerPid) - broker0),
+          waitPct: (100 * (runQueueNs(t.pid) - wait0)) / wallNs,
+          idlePct: ticks1.total > ticks0.total ? (100 * (ticks1.idle - ticks0.idle)) / (ticks1.total - ticks0.total) : 0,
+          rounds: [],
+        });
         process.stderr.write(`${t.name} ${mode}${rounds > 1 ? ` round ${round + 1}` : ''}: ${Math.round(d.perSecond)}/s p50 ${d.p50} ms p99 ${d.p99} ms (non-2xx ${d.non2xx}, errors ${d.errors})\n`);
       }
     }
@@ -178,11 +213,11 @@ const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFracti
 
 function table(rows: Row[]): string {
   const lines = [
-    '| mode | target | accepted webhooks/s | every round /s | p50 ms | p99 ms | max ms | non-2xx / errors | server CPU µs/webhook | broker CPU µs/webhook |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| mode | target | accepted webhooks/s | every round /s | p50 ms | p99 ms | max ms | non-2xx / errors | server CPU µs/webhook | broker CPU µs/webhook | server waiting for a core | machine idle |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
-    lines.push(`| ${r.mode} | ${r.target} | ${fmt(r.d.perSecond)} | ${r.rounds.length > 1 ? r.rounds.map((x) => fmt(x)).join(', ') : ''} | ${fmt(r.d.p50, 1)} | ${fmt(r.d.p99, 1)} | ${fmt(r.d.max, 1)} | ${r.d.non2xx} / ${r.d.errors + r.d.timeouts} | ${fmt(r.cpuUs)} | ${r.target === 'bridge' ? fmt(r.brokerCpuUs) : '–'} |`);
+    lines.push(`| ${r.mode} | ${r.target} | ${fmt(r.d.perSecond)} | ${r.rounds.length > 1 ? r.rounds.map((x) => fmt(x)).join(', ') : ''} | ${fmt(r.d.p50, 1)} | ${fmt(r.d.p99, 1)} | ${fmt(r.d.max, 1)} | ${r.d.non2xx} / ${r.d.errors + r.d.timeouts} | ${fmt(r.cpuUs)} | ${r.target === 'bridge' ? fmt(r.brokerCpuUs) : '–'} | ${fmt(r.waitPct)}% | ${fmt(r.idlePct)}% |`);
   }
   return lines.join('\n');
 }
@@ -309,6 +344,10 @@ async function main(): Promise<void> {
       'Throughput and tail latency depend on what else the machine runs (broker, servers and load generator',
       'already share its cores); the CPU µs per webhook (user + system time of the server process, and of the',
       'broker for the bridge, divided by the requests of the run) are the figures least affected by it.',
+      '"server waiting for a core" is the share of the run the server\'s main thread was ready to run but',
+      'had no core (its run-queue delay in /proc/<pid>/task/<pid>/schedstat); "machine idle" is the share of',
+      'both cores that ran nothing (/proc/stat). A server that waits while cores sit idle is losing time to',
+      'where the scheduler placed it among the other processes, not to a lack of CPU.',
       '',
     ].join('\n');
     writeFileSync(RESULTS, text);

@@ -147,7 +147,7 @@ describe('the webhook fast path', () => {
   it('a bug whose error cannot even be logged drops that connection, not the process', async () => {
     // The metric throws inside the handler, and the log sink throws while reporting it.
     const metrics = createMetrics();
-    metrics.webhooks.inc = () => { throw new Error('metric broke'); };
+    metrics.countWebhook = () => { throw new Error('metric broke'); };
     const logger = createLogger('info', { write: () => { throw new Error('log sink broke'); } });
     const s = await listen(createApp({ config, bus, metrics, logger }));
     try {
