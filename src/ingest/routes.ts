@@ -10,6 +10,7 @@ import { bodyReader } from '../http/body.ts';
 import { answerError, pathOf, sendError, sendJson } from '../http/errors.ts';
 import { normaliseDistribution, normaliseHarbor, type NormaliseResult } from './normalise.ts';
 import { eventKey, type ArtifactEvent } from './event.ts';
+import { DISTRIBUTION_CONTENT_TYPES } from './formats/distribution.ts';
 
 export interface IngestDeps {
   config: Config;
@@ -28,7 +29,7 @@ export type WebhookResult = typeof WEBHOOK_RESULTS[number];
 
 const ACCEPTED_TYPES: Readonly<Record<Kind, readonly string[]>> = {
   harbor: ['application/json', 'application/cloudevents+json'],
-  distribution: ['application/vnd.docker.distribution.events.v1+json', 'application/json'],
+  distribution: [...DISTRIBUTION_CONTENT_TYPES, 'application/json'],
 };
 
 const EVENTS_TOPIC = { topic: 'events' } as const;

@@ -4,7 +4,11 @@ import { z } from 'zod';
 // carry many events; pushes are sent for every blob and for the manifest, deletes carry only
 // repository plus digest (manifest or blob, indistinguishable) or tag.
 
-export const DISTRIBUTION_CONTENT_TYPE = 'application/vnd.docker.distribution.events.v1+json';
+/** The envelope's media types: v1 up to distribution 2.8, v2 from 3.0 (the same envelope). */
+export const DISTRIBUTION_CONTENT_TYPES = [
+  'application/vnd.docker.distribution.events.v1+json',
+  'application/vnd.docker.distribution.events.v2+json',
+] as const;
 
 export const DISTRIBUTION_ACTIONS = ['push', 'pull', 'mount', 'delete'] as const;
 

@@ -270,12 +270,21 @@ describe('webhook HTTP contract', () => {
     await publishes(2, () => post(DIST, fixture('distribution-delete')).expect(200));
   });
 
+  it('accepts the envelope under distribution 3.x\'s media type (events.v2+json) too', async () => {
+    await publishes(1, async () => {
+      const res = await post(DIST, fixture('distribution-push'), { 'content-type': 'application/vnd.docker.distribution.events.v2+json' }).expect(200);
+      assert.equal(res.body.accepted, 1);
+    });
+    const refused = await post(DIST, fixture('distribution-push'), { 'content-type': 'application/vnd.docker.distribution.events.v3+json' }).expect(415);
+    assert.match(refused.body.message, /events\.v2\+json/);
+  });
+
   it('exports hsb_webhooks_total{source,format,type,result} and hsb_publish_seconds on /metrics', async () => {
     await post(HARBOR, pushArtifact('library/metrics', 'v1', digestFor(7))).expect(200);
     const res = await request(app.url).get('/metrics').expect(200);
     assert.match(res.text, /hsb_webhooks_total\{source="harbor-prod",format="harbor-v2",type="PUSH_ARTIFACT",result="accepted"\} \d+/);
     assert.match(res.text, /hsb_webhooks_total\{source="harbor-prod",format="cloudevents",type="harbor.artifact.pushed",result="accepted"\} \d+/);
-    assert.match(res.text, /hsb_webhooks_total\{source="registry-dev",format="distribution",type="push",result="accepted"\} 1/);
+    assert.match(res.text, /hsb_webhooks_total\{source="registry-dev",format="distribution",type="push",result="accepted"\} \d+/);
     assert.match(res.text, /hsb_publish_seconds_bucket\{le="0.05",topic="events"\} [1-9]\d*/);
     assert.match(res.text, /hsb_publish_seconds_count\{topic="events"\} [1-9]\d*/);
   });
