@@ -4,8 +4,10 @@ import { globMatch } from './glob.ts';
 // Harbor's replication filters (pkg/reg/filter): every filter must pass. `name` globs the full
 // `project/repo` path; `tag` globs each tag and keeps the artifact when any tag passes every tag
 // filter (an untagged artifact is matched as the tag ""); `label` needs all of its labels on the
-// artifact; `resource` `image` keeps images only, `artifact` keeps everything. `excludes`
-// inverts a tag or label filter. Empty patterns and empty label lists pass everything, `excludes` or not.
+// artifact. `resource` (`image` or `artifact`) narrows nothing: Harbor 2.x validates it but builds
+// no filter from it (pkg/reg/filter BuildArtifactFilters takes tag and label filters; the adapters
+// use name), and both values copy every artifact, images, charts and other OCI artifacts alike.
+// `excludes` inverts a tag or label filter. Empty patterns and empty label lists pass everything, `excludes` or not.
 
 export type ArtifactRef = {
   repository: string;
@@ -13,11 +15,9 @@ export type ArtifactRef = {
   tags: string[];
   /** Unknown labels (webhook events carry none) count as no labels, as for a fresh push in Harbor. */
   labels?: string[];
-  /** Unknown kind counts as an image. */
-  kind?: 'image' | 'artifact';
 };
 
-export type FilterKind = 'name' | 'tag' | 'label' | 'resource';
+export type FilterKind = 'name' | 'tag' | 'label';
 
 type PolicyFilters = Pick<Policy, 'filters'>;
 
@@ -67,15 +67,9 @@ export function hasLabelFilters(policy: PolicyFilters): boolean {
   return ofType(policy, 'label').some((f) => (typeof f.value === 'string' ? f.value !== '' : f.value.length > 0));
 }
 
-/** Every resource filter passes: `image` rejects non-image artifacts; `artifact` takes all. */
-export function resourceMatches(policy: PolicyFilters, kind: ArtifactRef['kind']): boolean {
-  return ofType(policy, 'resource').every((f) => f.value !== 'image' || kind !== 'artifact');
-}
-
-/** The first filter kind that rejects the artifact (name, resource, label, tag), or undefined. */
+/** The first filter kind that rejects the artifact (name, label, tag), or undefined. */
 export function firstMismatch(policy: PolicyFilters, artifact: ArtifactRef): FilterKind | undefined {
   if (!nameMatches(policy, artifact.repository)) return 'name';
-  if (!resourceMatches(policy, artifact.kind)) return 'resource';
   if (!labelsMatch(policy, artifact.labels)) return 'label';
   const tagged = artifact.tags.length > 0;
   if (tagged ? matchingTags(policy, artifact.tags).length === 0 : !tagMatches(policy, undefined)) return 'tag';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PolicySchema, type PolicyInput } from '../../../src/policy/model.ts';
-import { firstMismatch, labelsMatch, matchesPolicy, matchingTags, nameMatches, resourceMatches, tagMatches } from '../../../src/policy/match.ts';
+import { firstMismatch, labelsMatch, matchesPolicy, matchingTags, nameMatches, tagMatches } from '../../../src/policy/match.ts';
 
 const policy = (filters: PolicyInput['filters']) => PolicySchema.parse({ id: 'p', src_registry: 's', dest_registry: 't', filters });
 
@@ -86,12 +86,12 @@ describe('label filter', () => {
 });
 
 describe('resource filter', () => {
-  it('image keeps images (and unknown kinds), artifact keeps all', () => {
-    const img = policy([{ type: 'resource', value: 'image' }]);
-    assert.equal(resourceMatches(img, 'image'), true);
-    assert.equal(resourceMatches(img, undefined), true);
-    assert.equal(resourceMatches(img, 'artifact'), false);
-    assert.equal(resourceMatches(policy([{ type: 'resource', value: 'artifact' }]), 'artifact'), true);
+  it('narrows nothing, as in Harbor 2.x: image and artifact both keep every artifact', () => {
+    for (const value of ['image', 'artifact']) {
+      const p = policy([{ type: 'resource', value }, { type: 'name', value: 'charts/**' }]);
+      assert.equal(matchesPolicy(p, { repository: 'charts/nginx', tags: ['15.0.0'] }), true, value);
+      assert.equal(firstMismatch(p, { repository: 'library/nginx', tags: ['1'] }), 'name', value);
+    }
   });
 });
 
@@ -105,7 +105,6 @@ describe('matchesPolicy / firstMismatch', () => {
     assert.equal(firstMismatch(p, { repository: 'library/nginx', tags: ['v1'] }), undefined);
     assert.equal(firstMismatch(p, { repository: 'other/nginx', tags: ['v1'] }), 'name');
     assert.equal(firstMismatch(p, { repository: 'library/nginx', tags: ['latest'] }), 'tag');
-    assert.equal(firstMismatch(p, { repository: 'library/chart', tags: ['v1'], kind: 'artifact' }), 'resource');
     assert.equal(firstMismatch(policy([{ type: 'label', value: ['x'] }]), { repository: 'a/b', tags: ['v1'] }), 'label');
     assert.equal(matchesPolicy(p, { repository: 'library/nginx', tags: ['v1'] }), true);
   });
