@@ -122,6 +122,14 @@ describe('config', () => {
     assert.equal(parseConfig({ ...base(), policies: [{ id: 'p', src_registry: 'h', dest_registry: 't', dest_namespace: '1bad-org' }] }, 'c.yaml', {}).policies[0]!.dest_namespace, '1bad-org');
   });
 
+  it('refuses a policy platform that is not os/arch[/variant], naming the file and field (every copy would fail)', () => {
+    const cfg: any = base();
+    cfg.policies[0].platforms = ['linux/arm64/v8', 'linux'];
+    assert.match(configError(() => parseConfig(cfg, '/etc/bridge.yaml', {})), /^\/etc\/bridge\.yaml: policies\.0\.platforms\.1: expects os\/arch\[\/variant\], not "linux"$/m);
+    cfg.policies[0].platforms = ['linux/amd64', 'linux/arm/v7'];
+    assert.deepEqual(parseConfig(cfg, 'c.yaml', {}).policies[0]!.platforms, ['linux/amd64', 'linux/arm/v7']);
+  });
+
   it('reports unreadable files and bad YAML with the file name', () => {
     assert.match(configError(() => loadConfig('/nonexistent/bridge.yaml', {})), /\/nonexistent\/bridge\.yaml: cannot read config file \(ENOENT\)/);
     const dir = mkdtempSync(join(tmpdir(), 'hsb-yaml-'));
