@@ -65,6 +65,10 @@ describe('config', () => {
     assert.deepEqual(resolveSecret('${NOPE:-fallback}', {}), { ok: true, value: 'fallback' });
     assert.deepEqual(resolveSecret(`file:${join(dir, 'sk')}`, {}), { ok: true, value: 'from-file' });
     assert.equal(resolveSecret('${MISSING}', {}).ok, false);
+    // `:-` treats an empty variable as unset, as shells do; plain `${X}` keeps the empty value.
+    assert.deepEqual(resolveSecret('${BRIDGE_API_TOKEN:-dev-api-token}', { BRIDGE_API_TOKEN: '' }), { ok: true, value: 'dev-api-token' });
+    assert.deepEqual(resolveSecret('${BRIDGE_API_TOKEN:-dev-api-token}', { BRIDGE_API_TOKEN: 'set' }), { ok: true, value: 'set' });
+    assert.deepEqual(resolveSecret('a${EMPTY}b', { EMPTY: '' }), { ok: true, value: 'ab' });
     const cfg = base();
     cfg.sources[0]!.webhookSecrets = ['${HOOK}'];
     assert.equal(parseConfig(cfg, 'c.yaml', { HOOK: 'x1' }).sources[0]!.webhookSecrets[0], 'x1');
@@ -239,6 +243,10 @@ describe('config', () => {
     assert.equal(c.policies.length, 1);
     // Its API token and webhook secret default to values printed in the README.
     assert.equal(c.server.host, '127.0.0.1');
+    // Also when a compose file or shell passes the variables set but empty.
+    const empty = loadConfig(resolve(import.meta.dirname, '../../../config/example.yaml'), { BRIDGE_API_TOKEN: '', HARBOR_WEBHOOK_SECRET: '' });
+    assert.deepEqual(empty.server.apiTokens, ['dev-api-token']);
+    assert.deepEqual(empty.sources[0]!.webhookSecrets, ['Bearer dev-webhook-secret']);
   });
 });
 
