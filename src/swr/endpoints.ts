@@ -40,3 +40,11 @@ export function swrEndpoints(t: SwrEndpointInput): SwrEndpoints {
   if (!apiUrl) throw configError(t.id, 'an swr target without a region needs an apiUrl');
   return { registryUrl, apiUrl, project: swrLoginProject(t), region: t.region };
 }
+
+/**
+ * A configured swr target's endpoints, as the replicator uses them. Enterprise: the management API
+ * is not called, so without apiUrl or region the registry URL stands in for it.
+ */
+export function swrTargetEndpoints(t: SwrEndpointInput & Pick<TargetConfig, 'edition'>): SwrEndpoints {
+  return swrEndpoints(t.edition === 'enterprise' && !t.apiUrl && !t.region ? { ...t, apiUrl: t.registryUrl } : t);
+}
