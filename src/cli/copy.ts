@@ -9,6 +9,7 @@ import { RegistryClient, type RegistryClientOptions } from '../registry/client.t
 import { isDigest } from '../registry/digest.ts';
 import { copyArtifact, type CopyOptions, type CopyResult } from '../replication/copy.ts';
 import { CopyPool } from '../replication/copy-pool.ts';
+import { platformError } from '../replication/copy-plan.ts';
 import { isLoopbackHost } from './loopback.ts';
 import { basicSecretOf, registerSecrets } from '../observability/scrub.ts';
 
@@ -192,7 +193,10 @@ export function parseCopyArgv(argv: string[], preset: Flags = {}, env: NodeJS.Pr
   if (!Number.isInteger(retries) || retries < 0 || retries > 10) throw usageError('--retries must be an integer from 0 to 10');
   const platformsRaw = v.platform;
   const platforms = (Array.isArray(platformsRaw) ? platformsRaw : typeof platformsRaw === 'string' ? [platformsRaw] : []).flatMap((p) => p.split(','));
-  for (const p of platforms) if (!/^[a-z0-9_]+\/[a-z0-9_]+(?:\/[a-z0-9_]+)?$/.test(p)) throw usageError(`--platform expects os/arch[/variant], not "${p}"`);
+  for (const p of platforms) {
+    const why = platformError(p);
+    if (why) throw usageError(`--platform ${why}`);
+  }
   const srcCredsRaw = str('src-creds') ?? env.HSB_SRC_CREDS;
   const destCredsRaw = str('dest-creds') ?? env.HSB_DEST_CREDS;
   const fromFile = str('from-file');

@@ -146,10 +146,20 @@ async function readStatus(bus: Bus, logger: Logger, capacity: number, timeoutMs:
   };
 }
 
+/**
+ * `path` (relative) under the bridge's base URL, path prefix kept: a bridge behind a proxy at
+ * https://h/bridge (with or without the trailing slash) is asked at https://h/bridge/<path>.
+ */
+export function bridgeUrl(base: string, path: string): URL {
+  const u = new URL(base);
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return new URL(path, u);
+}
+
 async function fetchInflight(base: string, token: string | undefined): Promise<NonNullable<StatusReport['bridge']>> {
   let url: URL;
   try {
-    url = new URL('/api/v1/replications?page_size=1', base);
+    url = bridgeUrl(base, 'api/v1/replications?page_size=1');
   } catch {
     return { url: base, error: 'not a valid URL' };
   }

@@ -113,6 +113,8 @@ function printPlan(pass: PassSummary, out: (line: string) => void, dryRun: boole
       problems++;
       out(`skip ${p.policyId}${s.repository ? ` ${s.repository}` : ''}: ${s.reason}`);
     }
+    // Informational (tags a label-filtered policy keeps): printed, never a reason to exit 1.
+    for (const n of p.notes) out(`note ${p.policyId}: ${n}`);
     if (dryRun) for (const t of p.tasks) out(`plan ${describe(t)} (${p.reasons.get(t.id) ?? 'difference'})`);
   }
   const unchanged = pass.policies.reduce((n, p) => n + p.unchanged, 0);

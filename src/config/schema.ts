@@ -4,6 +4,7 @@ import { basicSecretOf } from '../observability/scrub.ts';
 import { KafkaSaslSchema, KafkaTlsSchema, pemFile } from './bus-security.ts';
 import { StrictPolicySchema } from '../policy/model.ts';
 import { destNamespaceProblem, swrDomain } from '../swr/names.ts';
+import { swrLoginProject } from '../swr/endpoints.ts';
 
 const id = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, underscore and dash only');
 // A password in a URL would be printed wherever the URL is (`check`, logs) and is not sent by the
@@ -83,6 +84,10 @@ export const TargetSchema = z.object({
   if (t.kind === 'registry' && akSk) ctx.addIssue({ code: 'custom', path: ['credentials'], message: 'a registry target logs in with username and password; accessKey/secretKey are for kind: swr' });
   if (t.kind === 'swr' && !t.credentials) ctx.addIssue({ code: 'custom', path: ['credentials'], message: 'an swr target needs credentials: accessKey and secretKey (or the username and password of a long-term login command)' });
   if (t.kind !== 'swr') return;
+  // Every edition: the registry login from AK/SK is `<project>@<AK>` (see swr/credentials.ts).
+  if (akSk && swrLoginProject(t) === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['project'], message: 'an swr target without a region needs a project for the AK/SK login (<project>@<AK>)' });
+  }
   if (t.edition === 'enterprise') {
     // An Enterprise instance has its own domain; the region's shared registry is SWR Basic.
     if (!t.registryUrl) ctx.addIssue({ code: 'custom', path: ['registryUrl'], message: 'an SWR Enterprise target needs its instance\'s registryUrl (the region\'s swr.<region> host is SWR Basic)' });
@@ -91,9 +96,6 @@ export const TargetSchema = z.object({
   if (!t.region) {
     if (!t.registryUrl) ctx.addIssue({ code: 'custom', path: ['region'], message: 'an swr target needs a region (or registryUrl and apiUrl)' });
     if (!t.apiUrl) ctx.addIssue({ code: 'custom', path: ['apiUrl'], message: 'an swr target without a region needs an apiUrl' });
-    if (!t.project && t.credentials !== null && typeof t.credentials === 'object' && 'accessKey' in t.credentials) {
-      ctx.addIssue({ code: 'custom', path: ['project'], message: 'an swr target without a region needs a project for the AK/SK login (<project>@<AK>)' });
-    }
   }
 });
 

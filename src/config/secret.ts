@@ -15,12 +15,20 @@ export function resolveSecret(raw: string, env: NodeJS.ProcessEnv = process.env)
   const missing: string[] = [];
   // `${NAME}` or `${NAME:-default}` as in shells.
   const value = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, dflt: string | undefined) => {
-    const v = env[name] ?? dflt;
+    const v = expand(env[name], dflt);
     if (v === undefined) missing.push(name);
     return v ?? '';
   });
   if (missing.length) return { ok: false, error: `environment variable ${missing.join(', ')} is not set` };
   return { ok: true, value };
+}
+
+/**
+ * A reference's value: `${NAME:-default}` takes the default when NAME is unset or empty (as a shell's
+ * `:-`, and what a compose file passes for an unset variable); plain `${NAME}` takes NAME as set, even empty.
+ */
+function expand(value: string | undefined, dflt: string | undefined): string | undefined {
+  return dflt !== undefined && !value ? dflt : value;
 }
 
 /**

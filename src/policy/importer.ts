@@ -6,7 +6,7 @@
 import type { Config, TargetConfig } from '../config/schema.ts';
 import { BridgeError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { swrEndpoints } from '../swr/endpoints.ts';
+import { swrTargetEndpoints } from '../swr/endpoints.ts';
 import { HarborApi, HarborPolicySchema, type HarborApiVersion, type HarborPolicy, type HarborRegistry } from './harbor-api.ts';
 import { PolicySchema, type Policy } from './model.ts';
 
@@ -43,11 +43,11 @@ export function registryHost(url: string): string | undefined {
   }
 }
 
-/** The registry host a target pushes to (SWR: `swr.<region>.<domain>` unless overridden). */
+/** The registry host a target pushes to (SWR: `swr.<region>.<domain>` unless overridden), resolved as the replicator does. */
 export function targetHost(t: TargetConfig): string | undefined {
   if (t.kind === 'swr') {
     try {
-      return registryHost(swrEndpoints(t).registryUrl);
+      return registryHost(swrTargetEndpoints(t).registryUrl);
     } catch {
       return undefined;
     }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { globError } from './glob.ts';
 import { replicationCronError } from './cron.ts';
+import { platformError } from '../replication/copy-plan.ts';
 
 // Harbor's replication policy shape (field names as Harbor's API uses them), plus the bridge's
 // own per-policy options. Owned by src/policy; config and the REST API both validate with it.
@@ -104,7 +105,11 @@ export const PolicySchema = z.object({
   /** Bandwidth cap in Kbit/s; -1 or 0 means unlimited, as Harbor. */
   speed: z.number().int().min(-1).default(-1),
   copy_by_chunk: z.boolean().default(false),
-  platforms: z.array(z.string()).optional(),
+  /** Checked here as `copy --platform` checks it: a bad entry would fail every copy (not retryable) at run time. */
+  platforms: z.array(z.string().superRefine((p, ctx) => {
+    const why = platformError(p);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  })).optional(),
   manifestFormat: z.enum(['preserve', 'docker']).optional(),
   referrers: z.boolean().default(false),
 });

@@ -85,6 +85,14 @@ export function blobsOf(doc: ImageDoc): Descriptor[] {
 
 export interface PlatformFilter { os: string; architecture: string; variant?: string }
 
+/** `os/arch[/variant]` as users write it: the one rule for `copy --platform` and a policy's `platforms`. */
+const PLATFORM_FORMAT = /^[a-z0-9_]+\/[a-z0-9_]+(?:\/[a-z0-9_]+)?$/;
+
+/** Why `s` is not a platform a user may write, or undefined when it is one (for schemas and argv). */
+export function platformError(s: string): string | undefined {
+  return PLATFORM_FORMAT.test(s) ? undefined : `expects os/arch[/variant], not "${s}"`;
+}
+
 export function parsePlatform(s: string): PlatformFilter {
   const [os, architecture, variant] = s.split('/');
   if (!os || !architecture) throw registryError('HSB_REGISTRY_BAD_REQUEST', `invalid platform "${s}": expected os/arch[/variant]`);

@@ -24,6 +24,8 @@ export interface DiffResult {
   /** Why each task was planned, by task id (for dry runs and logs). */
   reasons: Map<string, string>;
   skipped: ReconcileSkip[];
+  /** What the pass leaves alone on purpose (kept tags): said, but not a problem as a skip is. */
+  notes: string[];
   /** Tags (and untagged artifacts) already equal in the target. */
   unchanged: number;
 }
@@ -62,7 +64,7 @@ export function diffPolicy(
   /** Source index digest → its children's digests, for the indexes whose children's signatures are compared. */
   children: ReadonlyMap<string, readonly string[]> = new Map(),
 ): DiffResult {
-  const out: DiffResult = { tasks: [], reasons: new Map(), skipped: [], unchanged: 0 };
+  const out: DiffResult = { tasks: [], reasons: new Map(), skipped: [], notes: [], unchanged: 0 };
   if (!policy.enabled) return out;
   const eventId = reconcileEventId(policy.id, now);
   // Several source repositories can land in one destination (replace count -1 flattens paths):
@@ -130,7 +132,8 @@ export function diffPolicy(
       out.reasons.set(task.id, digest ? `not in source (target has ${short(digest)})` : 'not in source');
     }
   }
-  if (kept > 0) out.skipped.push({ reason: `deletion: ${kept} target tag(s) the source no longer has are kept: label filters cannot be evaluated for an artifact that is gone` });
+  // The policy's own rule, not a repository left out: a note, so `sync` does not fail on it.
+  if (kept > 0) out.notes.push(`deletion: ${kept} target tag(s) the source no longer has are kept: label filters cannot be evaluated for an artifact that is gone`);
   return out;
 }
 

@@ -55,6 +55,8 @@ export interface ReconcilePlan {
   policyId: string;
   tasks: ReplicationTask[];
   skipped: ReconcileSkip[];
+  /** What the plan leaves alone on purpose (see DiffResult.notes); not counted as skipped. */
+  notes: string[];
   /** Why each task was planned, by task id. */
   reasons: Map<string, string>;
   /** Tags (and untagged artifacts) already equal in the target. */
@@ -121,7 +123,7 @@ export class Reconciler {
 
   /** The tasks that would make the policy's target equal to its source now. */
   async plan(policy: Policy, opts: PlanOptions = {}): Promise<ReconcilePlan> {
-    const empty: ReconcilePlan = { policyId: policy.id, tasks: [], skipped: [], reasons: new Map(), unchanged: 0 };
+    const empty: ReconcilePlan = { policyId: policy.id, tasks: [], skipped: [], notes: [], reasons: new Map(), unchanged: 0 };
     if (!policy.enabled) return empty;
     const target = this.#targets.get(policy.dest_registry);
     if (!target) return { ...empty, skipped: [{ reason: `unknown target ${policy.dest_registry}` }] };
@@ -189,11 +191,12 @@ export class Reconciler {
     const children = follows ? await this.#indexChildren(policy, source.id, src, listing, state, target, limit, signal) : new Map<string, readonly string[]>();
     const diff = diffPolicy(policy, listing, state, target, this.#now(), converted, present, children);
     if (!opts.quiet) for (const s of diff.skipped) this.#log.warn({ policy: policy.id, repository: s.repository, reason: s.reason }, 'reconcile skipped a repository');
+    if (!opts.quiet) for (const note of diff.notes) this.#log.info({ policy: policy.id, note }, 'reconcile left target tags alone');
     this.#log.info({
       policy: policy.id, repositories: listing.length, tags: listing.reduce((n, r) => n + r.tags.length, 0),
       tasks: diff.tasks.length, unchanged: diff.unchanged, skipped: diff.skipped.length, ms: Date.now() - started,
     }, 'reconcile planned');
-    return { policyId: policy.id, tasks: diff.tasks, skipped: diff.skipped, reasons: diff.reasons, unchanged: diff.unchanged };
+    return { policyId: policy.id, tasks: diff.tasks, skipped: diff.skipped, notes: diff.notes, reasons: diff.reasons, unchanged: diff.unchanged };
   }
 
   /** Puts tasks on the `tasks` topic, keyed per destination repository like event tasks. */
@@ -238,7 +241,7 @@ export class Reconciler {
       } catch (e) {
         const err = toBridgeError(e);
         if (!opts.quiet) this.#log.error({ policy: policy.id, code: err.code, err: err.message }, 'reconcile of this policy failed');
-        summary.policies.push({ policyId: policy.id, tasks: [], skipped: [], reasons: new Map(), unchanged: 0, error: { code: err.code, message: err.message } });
+        summary.policies.push({ policyId: policy.id, tasks: [], skipped: [], notes: [], reasons: new Map(), unchanged: 0, error: { code: err.code, message: err.message } });
         summary.failed++;
       }
     }

@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import { BridgeError } from '../errors.ts';
 import type { LimitsConfig, TargetConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
-import { swrEndpoints } from './endpoints.ts';
+import { swrTargetEndpoints } from './endpoints.ts';
 import { swrLogin, type SwrLogin } from './credentials.ts';
 import { SwrApi, type SwrApiAuth } from './api.ts';
 import { defaultManifestFormat, swrLimits, type ManifestFormat } from './limits.ts';
@@ -29,8 +29,7 @@ export interface ResolveSwrTargetOptions {
 /** Everything the replicator needs for one `kind: swr` target, derived in one place. */
 export function resolveSwrTarget(t: TargetConfig, opts: ResolveSwrTargetOptions = {}): ResolvedSwrTarget {
   if (t.kind !== 'swr') throw new BridgeError('HSB_SWR_CONFIG', `target ${t.id} is not an swr target`, { retryable: false, context: { target: t.id } });
-  // Enterprise: the management API is not called, so its URL need not be configured.
-  const ep = swrEndpoints(t.edition === 'enterprise' && !t.apiUrl && !t.region ? { ...t, apiUrl: t.registryUrl } : t);
+  const ep = swrTargetEndpoints(t);
   const creds = t.credentials;
   if (!creds) {
     throw new BridgeError('HSB_SWR_CONFIG', `target ${t.id}: an swr target needs credentials (accessKey/secretKey, or username/password)`, {

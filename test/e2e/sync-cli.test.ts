@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
 import { buildImage, inspectDigest, pushImage, type LocalImage } from '../support/images.ts';
 import { writeConfig } from '../support/bridge-process.ts';
+import { startHarborDouble } from '../support/harbor-api-double.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { syncCommand } from '../../src/cli/sync.ts';
@@ -143,6 +144,33 @@ describe('e2e: harbor-swr-bridge sync', () => {
     const third = await sync(configFile, true);
     assert.equal(third.code, 0);
     assert.match(third.stdout, /dry run: 0 task\(s\) planned over 1 policy\(ies\), 2 tag\(s\) or untagged artifact\(s\) already in step/);
+  });
+
+  it('exits 0 when a label-filtered policy only keeps target tags: printed as a note, not a skip', async () => {
+    const [lsrc, ldst] = await Promise.all([startRegistry({ auth: 'basic', users: [user] }), startRegistry({ auth: 'basic', users: [pusher] })]);
+    cleanup.push(() => lsrc.stop(), () => ldst.stop());
+    await pushImage(image, lsrc, 'library/app', 'v1', user);
+    // The target holds v1 already, and a tag the source no longer has: its labels are unknown, so it is kept.
+    await Promise.all([pushImage(image, ldst, 'library/app', 'v1', pusher), pushImage(later, ldst, 'library/app', 'gone', pusher)]);
+    const harbor = await startHarborDouble({
+      version: 'v2', users: [{ ...user }], registries: [], policies: [],
+      artifacts: [{ repository: 'library/app', digest: image.digest, tags: ['v1'], labels: ['prod'] }],
+    });
+    cleanup.push(() => harbor.close());
+    const config = ConfigSchema.parse({
+      sources: [{ id: 'harbor-l', kind: 'harbor', url: harbor.url, registryUrl: lsrc.url, credentials: user, insecure: true }],
+      targets: [{ id: 'labelled-b', kind: 'registry', url: ldst.url, credentials: pusher }],
+      policies: [{ id: 'prod', src_registry: 'harbor-l', dest_registry: 'labelled-b', filters: [{ type: 'label', value: ['prod'] }], deletion: true }],
+      bus: { dataDir: mkdtempSync(join(tmpdir(), 'hsb-sync-none-')) },
+    });
+    for (const dryRun of [true, false]) {
+      const lines: string[] = [];
+      const code = await syncCommand({ config, dryRun, logger: silentLogger, out: (l) => lines.push(l) });
+      assert.equal(code, 0, lines.join('\n'));
+      assert.ok(lines.includes('note prod: deletion: 1 target tag(s) the source no longer has are kept: label filters cannot be evaluated for an artifact that is gone'), lines.join('\n'));
+      assert.ok(!lines.some((l) => l.startsWith('skip ')), lines.join('\n'));
+    }
+    assert.equal(await inspectDigest(ldst, 'library/app', 'gone', pusher), later.digest, 'kept');
   });
 
   it('exits non-zero when a task fails (the target refuses pushes)', async () => {

@@ -195,17 +195,20 @@ describe('policy API on the embedded bus', () => {
       trigger: { type: 'scheduled', trigger_settings: { cron: '*/5 * * * * *' } },
       replicate_deletion: true,
       constructor: 1,
+      platforms: ['linux/amd64', 'amd64'],
     });
     assert.equal(res.status, 400);
     assert.equal(res.body.error, 'invalid_policy');
     const paths = res.body.issues.map((i: { path: string }) => i.path).sort();
-    assert.deepEqual(paths, ['constructor', 'dest_namespace_replace_count', 'filters.0.decoration', 'filters.1.value', 'filters.2', 'replicate_deletion', 'src_registry', 'trigger.trigger_settings.cron']);
+    assert.deepEqual(paths, ['constructor', 'dest_namespace_replace_count', 'filters.0.decoration', 'filters.1.value', 'filters.2', 'platforms.1', 'replicate_deletion', 'src_registry', 'trigger.trigger_settings.cron']);
     // Object.prototype's members are unknown fields like any other, not hints.
     assert.equal(res.body.issues.find((i: { path: string }) => i.path === 'constructor').message, 'unknown field');
     // A misspelt decoration would otherwise be dropped, and the filter would mean its opposite.
     assert.match(res.body.message, /filters\.2: unknown field "decorations"/);
     assert.match(res.body.message, /src_registry: no source "harbor-nope" is configured \(sources: harbor-prod\)/);
     assert.match(res.body.message, /replicate_deletion: unknown field: use "deletion"/);
+    // Refused now, as `copy --platform` refuses it, rather than dead-lettering every task of the policy.
+    assert.match(res.body.message, /platforms\.1: expects os\/arch\[\/variant\], not "amd64"/);
     assert.equal(tableA.get('bad'), undefined);
   });
 

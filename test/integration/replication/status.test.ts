@@ -70,6 +70,7 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
     let h: Harness;
     let results: ResultsStore;
     let server: Server;
+    let proxied: Server;
     let url: string;
     let replicatorGroup: string;
     const progress = new Progress(createMetrics());
@@ -101,12 +102,21 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
       progress.begin(ReplicationTaskSchema.parse({ ...task(8), id: 'starting', policyId: 'p2' }));
 
       const api = replicationRouter({ results, dlq: new DlqStore({ bus: h.bus, logger: silentLogger }), progress: () => progress.list(), bus: h.bus, replicatorGroup, cacheMs: 0 });
-      server = createServer(createApp({ config: h.config, bus: h.bus, metrics: createMetrics(), logger: silentLogger, api: [api] }));
+      const app = createApp({ config: h.config, bus: h.bus, metrics: createMetrics(), logger: silentLogger, api: [api] });
+      server = createServer(app);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
       url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      // The same app behind a reverse proxy that serves it under /bridge/ only.
+      proxied = createServer((req, res) => {
+        if (!req.url?.startsWith('/bridge/')) { res.writeHead(404).end(); return; }
+        req.url = req.url.slice('/bridge'.length);
+        app(req, res);
+      });
+      await new Promise<void>((r) => proxied.listen(0, '127.0.0.1', () => r()));
       await eventually('the results store to read every result', () => results.size === RESULTS.length);
     });
     after(async () => {
+      await new Promise<void>((r) => { proxied?.close(() => r()); proxied?.closeAllConnections(); });
       await new Promise<void>((r) => { server?.close(() => r()); server?.closeAllConnections(); });
       await results?.stop();
       await h.cleanup();
@@ -182,6 +192,16 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
       const denied = buffer();
       assert.equal(await statusCommand({ config: h.config, args: ['--url', url], logger: silentLogger, out: denied, replicatorGroup, env: { BRIDGE_API_TOKEN: 'wrong' } }), 1);
       assert.match(denied.text(), /could not ask the bridge: HTTP 401/);
+    });
+
+    it('`status --url` keeps a path prefix (a bridge behind a proxy), with or without the trailing slash', async () => {
+      const base = `http://127.0.0.1:${(proxied.address() as { port: number }).port}/bridge`;
+      for (const u of [base, `${base}/`]) {
+        const out = buffer();
+        const code = await statusCommand({ config: h.config, args: ['--json', '--url', u], logger: silentLogger, out, replicatorGroup, env: {} });
+        assert.equal(code, 0, `${u}: ${out.text()}`);
+        assert.deepEqual((JSON.parse(out.text()) as StatusReport).bridge?.inflight?.map((t) => t.taskId).sort(), ['copying', 'starting'], u);
+      }
     });
   });
 }

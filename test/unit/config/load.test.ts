@@ -65,6 +65,10 @@ describe('config', () => {
     assert.deepEqual(resolveSecret('${NOPE:-fallback}', {}), { ok: true, value: 'fallback' });
     assert.deepEqual(resolveSecret(`file:${join(dir, 'sk')}`, {}), { ok: true, value: 'from-file' });
     assert.equal(resolveSecret('${MISSING}', {}).ok, false);
+    // `:-` treats an empty variable as unset, as shells do; plain `${X}` keeps the empty value.
+    assert.deepEqual(resolveSecret('${BRIDGE_API_TOKEN:-dev-api-token}', { BRIDGE_API_TOKEN: '' }), { ok: true, value: 'dev-api-token' });
+    assert.deepEqual(resolveSecret('${BRIDGE_API_TOKEN:-dev-api-token}', { BRIDGE_API_TOKEN: 'set' }), { ok: true, value: 'set' });
+    assert.deepEqual(resolveSecret('a${EMPTY}b', { EMPTY: '' }), { ok: true, value: 'ab' });
     const cfg = base();
     cfg.sources[0]!.webhookSecrets = ['${HOOK}'];
     assert.equal(parseConfig(cfg, 'c.yaml', { HOOK: 'x1' }).sources[0]!.webhookSecrets[0], 'x1');
@@ -120,6 +124,14 @@ describe('config', () => {
     assert.equal(parseConfig(swr({}, { dest_namespace: 'team-a/mirror' }), 'c.yaml', {}).policies[0]!.dest_namespace, 'team-a/mirror');
     // A plain registry has no organisations: the same namespace is fine there.
     assert.equal(parseConfig({ ...base(), policies: [{ id: 'p', src_registry: 'h', dest_registry: 't', dest_namespace: '1bad-org' }] }, 'c.yaml', {}).policies[0]!.dest_namespace, '1bad-org');
+  });
+
+  it('refuses a policy platform that is not os/arch[/variant], naming the file and field (every copy would fail)', () => {
+    const cfg: any = base();
+    cfg.policies[0].platforms = ['linux/arm64/v8', 'linux'];
+    assert.match(configError(() => parseConfig(cfg, '/etc/bridge.yaml', {})), /^\/etc\/bridge\.yaml: policies\.0\.platforms\.1: expects os\/arch\[\/variant\], not "linux"$/m);
+    cfg.policies[0].platforms = ['linux/amd64', 'linux/arm/v7'];
+    assert.deepEqual(parseConfig(cfg, 'c.yaml', {}).policies[0]!.platforms, ['linux/amd64', 'linux/arm/v7']);
   });
 
   it('reports unreadable files and bad YAML with the file name', () => {
@@ -231,6 +243,10 @@ describe('config', () => {
     assert.equal(c.policies.length, 1);
     // Its API token and webhook secret default to values printed in the README.
     assert.equal(c.server.host, '127.0.0.1');
+    // Also when a compose file or shell passes the variables set but empty.
+    const empty = loadConfig(resolve(import.meta.dirname, '../../../config/example.yaml'), { BRIDGE_API_TOKEN: '', HARBOR_WEBHOOK_SECRET: '' });
+    assert.deepEqual(empty.server.apiTokens, ['dev-api-token']);
+    assert.deepEqual(empty.sources[0]!.webhookSecrets, ['Bearer dev-webhook-secret']);
   });
 });
 

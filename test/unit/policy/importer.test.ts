@@ -142,6 +142,14 @@ describe('mapHarborPolicies', () => {
     assert.match(skipReason([v2(1, { trigger: { type: 'manual' } })]), /^manual trigger/);
     assert.match(skipReason([v2(1, { trigger: undefined })]), /^manual trigger/);
   });
+  it('matches an SWR Enterprise target without region by its instance registryUrl, as the replicator resolves it', () => {
+    const ent = TargetSchema.parse({ id: 'swr-ee', kind: 'swr', edition: 'enterprise', registryUrl: 'https://team-a.swr.example.eu', project: 'p', credentials: { accessKey: 'AK', secretKey: 'SK' } });
+    assert.equal(targetHost(ent), 'team-a.swr.example.eu');
+    const instance: HarborRegistry = { id: 9, name: 'swr-ee', url: 'https://team-a.swr.example.eu', type: 'huawei-SWR' };
+    const r = mapHarborPolicies({ sourceId: 'harbor-prod', targets: [...targets, ent], policies: [v2(1, { dest_registry: instance })], registries: [...registries, instance] });
+    assert.deepEqual(r.skipped, []);
+    assert.equal(r.imported[0]!.dest_registry, 'swr-ee');
+  });
   it('skips policies whose destination is no configured target', () => {
     assert.match(skipReason([v2(1, { dest_registry: reg(3) })]), /"dockerhub" \(https:\/\/hub\.docker\.com\) matches no configured target \(by host hub\.docker\.com\)/);
   });

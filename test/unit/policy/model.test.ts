@@ -43,6 +43,12 @@ describe('PolicySchema', () => {
     assert.ok(issues({ ...base, filters: [{ type: 'resource', value: 'chart' }] }).some((i) => i.path === 'filters.0.value'));
     assert.ok(issues({ ...base, filters: [{ type: 'name', value: ['a', 'b'] }] }).some((i) => /string value/.test(i.message)));
   });
+  it('rejects platforms that copy --platform would refuse, at the entry', () => {
+    for (const bad of ['amd64', 'linux/', 'Linux/amd64', 'linux/amd64/v8/x', 'linux/x86-64']) {
+      assert.ok(issues({ ...base, platforms: ['linux/amd64', bad] }).some((i) => i.path === 'platforms.1' && i.message.includes(`"${bad}"`)), bad);
+    }
+    assert.deepEqual(PolicySchema.parse({ ...base, platforms: ['linux/arm64/v8', 'windows/amd64'] }).platforms, ['linux/arm64/v8', 'windows/amd64']);
+  });
   it('rejects an unknown filter type and a malformed glob', () => {
     assert.ok(issues({ ...base, filters: [{ type: 'repository', value: 'x' }] }).some((i) => i.path === 'filters.0.type'));
     assert.ok(issues({ ...base, filters: [{ type: 'tag', value: 'v[1' }] }).some((i) => i.path === 'filters.0.value' && /unclosed/.test(i.message)));

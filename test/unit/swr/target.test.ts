@@ -88,3 +88,16 @@ test('a region-less swr target needs apiUrl, and project for an AK/SK login', ()
   assert.doesNotThrow(() => TargetSchema.parse({ id: 's', kind: 'swr', registryUrl: 'https://swr.example', apiUrl: 'https://api.example', project: 'p', credentials: { accessKey: 'A', secretKey: 'S' } }));
 });
 
+
+test('an SWR Enterprise target with AK/SK needs a project (or region) at config load, as its login does', async () => {
+  const ent = { id: 'e', kind: 'swr', edition: 'enterprise', registryUrl: 'https://team-a.swr.example.eu', credentials: { accessKey: 'A', secretKey: 'S' } };
+  const refused = TargetSchema.safeParse(ent);
+  assert.equal(refused.success, false);
+  assert.deepEqual(refused.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`), ['project: an swr target without a region needs a project for the AK/SK login (<project>@<AK>)']);
+  // What config loading accepts, the resolver logs in with: a project, a region, or a ready login pair.
+  for (const ok of [{ ...ent, project: 'eu-west-101_p' }, { ...ent, region: 'eu-west-101' }, { ...ent, credentials: { username: 'eu-west-101@TMP', password: 'p' } }]) {
+    const r = resolveSwrTarget(TargetSchema.parse(ok));
+    assert.ok(r.login.username.includes('@'));
+    await r.api.close();
+  }
+});
