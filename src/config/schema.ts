@@ -106,7 +106,8 @@ export const ConfigSchema = z.object({
     apiTokens: z.array(secretString).default([]),
     bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
     /** Deadline for the bus to acknowledge a webhook; well under Harbor's 3 s timeout. */
-    publishTimeoutMs: z.number().int().positive().default(2000),
+    // Bounded: a webhook waits this long for the bus while its sender holds the connection (Harbor gives up after 3 s).
+    publishTimeoutMs: z.number().int().positive().max(600_000).default(2000),
   }).strict().default({ port: 8080, host: '0.0.0.0', apiTokens: [], bodyLimitBytes: 1024 * 1024, publishTimeoutMs: 2000 }),
   bus: z.object({
     kind: z.enum(['kafka', 'embedded']).optional(),

@@ -19,6 +19,12 @@ export function createMetrics(registry = new Registry(), opts: { defaults?: bool
       }
     },
   });
+  // A reset (registry.resetMetrics) clears what is still to be added as well.
+  const resetCounter = webhooks.reset.bind(webhooks);
+  webhooks.reset = () => {
+    webhookTally.clear();
+    resetCounter();
+  };
   return {
     registry,
     webhooks,

@@ -85,8 +85,11 @@ export function blobsOf(doc: ImageDoc): Descriptor[] {
 
 export interface PlatformFilter { os: string; architecture: string; variant?: string }
 
-/** `os/arch[/variant]` as users write it: the one rule for `copy --platform` and a policy's `platforms`. */
-const PLATFORM_FORMAT = /^[a-z0-9_]+\/[a-z0-9_]+(?:\/[a-z0-9_]+)?$/;
+/**
+ * `os/arch[/variant]` as users write it: the one rule for `copy --platform` and a policy's `platforms`.
+ * Any case and the spellings platformMatches normalises (`x86-64`, `Linux/AMD64`) are taken.
+ */
+const PLATFORM_FORMAT = /^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)?$/;
 
 /** Why `s` is not a platform a user may write, or undefined when it is one (for schemas and argv). */
 export function platformError(s: string): string | undefined {

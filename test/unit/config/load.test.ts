@@ -108,6 +108,11 @@ describe('config', () => {
     assert.match(msg, /server: Unrecognized key.*prot/);
   });
 
+  it('bounds server.publishTimeoutMs (a timer cannot wait longer than about 24 days; senders give up long before)', () => {
+    assert.match(configError(() => parseConfig({ ...base(), server: { publishTimeoutMs: 3_000_000_000 } }, 'c.yaml', {})), /server\.publishTimeoutMs: .*600000/);
+    assert.equal(parseConfig({ ...base(), server: { publishTimeoutMs: 600_000 } }, 'c.yaml', {}).server.publishTimeoutMs, 600_000);
+  });
+
   it('refuses, at load, an SWR domain that is not a DNS domain and a dest_namespace whose organisation SWR would refuse', () => {
     const swr = (extra: Record<string, unknown>, policy: Record<string, unknown> = {}) => ({
       ...base(),

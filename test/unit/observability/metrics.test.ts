@@ -36,4 +36,11 @@ describe('countWebhook', () => {
     const values = (await m.webhooks.get()).values.map((v) => v.labels['result']);
     assert.deepEqual(values, ['accepted']);
   });
+
+  it('a reset also drops what was counted but not yet added', async () => {
+    const m = createMetrics();
+    m.countWebhook({ source: 's', format: 'f', type: 't', result: 'accepted' });
+    m.registry.resetMetrics();
+    assert.deepEqual((await m.webhooks.get()).values, []);
+  });
 });

@@ -44,10 +44,12 @@ describe('PolicySchema', () => {
     assert.ok(issues({ ...base, filters: [{ type: 'name', value: ['a', 'b'] }] }).some((i) => /string value/.test(i.message)));
   });
   it('rejects platforms that copy --platform would refuse, at the entry', () => {
-    for (const bad of ['amd64', 'linux/', 'Linux/amd64', 'linux/amd64/v8/x', 'linux/x86-64']) {
+    for (const bad of ['amd64', 'linux/', '/amd64', 'linux//v7', 'linux/amd64/v8/x', 'linux/amd 64', '']) {
       assert.ok(issues({ ...base, platforms: ['linux/amd64', bad] }).some((i) => i.path === 'platforms.1' && i.message.includes(`"${bad}"`)), bad);
     }
-    assert.deepEqual(PolicySchema.parse({ ...base, platforms: ['linux/arm64/v8', 'windows/amd64'] }).platforms, ['linux/arm64/v8', 'windows/amd64']);
+    // Any case, and the spellings copying normalises (x86-64 is amd64), as a copy has always taken them.
+    const good = ['linux/arm64/v8', 'windows/amd64', 'Linux/AMD64', 'linux/x86-64', 'linux/x86_64'];
+    assert.deepEqual(PolicySchema.parse({ ...base, platforms: good }).platforms, good);
   });
   it('rejects an unknown filter type and a malformed glob', () => {
     assert.ok(issues({ ...base, filters: [{ type: 'repository', value: 'x' }] }).some((i) => i.path === 'filters.0.type'));
