@@ -1,10 +1,13 @@
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { busLabel, createBus } from '../bus/create.ts';
-import type { Bus, BusInspection } from '../bus/port.ts';
+import { isViewGroup, type Bus, type BusInspection } from '../bus/port.ts';
 import { formatTable } from './status.ts';
 
-/** Renders `bus inspect`: per topic its partitions' low/high offsets and depth; per group its lag. */
+/**
+ * Renders `bus inspect`: per topic its partitions' low/high offsets and depth; per group its lag.
+ * Read-only views' groups (every `status` run leaves one) are counted, not listed; --json has them all.
+ */
 export function renderInspection(ins: BusInspection, bus: string): string {
   const topics = formatTable(['topic', 'partitions', 'records', 'offsets (low..high per partition)'], ins.topics.map((t) => [
     t.topic,
@@ -12,10 +15,12 @@ export function renderInspection(ins: BusInspection, bus: string): string {
     String(t.partitions.reduce((n, p) => n + Number(BigInt(p.high) - BigInt(p.low)), 0)),
     t.partitions.map((p) => `${p.partition}:${p.low}..${p.high}`).join(' '),
   ]));
-  const groups = formatTable(['group', 'topic', 'partition', 'committed', 'lag'], ins.groups.flatMap((g) => g.offsets.map((o) => [
+  const views = ins.groups.filter((g) => isViewGroup(g.group)).length;
+  const groups = formatTable(['group', 'topic', 'partition', 'committed', 'lag'], ins.groups.filter((g) => !isViewGroup(g.group)).flatMap((g) => g.offsets.map((o) => [
     g.group, o.topic, String(o.partition), o.committed, String(o.lag),
   ])));
-  return `bus: ${bus}\n\n${topics}\n\n${groups}\n`;
+  const note = views > 0 ? `\n${views} read-only view group(s) (status runs, policy followers) not listed; --json lists them\n` : '';
+  return `bus: ${bus}\n\n${topics}\n\n${groups}\n${note}`;
 }
 
 export async function busCommand(a: { config: Config; args: string[]; logger: Logger; out?: (s: string) => void; bus?: Bus }): Promise<number> {
