@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { EVENT_SCHEMA_VERSION, type ArtifactEvent } from './event.ts';
 import { eventIdOf, indexedEventId } from './event-id.ts';
 import {
-  HARBOR_V1_ARTIFACT_TYPES, HARBOR_V1_IGNORED_TYPES, HarborV1PayloadSchema, isHarborEnvelope, type HarborResource, type HarborV1Payload,
+  HARBOR_V1_ARTIFACT_TYPES, HARBOR_V1_IGNORED_TYPES, HarborV1PayloadSchema, isHarborEnvelope, isRecord, type HarborResource, type HarborV1Payload,
 } from './formats/harbor-v1.ts';
 import { HARBOR_V2_ARTIFACT_TYPES, HARBOR_V2_IGNORED_TYPES, HarborV2PayloadSchema } from './formats/harbor-v2.ts';
 import {
@@ -419,10 +419,6 @@ function mediaTypeOf(contentType: unknown): string {
 
 function nonEmpty(s: string | null | undefined): string | undefined {
   return typeof s === 'string' && s !== '' ? s : undefined;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function invalid(path: string, message: string): Invalid {

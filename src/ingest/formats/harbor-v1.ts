@@ -64,6 +64,7 @@ export type HarborV1Payload = z.infer<typeof HarborV1PayloadSchema>;
 // schemas accept; the schemas still parse whatever they refuse, for the issue list.
 // test/unit/ingest/fuzz.test.ts holds them to the schemas on thousands of generated bodies.
 
+/** A JSON object (what zod's object schemas take): not null, not an array. */
 export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -78,7 +79,7 @@ function isUnixSeconds(v: unknown): boolean {
 }
 
 /** Accepts exactly what HarborArtifactDataSchema accepts. */
-export function isHarborArtifactData(v: unknown): v is HarborArtifactData {
+function isHarborArtifactData(v: unknown): v is HarborArtifactData {
   if (!isRecord(v)) return false;
   const resources = v['resources'];
   if (!Array.isArray(resources) || resources.length < 1 || resources.length > MAX_RESOURCES) return false;
