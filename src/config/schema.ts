@@ -86,7 +86,7 @@ export const TargetSchema = z.object({
   if (t.kind !== 'swr') return;
   // Every edition: the registry login from AK/SK is `<project>@<AK>` (see swr/credentials.ts).
   if (akSk && swrLoginProject(t) === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['project'], message: 'an swr target without a region needs a project for the AK/SK login (<project>@<AK>)' });
+    ctx.addIssue({ code: 'custom', path: ['project'], message: 'an swr target with accessKey/secretKey needs a project (or a region, which is the default project): the registry login is <project>@<accessKey>' });
   }
   if (t.edition === 'enterprise') {
     // An Enterprise instance has its own domain; the region's shared registry is SWR Basic.

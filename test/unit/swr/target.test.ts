@@ -93,7 +93,7 @@ test('an SWR Enterprise target with AK/SK needs a project (or region) at config 
   const ent = { id: 'e', kind: 'swr', edition: 'enterprise', registryUrl: 'https://team-a.swr.example.eu', credentials: { accessKey: 'A', secretKey: 'S' } };
   const refused = TargetSchema.safeParse(ent);
   assert.equal(refused.success, false);
-  assert.deepEqual(refused.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`), ['project: an swr target without a region needs a project for the AK/SK login (<project>@<AK>)']);
+  assert.deepEqual(refused.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`), ['project: an swr target with accessKey/secretKey needs a project (or a region, which is the default project): the registry login is <project>@<accessKey>']);
   // What config loading accepts, the resolver logs in with: a project, a region, or a ready login pair.
   for (const ok of [{ ...ent, project: 'eu-west-101_p' }, { ...ent, region: 'eu-west-101' }, { ...ent, credentials: { username: 'eu-west-101@TMP', password: 'p' } }]) {
     const r = resolveSwrTarget(TargetSchema.parse(ok));
