@@ -8,6 +8,7 @@ import type { KafkaSaslConfig, KafkaTlsConfig } from '../../config/bus-security.
 import { BridgeError } from '../../errors.ts';
 import { tlsErrorCode } from '../../registry/errors.ts';
 import { busUnavailable } from '../codec.ts';
+import { REDACTED } from '../../observability/scrub.ts';
 
 export interface KafkaSecurity {
   /** Present: TLS to every broker. */
@@ -86,7 +87,7 @@ export function busSecurityWarnings(bus: KafkaSecurity & { kind?: 'kafka' | 'emb
  */
 export function kafkaError(e: unknown, what: string, s: KafkaSecurity): BridgeError {
   if (e instanceof BridgeError) return e;
-  const redact = (text: string) => (s.sasl && s.sasl.password.length >= 4 ? text.replaceAll(s.sasl.password, '***') : text);
+  const redact = (text: string) => (s.sasl && s.sasl.password.length >= 4 ? text.replaceAll(s.sasl.password, REDACTED) : text);
   const auth = findInChain(e, (x) => x.name === 'KafkaJSSASLAuthenticationError');
   if (auth) {
     const who = s.sasl ? `SASL ${s.sasl.mechanism} login of user "${s.sasl.username}"` : 'SASL login';
