@@ -6,9 +6,24 @@ import { ConfigSchema, type Config } from './schema.ts';
 import { withSecretEnv } from './secret.ts';
 import { registerSecrets } from '../observability/scrub.ts';
 
-/** Render zod issues as `file: field.path: message` lines. */
-export function formatIssues(file: string, issues: z.core.$ZodIssue[]): string {
-  return issues.map((i) => `${file}: ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
+/**
+ * Render zod issues as `file: field.path: message` lines. Given the raw config, an issue at a field
+ * whose value holds `${...}` says that only secrets are expanded (a URL written as `${TARGET_URL}`
+ * is otherwise refused as just "Invalid URL").
+ */
+export function formatIssues(file: string, issues: z.core.$ZodIssue[], raw?: unknown): string {
+  return issues.map((i) => `${file}: ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}${referenceHint(raw, i)}`).join('\n');
+}
+
+const SECRET_MESSAGE = /^(environment variable|cannot read secret file|secret )/;
+
+function referenceHint(raw: unknown, issue: z.core.$ZodIssue): string {
+  if (raw === undefined || SECRET_MESSAGE.test(issue.message)) return '';
+  let v: unknown = raw;
+  for (const key of issue.path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined;
+  return typeof v === 'string' && /\$\{[A-Za-z_]/.test(v)
+    ? ' (${...} is expanded only in secret fields: passwords, keys, webhook secrets and API tokens; write this value out)'
+    : '';
 }
 
 /** Env overrides from DESIGN.md: KAFKA_BROKERS, PORT, DATA_DIR, TOPIC_PREFIX; and METRICS_PORT for `work`. */
@@ -52,9 +67,10 @@ export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.Process
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new BridgeError('HSB_CONFIG_INVALID', `${file}: (root): expected a YAML mapping`, { context: { file } });
   }
-  const result = withSecretEnv(env, () => ConfigSchema.safeParse(applyEnv(raw as Record<string, unknown>, env)), { lenient: opts.lenientSecrets === true, collect: opts.collectSecrets });
+  const input = applyEnv(raw as Record<string, unknown>, env);
+  const result = withSecretEnv(env, () => ConfigSchema.safeParse(input), { lenient: opts.lenientSecrets === true, collect: opts.collectSecrets });
   if (!result.success) {
-    throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${formatIssues(file, result.error.issues)}`, { context: { file } });
+    throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${formatIssues(file, result.error.issues, input)}`, { context: { file } });
   }
   const cfg = result.data;
   cfg.bus.kind ??= cfg.bus.brokers.length ? 'kafka' : 'embedded';

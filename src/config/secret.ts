@@ -14,13 +14,23 @@ export function resolveSecret(raw: string, env: NodeJS.ProcessEnv = process.env)
   }
   const missing: string[] = [];
   // `${NAME}` or `${NAME:-default}` as in shells.
-  const value = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, dflt: string | undefined) => {
+  const value = raw.replace(REFERENCE, (_m, name: string, dflt: string | undefined) => {
     const v = expand(env[name], dflt);
     if (v === undefined) missing.push(name);
     return v ?? '';
   });
   if (missing.length) return { ok: false, error: `environment variable ${missing.join(', ')} is not set` };
   return { ok: true, value };
+}
+
+const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Why a secret came out empty, naming the file or the variables (set empty, or unset with an empty default). */
+export function emptySecretMessage(raw: string): string {
+  if (raw.startsWith('file:')) return `secret file ${raw.slice('file:'.length)} is empty`;
+  const refs = [...raw.matchAll(REFERENCE)].map((m) => `\${${m[1]}}`);
+  if (refs.length === 0) return 'secret is empty';
+  return `secret resolves to an empty string: ${refs.join(', ')} ${refs.length === 1 ? 'expands' : 'expand'} to nothing`;
 }
 
 /**
@@ -79,7 +89,7 @@ function secretOf(opts: { mayBeLenient: boolean }) {
       return z.NEVER;
     }
     if (r.value.length === 0) {
-      ctx.addIssue({ code: 'custom', message: 'secret resolves to an empty string' });
+      ctx.addIssue({ code: 'custom', message: emptySecretMessage(raw) });
       return z.NEVER;
     }
     collectSecret(r.value);

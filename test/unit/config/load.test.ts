@@ -89,6 +89,25 @@ describe('config', () => {
     assert.doesNotMatch(refMsg, /hunter2/);
   });
 
+  it('says which variable or file left a secret empty, and that ${...} is not expanded outside secrets', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hsb-empty-'));
+    writeFileSync(join(dir, 'empty'), '\n');
+    const cfg: any = base();
+    cfg.sources[0].webhookSecrets = ['${HOOK}', `file:${join(dir, 'empty')}`, '${A:-}${B}'];
+    cfg.targets[0].url = '${TARGET_URL}';
+    cfg.sources[0].url = 'not a url';
+    const msg = configError(() => parseConfig(cfg, 'c.yaml', { HOOK: '', B: '', TARGET_URL: 'https://reg.example.org' }));
+    assert.match(msg, /^c\.yaml: sources\.0\.webhookSecrets\.0: secret resolves to an empty string: \$\{HOOK\} expands to nothing$/m);
+    assert.match(msg, new RegExp(`^c\\.yaml: sources\\.0\\.webhookSecrets\\.1: secret file ${join(dir, 'empty').replaceAll('.', '\\.')} is empty$`, 'm'));
+    assert.match(msg, /^c\.yaml: sources\.0\.webhookSecrets\.2: secret resolves to an empty string: \$\{A\}, \$\{B\} expand to nothing$/m);
+    // Taken as written, even with the variable set: only secrets expand.
+    assert.match(msg, /^c\.yaml: targets\.0\.url: Invalid URL \(\$\{\.\.\.\} is expanded only in secret fields: .*; write this value out\)$/m);
+    // No hint where the value has no reference, nor for an unset secret.
+    assert.match(msg, /^c\.yaml: sources\.0\.url: Invalid URL$/m);
+    cfg.sources[0].webhookSecrets = ['${HOOK_UNSET}'];
+    assert.match(configError(() => parseConfig(cfg, 'c.yaml', {})), /webhookSecrets\.0: environment variable HOOK_UNSET is not set$/m);
+  });
+
   it('refuses a source without a webhook secret unless it says insecure: true', () => {
     const cfg: any = base();
     cfg.sources[0].webhookSecrets = [];
