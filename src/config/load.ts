@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.ts';
@@ -85,13 +86,25 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, o
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new BridgeError('HSB_CONFIG_INVALID', `${file}: cannot read config file (${(e as NodeJS.ErrnoException).code})`, { context: { file } });
+    throw new BridgeError('HSB_CONFIG_INVALID', `${file}: cannot read config file (${(e as NodeJS.ErrnoException).code}${whereRead(file, env)})`, { context: { file } });
   }
   const secrets: string[] = [];
   const config = parseConfig(parseYamlQuietly(text, file), file, env, { ...opts, collectSecrets: secrets });
   // This process's credentials never appear in an error message from here on (see observability/scrub.ts).
   registerSecrets(secrets);
   return config;
+}
+
+/**
+ * Where a relative path was looked for. `npm start -- --config my.yaml` runs from the package's
+ * directory, not the one npm was started in (INIT_CWD), so a file beside the user is not found.
+ */
+function whereRead(file: string, env: NodeJS.ProcessEnv): string {
+  if (isAbsolute(file)) return '';
+  const from = env.INIT_CWD && resolve(env.INIT_CWD) !== process.cwd()
+    ? `; npm runs the bridge from ${process.cwd()}, not ${env.INIT_CWD}: give the config's absolute path`
+    : '';
+  return `: looked for ${resolve(file)}${from}`;
 }
 
 /**

@@ -160,6 +160,10 @@ describe('config', () => {
 
   it('reports unreadable files and bad YAML with the file name', () => {
     assert.match(configError(() => loadConfig('/nonexistent/bridge.yaml', {})), /\/nonexistent\/bridge\.yaml: cannot read config file \(ENOENT\)/);
+    // A relative path says where it was looked for, and why when npm started the bridge elsewhere.
+    assert.equal(configError(() => loadConfig('no-such-bridge.yaml', {})), `no-such-bridge.yaml: cannot read config file (ENOENT: looked for ${resolve('no-such-bridge.yaml')})`);
+    assert.match(configError(() => loadConfig('no-such-bridge.yaml', { INIT_CWD: '/somewhere/else' })),
+      new RegExp(`looked for .*no-such-bridge\\.yaml; npm runs the bridge from ${process.cwd().replaceAll('.', '\\.')}, not /somewhere/else: give the config's absolute path\\)$`));
     const dir = mkdtempSync(join(tmpdir(), 'hsb-yaml-'));
     writeFileSync(join(dir, 'bad.yaml'), 'sources: [\n');
     assert.match(configError(() => loadConfig(join(dir, 'bad.yaml'), {})), /bad\.yaml: not valid YAML/);
