@@ -15,6 +15,12 @@ export interface CreateBusOptions {
    * otherwise create a new, empty bus and report nothing as if all were well.
    */
   existing?: boolean;
+  /**
+   * A long-running process (run, serve, work): kafkajs' own errors are logged as warnings. Without
+   * it the bus serves a one-shot command, whose last line says what failed, and kafkajs' connection
+   * retries before that line are logged at debug.
+   */
+  daemon?: boolean;
 }
 
 export function createBus(config: Config, logger: Logger, opts: CreateBusOptions = {}): Bus {
@@ -26,6 +32,7 @@ export function createBus(config: Config, logger: Logger, opts: CreateBusOptions
   if (b.kind === 'kafka') {
     return new KafkaBus({
       brokers: b.brokers, clientId: b.clientId, topicPrefix: b.topicPrefix, partitions: b.partitions, logger, requestTimeoutMs: Math.min(1500, config.server.publishTimeoutMs),
+      logRole: opts.daemon ? 'daemon' : 'command',
       ...(b.tls ? { tls: b.tls } : {}), ...(b.sasl ? { sasl: b.sasl } : {}),
     });
   }

@@ -65,7 +65,7 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
   // A directory the embedded bus cannot use is a configuration error, not an outage to retry.
   if (config.bus.kind === 'embedded') checkDataDir(config.bus.dataDir);
   const metrics = createMetrics(undefined, { defaults: true });
-  const bus = createBus(config, logger);
+  const bus = createBus(config, logger, { daemon: true });
   // The prefix names Kafka topics and groups; the embedded bus's data dir is its own namespace.
   logger.info({ bus: bus.kind, ...(config.bus.kind === 'kafka' ? { brokers: config.bus.brokers, topicPrefix: config.bus.topicPrefix, security: kafkaSecurityLabel(config.bus) } : { dataDir: config.bus.dataDir }) }, `using the ${bus.kind === 'kafka' ? 'Kafka' : 'embedded (node:sqlite)'} bus`);
   for (const w of busSecurityWarnings(config.bus)) logger.warn({ bus: config.bus.kind }, w);

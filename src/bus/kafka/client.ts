@@ -14,10 +14,25 @@ export interface KafkaClientOptions {
   requestTimeoutMs: number;
   /** TLS and SASL (bus.tls, bus.sasl); none: plaintext without a login. */
   security?: KafkaSecurity;
+  /** Who reads kafkajs' log (see kafkajsLogLevel); default a daemon. */
+  logRole?: KafkaLogRole;
 }
 
 /** A kafkajs log entry at WARN or above, handed to whoever owns the logger. */
 export type KafkaLogSink = (level: 'warn' | 'debug', message: string, extra: Record<string, unknown>) => void;
+
+/** A long-running process (run, serve, work), or a one-shot command (status, dlq, bus inspect, sync ...). */
+export type KafkaLogRole = 'daemon' | 'command';
+
+/**
+ * The level a kafkajs entry is logged at. In a daemon its errors are warnings: brokers gone for
+ * minutes must show in the log. A one-shot command ends with its own line saying what failed
+ * (`bus unavailable: connect to ...`), so kafkajs' connection retries before it, several lines
+ * with stack traces each, are debug there. kafkajs' WARN entries are debug for both.
+ */
+export function kafkajsLogLevel(level: logLevel, role: KafkaLogRole): 'warn' | 'debug' {
+  return role === 'daemon' && level <= logLevel.ERROR ? 'warn' : 'debug';
+}
 
 export function kafkaClient(opts: KafkaClientOptions, sink: KafkaLogSink): Kafka {
   dropKafkajsTimerWarning();
@@ -35,7 +50,7 @@ export function kafkaClient(opts: KafkaClientOptions, sink: KafkaLogSink): Kafka
     logLevel: logLevel.WARN,
     logCreator: () => ({ level, log: entry }) => {
       const { message, ...rest } = scrubbed(entry);
-      sink(level <= logLevel.ERROR ? 'warn' : 'debug', message, rest);
+      sink(kafkajsLogLevel(level, opts.logRole ?? 'daemon'), message, rest);
     },
   });
 }

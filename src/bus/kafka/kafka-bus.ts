@@ -6,7 +6,7 @@ import { BridgeError } from '../../errors.ts';
 import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName, type BatchHandler, type Redelivery } from '../port.ts';
 import { decodeValue, encodeValue } from '../codec.ts';
 import { Batcher } from './batcher.ts';
-import { kafkaClient } from './client.ts';
+import { kafkaClient, type KafkaLogRole } from './client.ts';
 import { kafkaError, type KafkaSecurity } from './security.ts';
 import { fastProduceEncoding } from './produce-encoding.ts';
 import { linearGrouping } from './partition-grouping.ts';
@@ -26,6 +26,8 @@ export interface KafkaBusOptions extends KafkaSecurity {
   sessionTimeoutMs?: number;
   /** First wait before a consumer that kafkajs gave up on is started again (doubling to a minute). */
   consumerRestartMs?: number;
+  /** 'command': kafkajs' own errors are logged at debug (see kafkajsLogLevel); default 'daemon'. */
+  logRole?: KafkaLogRole;
 }
 
 interface Pending { topic: string; message: OutgoingMessage }
@@ -36,7 +38,7 @@ const GROUP_MOVED_ON = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', '
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
   readonly #kafka: Kafka;
-  readonly #opts: Required<Omit<KafkaBusOptions, 'logger' | keyof KafkaSecurity>>;
+  readonly #opts: Required<Omit<KafkaBusOptions, 'logger' | 'logRole' | keyof KafkaSecurity>>;
   readonly #security: KafkaSecurity;
   readonly #log: Logger;
   readonly #producer: IdempotentProducer;
@@ -62,7 +64,7 @@ export class KafkaBus implements Bus {
     this.#security = { ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.sasl ? { sasl: opts.sasl } : {}) };
     this.#log = (opts.logger ?? silentLogger).child({ component: 'kafka-bus' });
     const log = this.#log;
-    const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs, security: this.#security };
+    const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs, security: this.#security, logRole: opts.logRole ?? 'daemon' };
     this.#kafka = kafkaClient(client, (level, message, extra) => log[level]({ kafkajs: extra }, message));
     if (!fastProduceEncoding) log.warn('kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder');
     if (!linearGrouping) log.warn('kafkajs module layout not recognised: records are sorted into partitions by kafkajs\' own (slower) grouping');
