@@ -35,6 +35,13 @@ function remember<V>(cache: Map<string, V>, key: string, value: V): void {
   cache.set(key, value);
 }
 
+/** Whether `key` is new to `seen` (recording it): for warnings said once per source. */
+function firstFor(seen: Set<string>, key: string): boolean {
+  if (seen.has(key)) return false;
+  seen.add(key);
+  return true;
+}
+
 export interface ReconcilerDeps {
   config: Config;
   endpoints: Endpoints;
@@ -106,7 +113,7 @@ export class Reconciler {
   readonly #now: () => Date;
   readonly #targets: Map<string, PlanTarget>;
   readonly #labels: HarborLabels;
-  /** Sources (and repositories) whose unreadable artifact API was reported at warn level. */
+  /** Sources whose unreadable artifact API was reported at warn level (once per source, per process). */
   readonly #warnedUntagged = new Set<string>();
 
   /** Sources already reported as refusing look-ups of signature tags. */
@@ -150,8 +157,7 @@ export class Reconciler {
         const digest = await cache.get(`head\0${source.id}\0${repository}\0${tag}`, () => limit.run(async () => (await src.headManifest(repository, tag, signal))?.digest))
           .catch((e: unknown) => {
             if (!optional || !isRefusal(e) || signal?.aborted) throw e;
-            if (!this.#refusing.has(source.id)) {
-              this.#refusing.add(source.id);
+            if (firstFor(this.#refusing, source.id)) {
               this.#log.warn({ source: source.id, tag, code: (e as { code?: string }).code }, 'the source refuses look-ups of signature tags: taken as absent (said once per source)');
             }
             return undefined;
@@ -338,11 +344,10 @@ export class Reconciler {
 
   #untaggedUnreadable(sourceId: string, e: unknown, repository?: string): void {
     const err = toBridgeError(e);
-    const key = `${sourceId}\0${repository ?? ''}`;
-    const first = !this.#warnedUntagged.has(key);
-    this.#warnedUntagged.add(key);
-    this.#log[first ? 'warn' : 'debug']({ source: sourceId, repository, code: err.code, err: err.message },
-      'untagged artifacts are not compared: Harbor\'s artifact API could not be read; tags are');
+    // Keyed by source, not repository: a robot without "list artifact" is refused in every
+    // repository alike, which would be one warning per repository (per policy, to the reader).
+    this.#log[firstFor(this.#warnedUntagged, sourceId) ? 'warn' : 'debug']({ source: sourceId, repository, code: err.code, err: err.message },
+      'untagged artifacts are not compared: Harbor\'s artifact API could not be read; tags are (said once per source)');
   }
 
   /**

@@ -5,10 +5,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
 import { buildImage, buildIndex, inspectDigest, pushImage, type LocalImage } from '../../support/images.ts';
 import { ConfigSchema, type Config } from '../../../src/config/schema.ts';
-import { silentLogger } from '../../../src/observability/logger.ts';
+import { createLogger, silentLogger } from '../../../src/observability/logger.ts';
 import { Endpoints } from '../../../src/replication/endpoints.ts';
 import { Reconciler } from '../../../src/replication/reconciler.ts';
 import { executeTask } from '../../../src/replication/execute.ts';
@@ -418,6 +419,34 @@ describe('reconciler: untagged artifacts of a Harbor 2.x source, listed through 
     assert.notEqual(o.digest, old.digest, 'the copy converted the manifest');
     const again = await reconciler.plan(cfg.policies[0]!);
     assert.deepEqual(again.tasks.filter((t) => t.tag === undefined).map(ref), [], 'found by the converted digest');
+  });
+
+  it('an artifact API the robot may not read (every repository refused): the pass compares tags and warns once for the source', async () => {
+    const plain = await startRegistry();
+    cleanup.push(() => plain.stop());
+    for (const repository of ['team/one', 'team/two', 'ops/three']) await pushImage(kept, plain, repository, 'v1');
+    // Harbor answers the version probe, but this robot sees none of the projects: each listing is 403.
+    const refusing = await startHarborDouble({ version: 'v2', users: [{ ...user }], registries: [], policies: [], artifacts: [] });
+    cleanup.push(() => refusing.close());
+    const cfg = config({ url: refusing.url, registryUrl: plain.url }, dst, [
+      { id: 'team', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'refused-team', filters: [{ type: 'name', value: 'team/**' }] },
+      { id: 'ops', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'refused-ops', filters: [{ type: 'name', value: 'ops/**' }] },
+    ]);
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const entries: { level: number; msg: string; code?: string }[] = [];
+    const logger = createLogger('warn', new Writable({ write(chunk: Buffer, _enc, cb) { entries.push(JSON.parse(chunk.toString())); cb(); } }));
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger });
+
+    for (let pass = 0; pass < 2; pass++) {
+      const summary = await reconciler.runPass({ dryRun: true });
+      assert.equal(summary.failed, 0);
+      assert.deepEqual(summary.policies.flatMap((p) => p.tasks).map(ref).sort(), ['push ops/three:v1 -> refused-ops/three', 'push team/one:v1 -> refused-team/one', 'push team/two:v1 -> refused-team/two']);
+    }
+    assert.equal(refusing.requests.filter((r) => r.path.endsWith('/artifacts') && r.status === 403).length, 6, 'each repository was tried, in each pass');
+    const warned = entries.filter((e) => /untagged artifacts are not compared/.test(e.msg));
+    assert.equal(warned.length, 1, JSON.stringify(warned));
+    assert.equal(warned[0]!.code, 'HSB_HARBOR_FORBIDDEN');
   });
 });
 
