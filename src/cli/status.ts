@@ -166,7 +166,9 @@ async function fetchInflight(base: string, token: string | undefined): Promise<N
   try {
     const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10000) });
     if (!res.ok) {
-      const hint = res.status === 401 || res.status === 403 ? ' (set BRIDGE_API_TOKEN or server.apiTokens)' : '';
+      const hint = res.status === 401 || res.status === 403 ? ' (set BRIDGE_API_TOKEN or server.apiTokens)'
+        // A `work` process's METRICS_PORT answers only /livez, /readyz and /metrics.
+        : res.status === 404 ? ' (--url takes the address of a `run` or `serve` process, where the API is)' : '';
       return { url: base, error: `HTTP ${res.status}${hint}` };
     }
     const body = (await res.json()) as { inflight?: InFlight[] };

@@ -192,6 +192,9 @@ for (const [kind, make] of Object.entries(HARNESSES)) {
       const denied = buffer();
       assert.equal(await statusCommand({ config: h.config, args: ['--url', url], logger: silentLogger, out: denied, replicatorGroup, env: { BRIDGE_API_TOKEN: 'wrong' } }), 1);
       assert.match(denied.text(), /could not ask the bridge: HTTP 401/);
+      const elsewhere = buffer();
+      assert.equal(await statusCommand({ config: h.config, args: ['--url', `${url}/not-the-api`], logger: silentLogger, out: elsewhere, replicatorGroup, env: {} }), 1);
+      assert.match(elsewhere.text(), /could not ask the bridge: HTTP 404 \(--url takes the address of a `run` or `serve` process, where the API is\)/);
     });
 
     it('`status --url` keeps a path prefix (a bridge behind a proxy), with or without the trailing slash', async () => {
