@@ -3,10 +3,9 @@
 // Non-zero when a policy could not be listed, a repository could not be mapped to the target, or a
 // task failed.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { Bus } from '../bus/port.ts';
-import { createBus } from '../bus/create.ts';
+import { createBus, embeddedBusFile } from '../bus/create.ts';
 import type { Policy } from '../policy/model.ts';
 import { PolicyStore, effectivePolicies } from '../policy/store.ts';
 import { PolicyTable } from '../policy/table.ts';
@@ -85,11 +84,16 @@ export async function syncCommand(args: SyncArgs): Promise<number> {
 /**
  * Every policy the bridge runs: the config file's and those created through the API or imported
  * from Harbor, which live only on the `policies` topic. An embedded bus that was never started
- * has no topic yet (and is not created here).
+ * has no topic yet (and is not created here): a one-shot sync on a fresh machine runs the config's
+ * policies, and says so, since a relative data dir run from another directory looks the same.
  */
 async function policiesOf(args: SyncArgs): Promise<Policy[]> {
   const cfg = args.config;
-  if (!args.bus && cfg.bus.kind !== 'kafka' && !existsSync(join(cfg.bus.dataDir, 'bus.sqlite'))) return [...cfg.policies];
+  if (!args.bus && cfg.bus.kind !== 'kafka' && !existsSync(embeddedBusFile(cfg.bus.dataDir))) {
+    args.logger.warn({ path: embeddedBusFile(cfg.bus.dataDir) }, `no embedded bus at ${embeddedBusFile(cfg.bus.dataDir)}: only the config file's policies are synced `
+      + '(policies created through the API or imported are on the bus where the bridge runs: run sync from its directory, or set DATA_DIR)');
+    return [...cfg.policies];
+  }
   const bus = args.bus ?? createBus(cfg, args.logger);
   try {
     if (!args.bus) await bus.connect();

@@ -113,6 +113,8 @@ describe('e2e: harbor-swr-bridge sync', () => {
     assert.equal(none.code, 0, none.stdout + none.stderr);
     assert.match(none.stdout, /dry run: 0 task\(s\) planned over 0 policy\(ies\)/);
     assert.ok(!existsSync(join(dataDir, 'bus.sqlite')), 'sync must not create an embedded bus');
+    // Said, since a relative data dir run from another directory looks the same.
+    assert.match(none.stderr, new RegExp(`no embedded bus at ${join(dataDir, 'bus.sqlite')}: only the config file's policies are synced`));
 
     const bus = createBus(ConfigSchema.parse(raw), silentLogger);
     await bus.connect();
