@@ -46,7 +46,8 @@ export async function executeTask(task: ReplicationTask, src: SourceHandle, dst:
       logger: ctx.logger,
       pool: ctx.pool,
     });
-    const note = task.tag && !r.tagMoved && !r.skipped ? `override is off: the target's tag ${task.tag} was left where it was` : undefined;
+    const note = r.skipped ? `already up to date: the target has ${r.digest}`
+      : task.tag && !r.tagMoved ? `override is off: the target's tag ${task.tag} was left where it was` : undefined;
     return { status: r.skipped ? 'skipped' : 'done', digest: r.digest, bytes: r.bytes, blobs: r.blobs, note };
   }
   if (!task.options.deletion) {

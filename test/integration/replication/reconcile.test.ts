@@ -94,6 +94,9 @@ describe('reconciler: plan is the difference between source and target', () => {
     assert.equal(await inspectDigest(dst, 'library/tool', 'latest', pusher), img.A.digest);
     assert.equal(await inspectDigest(dst, 'other/svc', 'v1', pusher), img.B.digest);
     assert.equal(await endpoints.target('backup').client.headManifest('library/app', 'old'), null);
+    // Run again (a duplicate event), a copy says why it moved nothing.
+    const repeat = await executeTask(byTag.get('library/app:v2')!, endpoints.source('harbor-a'), endpoints.target('backup'), { logger: silentLogger });
+    assert.deepEqual([repeat.status, repeat.note], ['skipped', `already up to date: the target has ${img.B.digest}`]);
 
     const again = await reconciler.plan(cfg.policies[0]!);
     assert.deepEqual(again.tasks, []);
