@@ -89,8 +89,9 @@ export async function syncCommand(args: SyncArgs): Promise<number> {
  */
 async function policiesOf(args: SyncArgs): Promise<Policy[]> {
   const cfg = args.config;
-  if (!args.bus && cfg.bus.kind !== 'kafka' && !existsSync(embeddedBusFile(cfg.bus.dataDir))) {
-    args.logger.warn({ path: embeddedBusFile(cfg.bus.dataDir) }, `no embedded bus at ${embeddedBusFile(cfg.bus.dataDir)}: only the config file's policies are synced `
+  const file = embeddedBusFile(cfg.bus.dataDir);
+  if (!args.bus && cfg.bus.kind !== 'kafka' && !existsSync(file)) {
+    args.logger.warn({ path: file }, `no embedded bus at ${file}: only the config file's policies are synced `
       + '(policies created through the API or imported are on the bus where the bridge runs: run sync from its directory, or set DATA_DIR)');
     return [...cfg.policies];
   }
