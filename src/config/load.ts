@@ -4,7 +4,7 @@ import { parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.ts';
 import { ConfigSchema, type Config } from './schema.ts';
-import { withSecretEnv } from './secret.ts';
+import { isSecretIssue, withSecretEnv } from './secret.ts';
 import { registerSecrets } from '../observability/scrub.ts';
 
 /**
@@ -16,10 +16,8 @@ export function formatIssues(file: string, issues: z.core.$ZodIssue[], raw?: unk
   return issues.map((i) => `${file}: ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}${referenceHint(raw, i)}`).join('\n');
 }
 
-const SECRET_MESSAGE = /^(environment variable|cannot read secret file|secret )/;
-
 function referenceHint(raw: unknown, issue: z.core.$ZodIssue): string {
-  if (raw === undefined || SECRET_MESSAGE.test(issue.message)) return '';
+  if (raw === undefined || isSecretIssue(issue)) return '';
   let v: unknown = raw;
   for (const key of issue.path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined;
   return typeof v === 'string' && /\$\{[A-Za-z_]/.test(v)

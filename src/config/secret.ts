@@ -79,17 +79,24 @@ export const secretString = secretOf({ mayBeLenient: true });
  */
 export const busSecretString = secretOf({ mayBeLenient: false });
 
+/** Marks the issues a secret field raises, whose `${...}` was expanded (see config/load.ts formatIssues). */
+const SECRET_ISSUE = { secret: true } as const;
+
+export function isSecretIssue(issue: { code: string; params?: Record<string, unknown> }): boolean {
+  return issue.code === 'custom' && issue.params?.secret === true;
+}
+
 function secretOf(opts: { mayBeLenient: boolean }) {
   return z.string().min(1).transform((raw, ctx) => {
     const r = resolveSecret(raw, parseEnv);
     // An unset variable, or one set empty (what a compose file passes for an unset one).
     if (opts.mayBeLenient && lenient && (!r.ok || r.value.length === 0)) return UNRESOLVED_SECRET;
     if (!r.ok) {
-      ctx.addIssue({ code: 'custom', message: r.error });
+      ctx.addIssue({ code: 'custom', message: r.error, params: SECRET_ISSUE });
       return z.NEVER;
     }
     if (r.value.length === 0) {
-      ctx.addIssue({ code: 'custom', message: emptySecretMessage(raw) });
+      ctx.addIssue({ code: 'custom', message: emptySecretMessage(raw), params: SECRET_ISSUE });
       return z.NEVER;
     }
     collectSecret(r.value);
