@@ -157,7 +157,10 @@ export async function main(argv: string[]): Promise<number | 'running'> {
   const config = async () => {
     if (!configFile) throw Object.assign(new Error(`no config file: pass --config FILE or set BRIDGE_CONFIG\n\n${USAGE}`), { usage: true });
     // Commands that only read the bus run without the registries' secrets in the environment.
-    return (await import('../config/load.ts')).loadConfig(configFile, process.env, { lenientSecrets: BUS_ONLY.has(name) });
+    const notes: string[] = [];
+    const loaded = (await import('../config/load.ts')).loadConfig(configFile, process.env, { lenientSecrets: BUS_ONLY.has(name), collectNotes: notes });
+    for (const note of notes) logger.warn(note);
+    return loaded;
   };
   return cmd({ argv: args, config, logger, configFile });
 }

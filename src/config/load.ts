@@ -48,6 +48,17 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   return out;
 }
 
+/**
+ * The overrides that contradict what the file says outright rather than fill in for it:
+ * KAFKA_BROKERS beside `bus.kind: embedded` (documented, but easy to forget in a shell or unit file).
+ */
+export function envOverrideNotes(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, file: string): string[] {
+  const bus = raw.bus;
+  const kind = bus !== null && typeof bus === 'object' ? (bus as Record<string, unknown>).kind : undefined;
+  if (!env.KAFKA_BROKERS || kind !== 'embedded') return [];
+  return [`KAFKA_BROKERS is set in the environment, so the bridge uses Kafka (${env.KAFKA_BROKERS.trim()}) although ${file} says bus.kind: embedded; unset KAFKA_BROKERS to use the embedded bus`];
+}
+
 /** A port from the environment, refused under its own name (the config file may not even have the field). */
 function envPort(name: string, value: string): number {
   const n = Number(value.trim());
@@ -60,6 +71,8 @@ export interface ParseOptions {
   lenientSecrets?: boolean;
   /** Receives every credential the parse resolved (loadConfig registers them for scrubbing). */
   collectSecrets?: string[];
+  /** Receives what the environment changed against the file's explicit word, for the caller to log. */
+  collectNotes?: string[];
 }
 
 export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.ProcessEnv = process.env, opts: ParseOptions = {}): Config {
@@ -67,6 +80,7 @@ export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.Process
     throw new BridgeError('HSB_CONFIG_INVALID', `${file}: (root): expected a YAML mapping`, { context: { file } });
   }
   const input = applyEnv(raw as Record<string, unknown>, env);
+  opts.collectNotes?.push(...envOverrideNotes(raw as Record<string, unknown>, env, file));
   const result = withSecretEnv(env, () => ConfigSchema.safeParse(input), { lenient: opts.lenientSecrets === true, collect: opts.collectSecrets });
   if (!result.success) {
     throw new BridgeError('HSB_CONFIG_INVALID', `invalid configuration\n${formatIssues(file, result.error.issues, input)}`, { context: { file } });

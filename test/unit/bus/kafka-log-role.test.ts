@@ -69,4 +69,22 @@ describe('createBus on unreachable Kafka', () => {
     assert.match(r.stdout, /^reading the bus failed: bus unavailable: connect to 127\.0\.0\.1:\d+: .*ECONNREFUSED/m);
     assert.equal(r.stderr, '');
   });
+
+  it('a command warns that KAFKA_BROKERS overrides the file\'s bus.kind: embedded', async () => {
+    const config = writeConfig({
+      bus: { kind: 'embedded' },
+      sources: [{ id: 'h', url: 'http://127.0.0.1:1', webhookSecrets: ['s'] }],
+      targets: [{ id: 't', kind: 'registry', url: 'http://127.0.0.1:2' }],
+    });
+    const brokers = `127.0.0.1:${await freePort()}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, KAFKA_BROKERS: brokers };
+    delete env.LOG_LEVEL;
+    const r = await promisify(execFile)(process.execPath, ['--no-warnings', MAIN, 'status', '--config', config], { env }).then(
+      () => assert.fail('status succeeded'),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
+    assert.deepEqual(lines.map((l) => l.level), [40]);
+    assert.equal(lines[0]!.msg, `KAFKA_BROKERS is set in the environment, so the bridge uses Kafka (${brokers}) although ${config} says bus.kind: embedded; unset KAFKA_BROKERS to use the embedded bus`);
+  });
 });

@@ -57,6 +57,21 @@ describe('config', () => {
     assert.equal(parseConfig({ ...base(), bus: { topicPrefix: '' } }, 'c.yaml', { TOPIC_PREFIX: '' }).bus.topicPrefix, '');
   });
 
+  it('notes KAFKA_BROKERS overriding an explicit bus.kind: embedded, and only that', () => {
+    const notesOf = (bus: unknown, env: NodeJS.ProcessEnv) => {
+      const notes: string[] = [];
+      const c = parseConfig({ ...base(), bus }, 'c.yaml', env, { collectNotes: notes });
+      return { kind: c.bus.kind, notes };
+    };
+    const overridden = notesOf({ kind: 'embedded' }, { KAFKA_BROKERS: 'k:9092' });
+    assert.equal(overridden.kind, 'kafka');
+    assert.deepEqual(overridden.notes, ['KAFKA_BROKERS is set in the environment, so the bridge uses Kafka (k:9092) although c.yaml says bus.kind: embedded; unset KAFKA_BROKERS to use the embedded bus']);
+    // Filling in for a file that does not choose, or agreeing with it, is what the variable is for.
+    assert.deepEqual(notesOf({}, { KAFKA_BROKERS: 'k:9092' }).notes, []);
+    assert.deepEqual(notesOf({ kind: 'kafka', brokers: ['a:1'] }, { KAFKA_BROKERS: 'k:9092' }).notes, []);
+    assert.deepEqual(notesOf({ kind: 'embedded' }, {}).notes, []);
+  });
+
   it('resolves secrets given inline, as ${ENV}, ${ENV:-default} and file:', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hsb-secret-'));
     writeFileSync(join(dir, 'sk'), 'from-file\n');
