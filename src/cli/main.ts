@@ -16,18 +16,20 @@ one-shot:
   sync [--dry-run]         one reconcile pass over every policy, copying what differs; exit 1 if anything failed
   policies import --harbor <sourceId> [--dry-run]
                            read Harbor's replication policies into the bridge
-  dlq list [--json]        dead letters
+  dlq list [--json] [--target ID] [--policy ID] [--code CODE] [--limit N] [--offset N]
+                           dead letters
   dlq replay --all | --id ID [--id ID ...]
                            re-publish dead letters as tasks
-  status [--url URL] [--json]
+  status [--url URL] [--json] [--recent N] [--timeout MS]
                            recent outcomes, retries, DLQ, consumer lag (and in-flight tasks of a running bridge)
   bus inspect [--json]     topics, depths and group offsets of the configured bus
   check                    load and validate the config (no bus, no registry); where each target pushes
   copy <src-ref> <dst-ref> | copy --from-file LIST
                            copy images directly (no config needed); copy --help for options
 
---config FILE (or BRIDGE_CONFIG). Environment overrides: KAFKA_BROKERS (set = Kafka, unset = embedded bus),
-PORT, LOG_LEVEL, DATA_DIR, TOPIC_PREFIX; METRICS_PORT (health and metrics of a work process).
+Each command's --help lists all its options.
+--config FILE (or BRIDGE_CONFIG). Environment overrides: KAFKA_BROKERS (set = Kafka, even over bus.kind: embedded;
+unset = what bus says: Kafka with bus.brokers, else the embedded bus), PORT, LOG_LEVEL, DATA_DIR, TOPIC_PREFIX; METRICS_PORT (health and metrics of a work process).
 `;
 
 interface CommandArgs { argv: string[]; config: () => Promise<Config>; logger: Logger; configFile: string | undefined }

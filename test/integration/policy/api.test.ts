@@ -158,6 +158,18 @@ describe('policy API on the embedded bus', () => {
     assert.equal((await request(app).delete('/api/v1/policies/from-config')).status, 401);
   });
 
+  it('is off (403 api_disabled, every token refused) when server.apiTokens is empty', async () => {
+    const cfg = ConfigSchema.parse({ ...config(), server: { apiTokens: [] } });
+    const off = createApp({ config: cfg, bus: await r.openBus(), metrics: createMetrics(), logger: silentLogger, api: [policyRouter({ store: new PolicyStore({ bus: await r.openBus(), table: tableA, logger: silentLogger }), table: tableA, config: cfg })] });
+    for (const headers of [{}, auth, { Authorization: 'Bearer ' }]) {
+      const res = await request(off).get('/api/v1/policies').set(headers);
+      assert.equal(res.status, 403, JSON.stringify(headers));
+      assert.equal(res.body.error, 'api_disabled');
+    }
+    // Webhooks and health are not behind the API's tokens.
+    assert.equal((await request(off).get('/livez')).status, 200);
+  });
+
   it('lists the config-file policies, seeded through the topic', async () => {
     const res = await request(app).get('/api/v1/policies').set(auth);
     assert.equal(res.status, 200);
