@@ -1,4 +1,4 @@
-import type { Admin, Consumer, ConsumerRunConfig, IHeaders, Kafka } from 'kafkajs';
+import kafkajs, { type Admin, type Consumer, type ConsumerRunConfig, type IHeaders, type Kafka } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
@@ -32,6 +32,9 @@ export interface KafkaBusOptions extends KafkaSecurity {
 
 interface Pending { topic: string; message: OutgoingMessage }
 
+/** Topics read as "the latest record per key": `policies`, and `dlq` (letters keyed by id, a replay tombstones them). */
+const COMPACTED: readonly TopicName[] = ['policies', 'dlq'];
+
 /** Heartbeat answers that mean this member's assignment is over (kafkajs' isRebalancing, plus eviction). */
 const GROUP_MOVED_ON = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP']);
 
@@ -41,6 +44,7 @@ export class KafkaBus implements Bus {
   readonly #opts: Required<Omit<KafkaBusOptions, 'logger' | 'logRole' | keyof KafkaSecurity>>;
   readonly #security: KafkaSecurity;
   readonly #log: Logger;
+  readonly #logRole: KafkaLogRole;
   readonly #producer: IdempotentProducer;
   #admin: Admin | undefined;
   /** Set while a failed publish waits for the brokers to answer again. */
@@ -63,8 +67,9 @@ export class KafkaBus implements Bus {
     };
     this.#security = { ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.sasl ? { sasl: opts.sasl } : {}) };
     this.#log = (opts.logger ?? silentLogger).child({ component: 'kafka-bus' });
+    this.#logRole = opts.logRole ?? 'daemon';
     const log = this.#log;
-    const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs, security: this.#security, logRole: opts.logRole ?? 'daemon' };
+    const client = { brokers: this.#opts.brokers, clientId: this.#opts.clientId, requestTimeoutMs: this.#opts.requestTimeoutMs, security: this.#security, logRole: this.#logRole };
     this.#kafka = kafkaClient(client, (level, message, extra) => log[level]({ kafkajs: extra }, message));
     if (!fastProduceEncoding) log.warn('kafkajs module layout not recognised: Produce requests use kafkajs\' own (slower) encoder');
     if (!linearGrouping) log.warn('kafkajs module layout not recognised: records are sorted into partitions by kafkajs\' own (slower) grouping');
@@ -97,6 +102,7 @@ export class KafkaBus implements Bus {
     const admin = this.#admin!;
     const existing = new Set(await admin.listTopics());
     const missing = TOPICS.filter((t) => !existing.has(this.topicName(t)));
+    if (this.#logRole === 'daemon') await this.#checkCompaction(COMPACTED.filter((t) => existing.has(this.topicName(t))));
     if (!missing.length) return;
     await admin.createTopics({
       waitForLeaders: true,
@@ -104,8 +110,7 @@ export class KafkaBus implements Bus {
         topic: this.topicName(t),
         numPartitions: this.#opts.partitions,
         replicationFactor: this.#opts.replicationFactor,
-        // `dlq` too: letters are keyed by id and a replay tombstones them, so the latest per key is the DLQ.
-        configEntries: t === 'policies' || t === 'dlq' ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        configEntries: COMPACTED.includes(t) ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
       })),
     }).catch((e: Error & { type?: string }) => {
       // Another process may have created them at the same moment.
@@ -117,6 +122,33 @@ export class KafkaBus implements Bus {
     for (const deadline = Date.now() + 15000; Date.now() < deadline; await sleep(100)) {
       const meta = await admin.fetchTopicMetadata({ topics: names }).catch(() => undefined);
       if (meta && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    }
+  }
+
+  /**
+   * Topics an operator created beforehand may lack compaction: their records would then expire
+   * after retention.ms, and with them API-made policies or dead letters. Said once at start-up
+   * (brokers that refuse DescribeConfigs to the bridge's user are not asked again).
+   */
+  async #checkCompaction(topics: readonly TopicName[]): Promise<void> {
+    if (topics.length === 0) return;
+    const names = new Map(topics.map((t) => [this.topicName(t), t]));
+    let described;
+    try {
+      described = await this.#admin!.describeConfigs({
+        includeSynonyms: false,
+        resources: [...names.keys()].map((name) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name, configNames: ['cleanup.policy'] })),
+      });
+    } catch (e) {
+      this.#log.debug({ err: (e as Error).message }, 'could not read the cleanup.policy of existing topics');
+      return;
+    }
+    for (const r of described.resources) {
+      const policy = r.configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue ?? '';
+      if (r.errorCode !== 0 || policy.split(',').map((p) => p.trim()).includes('compact')) continue;
+      const what = names.get(r.resourceName) === 'dlq' ? 'dead letters' : 'policies made through the API or imported from Harbor';
+      this.#log.warn({ topic: r.resourceName, cleanupPolicy: policy },
+        `topic ${r.resourceName} is not compacted (cleanup.policy=${policy}): its ${what} are deleted after the topic's retention; set cleanup.policy=compact on it`);
     }
   }
 
