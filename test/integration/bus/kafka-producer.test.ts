@@ -4,6 +4,7 @@
 // it, and a process that publishes and closes exits by itself.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,44 @@ describe('Kafka producer', () => {
     assert.ok(got.every((m) => m.partition === partitionFor(m.key, 3)));
     assert.equal(got.find((m) => m.key === 'gone')?.value, null);
     assert.equal(encodings.here - encoded, 1, 'written by the one-pass encoder');
+  });
+
+  it('asks the broker for acks=all on every Produce request it writes (read from the bytes on the socket)', async () => {
+    const written: Buffer[] = [];
+    // kafkajs' socketFactory hook: a plain TCP socket whose writes are copied here.
+    const recording = ({ host, port, onConnect }: { host: string; port: number; onConnect: () => void }): Socket => {
+      const socket = connect({ host, port }, onConnect);
+      const write = socket.write.bind(socket) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        if (Buffer.isBuffer(chunk)) written.push(Buffer.from(chunk));
+        return write(chunk, ...rest);
+      }) as Socket['write'];
+      return socket;
+    };
+    const wired = new IdempotentProducer(new Kafka({ brokers: [brokers], clientId: 'acks-test', logLevel: logLevel.NOTHING, socketFactory: recording as never }));
+    try {
+      await wired.connect();
+      await wired.send([{ topic, messages: [{ key: 'acks', value: '1' }] }]);
+      await wired.send([{ topic, messages: [{ key: 'acks', value: '2' }, { key: 'other', value: '3' }] }]);
+    } finally {
+      await wired.close();
+    }
+    // Request frames: size, api key (0 = Produce), version, correlation id, client id; then, from
+    // Produce v3 on, transactional id and acks (-1 = all in-sync replicas).
+    const stream = Buffer.concat(written);
+    const acks: number[] = [];
+    for (let at = 0; at + 4 <= stream.length;) {
+      const size = stream.readInt32BE(at);
+      const frame = stream.subarray(at + 4, at + 4 + size);
+      at += 4 + size;
+      if (frame.readInt16BE(0) !== 0) continue;
+      assert.ok(frame.readInt16BE(2) >= 3, 'Produce v3 or later');
+      let p = 8;
+      p += 2 + Math.max(0, frame.readInt16BE(p)); // client id
+      p += 2 + Math.max(0, frame.readInt16BE(p)); // transactional id
+      acks.push(frame.readInt16BE(p));
+    }
+    assert.deepEqual(acks, [-1, -1]);
   });
 
   it('passes the broker\'s refusal back as an error, and the next send still works', async () => {

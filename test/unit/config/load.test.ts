@@ -261,9 +261,17 @@ describe('config', () => {
   });
 
   it('loads every YAML example in the README', () => {
-    const readme = readFileSync(resolve(import.meta.dirname, '../../../README.md'), 'utf8');
-    const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
-    assert.ok(blocks.length >= 2, 'the README shows at least the full example and the SWR one');
+    assert.ok(loadYamlExamples('../../../README.md') >= 2, 'the README shows at least the full example and the SWR one');
+  });
+
+  it('loads the example configuration of DESIGN.md (../shared, beside the checkout)', () => {
+    assert.equal(loadYamlExamples('../../../../shared/DESIGN.md'), 1);
+  });
+
+  /** Loads each ```yaml block of a document (relative to this file) as a config file; returns how many. */
+  function loadYamlExamples(doc: string): number {
+    const text = readFileSync(resolve(import.meta.dirname, doc), 'utf8');
+    const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
     const dir = mkdtempSync(join(tmpdir(), 'hsb-readme-'));
     writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
     writeFileSync(join(dir, 'sk'), 'secret-key\n');
@@ -273,12 +281,13 @@ describe('config', () => {
       const local = text.replaceAll('/etc/harbor/ca.pem', join(dir, 'ca.pem')).replaceAll('/run/secrets/swr_sk', join(dir, 'sk'))
         .replaceAll('/etc/kafka/ca.pem', join(dir, 'ca.pem')).replaceAll('/etc/kafka/client.pem', join(dir, 'ca.pem')).replaceAll('/etc/kafka/client-key.pem', join(dir, 'key.pem'));
       const env = Object.fromEntries([...local.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => [m[1]!, `value-of-${m[1]}`]));
-      const file = join(dir, `readme-${i}.yaml`);
+      const file = join(dir, `example-${i}.yaml`);
       writeFileSync(file, local);
       const c = loadConfig(file, env);
-      assert.ok(c.sources.length > 0 && c.targets.length > 0, `README yaml block ${i} has sources and targets`);
+      assert.ok(c.sources.length > 0 && c.targets.length > 0, `${doc} yaml block ${i} has sources and targets`);
     });
-  });
+    return blocks.length;
+  }
 
   it('loads the shipped example config', () => {
     const c = loadConfig(resolve(import.meta.dirname, '../../../config/example.yaml'), {});
