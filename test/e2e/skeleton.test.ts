@@ -1,10 +1,12 @@
 // Walking skeleton, end to end on real parts: a Harbor push webhook → the bridge (real CLI process)
-// → a real Kafka broker → the replicator → a second real registry.
+// → a real Kafka broker → the replicator → a second real registry. The webhook's resource_url names
+// another host, which must never be contacted: the source is the configured registry.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:net';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
 import { buildImage, inspectDigest, pushImage, type LocalImage } from '../support/images.ts';
 import { eventually, startBridgeProcess } from '../support/bridge-process.ts';
@@ -54,6 +56,7 @@ describe('e2e: Harbor push reaches a second registry through Kafka', () => {
   it('copies the pushed image with the same digest and blobs; bad Authorization publishes nothing', async () => {
     const prefix = uniquePrefix('e2e');
     const bridge = await startBridgeProcess({ config: bridgeConfig(src, dst), env: { KAFKA_BROKERS: sharedBrokers(), TOPIC_PREFIX: prefix } });
+    let decoy: Server | undefined;
     try {
       await bridge.waitReady();
       const body = harborV2Payload('PUSH_ARTIFACT', 'library/demo', { tag: 'v1', digest: image.digest });
@@ -63,6 +66,14 @@ describe('e2e: Harbor push reaches a second registry through Kafka', () => {
       const missing = await postWebhook(bridge.url, 'harbor-a', body);
       assert.equal(missing.status, 401);
       assert.equal(await eventsDepth(sharedBrokers(), prefix), 0, 'refused webhooks must publish nothing');
+
+      // resource_url is information only: a listener at the host it names counts any connection.
+      let decoyConnections = 0;
+      const listening = createServer((socket) => { decoyConnections++; socket.destroy(); });
+      decoy = listening;
+      await new Promise<void>((r) => listening.listen(0, '127.0.0.1', r));
+      const decoyHost = `127.0.0.1:${(listening.address() as { port: number }).port}`;
+      body.event_data.resources[0]!.resource_url = `${decoyHost}/library/demo:v1`;
 
       const ok = await postWebhook(bridge.url, 'harbor-a', body, SECRET);
       assert.equal(ok.status, 200, await ok.clone().text());
@@ -77,7 +88,9 @@ describe('e2e: Harbor push reaches a second registry through Kafka', () => {
       const stored = new Set(await dst.storedBlobs());
       for (const blob of [image.config!, ...image.layers]) assert.ok(stored.has(blob.digest), `registry B lacks blob ${blob.digest}`);
       for (const blob of image.layers) assert.ok(await dst.blobLinkedIn('library/demo', blob.digest));
+      assert.equal(decoyConnections, 0, `the bridge contacted ${decoyHost}, the webhook's resource_url`);
     } finally {
+      decoy?.close();
       assert.equal(await bridge.stop(), 0, `bridge did not shut down cleanly:\n${bridge.logs().slice(-3000)}`);
     }
   });
