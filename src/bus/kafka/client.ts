@@ -2,9 +2,13 @@
 import './partition-grouping.ts';
 import './request-framing.ts';
 import { Kafka, logLevel, type ICustomPartitioner, type ProducerConfig } from 'kafkajs';
+import kafkajs from 'kafkajs';
 import { murmur2, partitionFor } from '../partition.ts';
 import { kafkaSecurityOptions, type KafkaSecurity } from './security.ts';
 import { registerSecrets, scrubSecrets } from '../../observability/scrub.ts';
+
+/** kafkajs' resource type for a topic's configs (not a named export Node can see in its CommonJS). */
+export const TOPIC_CONFIG_RESOURCE = kafkajs.ConfigResourceTypes.TOPIC;
 
 /** What the Kafka adapter needs to build its kafkajs client. */
 export interface KafkaClientOptions {

@@ -1,4 +1,5 @@
-import kafkajs, { type Admin, type Consumer, type ConsumerRunConfig, type IHeaders, type Kafka } from 'kafkajs';
+// Types only: kafkajs itself must load after client.ts has put the faster modules in place.
+import type { Admin, Consumer, ConsumerRunConfig, IHeaders, Kafka } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
@@ -6,7 +7,7 @@ import { BridgeError } from '../../errors.ts';
 import { TOPICS, type Bus, type BusInspection, type BusMessage, type ConsumerHandle, type OutgoingRecord, type Subscription, type TopicName, type BatchHandler, type Redelivery } from '../port.ts';
 import { decodeValue, encodeValue } from '../codec.ts';
 import { Batcher } from './batcher.ts';
-import { kafkaClient, type KafkaLogRole } from './client.ts';
+import { kafkaClient, TOPIC_CONFIG_RESOURCE, type KafkaLogRole } from './client.ts';
 import { kafkaError, type KafkaSecurity } from './security.ts';
 import { fastProduceEncoding } from './produce-encoding.ts';
 import { linearGrouping } from './partition-grouping.ts';
@@ -137,7 +138,7 @@ export class KafkaBus implements Bus {
     try {
       described = await this.#admin!.describeConfigs({
         includeSynonyms: false,
-        resources: [...names.keys()].map((name) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name, configNames: ['cleanup.policy'] })),
+        resources: [...names.keys()].map((name) => ({ type: TOPIC_CONFIG_RESOURCE, name, configNames: ['cleanup.policy'] })),
       });
     } catch (e) {
       this.#log.debug({ err: (e as Error).message }, 'could not read the cleanup.policy of existing topics');
