@@ -144,7 +144,10 @@ export async function startBridge(config: Config, logger: Logger, roles: BridgeR
       sampleQueues();
       scheduler.start();
       // On start, one reconcile pass heals whatever was missed while nothing was running.
-      void reconciler.startupPass(policies, bus, stopping.signal).catch((e) => logger.warn({ err: (e as Error).message }, 'start-up reconcile failed'));
+      // A policy whose pass failed (an outage at start) is passed again until it succeeds.
+      void reconciler.startupPass(policies, bus, stopping.signal)
+        .then((first) => reconciler.retryFailed(first, policies, bus, stopping.signal))
+        .catch((e) => logger.warn({ err: (e as Error).message }, 'start-up reconcile failed'));
       logger.info({ concurrency: config.worker.concurrency, policies: policies.list().length }, 'workers started');
     }
     else if (!stopping.signal.aborted) sampleQueues();

@@ -1,11 +1,17 @@
 // Fires scheduled policies on their cron (Harbor's 6-field dialect, UTC). What a fire does (a
 // reconcile pass) belongs to the caller's `onFire`. A policy first seen, newly enabled, or whose
 // cron changed starts counting from now: missed slots are not replayed (as Harbor), and slots
-// missed while this process was busy or asleep coalesce into one fire.
+// missed while this process was busy or asleep coalesce into one fire. A run that fails is tried
+// again after a growing delay (passRetryDelayMs) until it succeeds or the policy's next slot fires.
 import type { Logger } from '../observability/logger.ts';
 import { nextRun, parseCron, type CronSchedule } from './cron.ts';
 import type { Policy } from './model.ts';
 import type { PolicyTable } from './table.ts';
+
+/** Wait before the next try of a failed reconcile pass: 30 s, doubling, at most 15 min. */
+export function passRetryDelayMs(attempt: number): number {
+  return Math.min(15 * 60_000, 30_000 * 2 ** Math.min(attempt, 10));
+}
 
 export interface Fire {
   policy: Policy;
@@ -98,7 +104,12 @@ export interface PolicySchedulerOptions {
   logger: Logger;
   /** How often the table is checked for changes (and the longest a timer sleeps). */
   pollMs?: number;
+  /** Wait before trying a failed run again, by attempt (0 for the first retry); default passRetryDelayMs. */
+  retryDelayMs?: (attempt: number) => number;
 }
+
+/** A failed run waiting to be tried again: the same slot, at `due` (epoch ms). */
+interface Retry { slot: Date; attempt: number; due: number }
 
 export class PolicyScheduler {
   readonly #table: PolicyTable;
@@ -106,6 +117,8 @@ export class PolicyScheduler {
   readonly #now: () => Date;
   readonly #log: Logger;
   readonly #pollMs: number;
+  readonly #retryDelayMs: (attempt: number) => number;
+  readonly #retries = new Map<string, Retry>();
   #lastRun = new Map<string, Date>();
   readonly #crons = new Map<string, string>();
   readonly #running = new Map<string, Promise<void>>();
@@ -120,6 +133,7 @@ export class PolicyScheduler {
     this.#now = o.now ?? (() => new Date());
     this.#log = o.logger.child({ component: 'policy-scheduler' });
     this.#pollMs = o.pollMs ?? 1000;
+    this.#retryDelayMs = o.retryDelayMs ?? passRetryDelayMs;
   }
 
   start(): void {
@@ -158,26 +172,43 @@ export class PolicyScheduler {
       }
       const live = new Set(policies.filter((p) => cronOf(p) !== undefined).map((p) => p.id));
       for (const id of this.#crons.keys()) if (!live.has(id)) this.#crons.delete(id);
+      // A retry belongs to the schedule it failed under.
+      for (const id of this.#retries.keys()) if (!this.#crons.has(id) || !this.#lastRun.has(id)) this.#retries.delete(id);
     }
     const r = dueFires(policies, this.#lastRun, now);
     this.#lastRun = r.lastRun;
     this.#next = r.next;
-    for (const f of r.due) this.#fire(f);
+    for (const f of r.due) {
+      // The new slot's run replaces a retry of an older one.
+      this.#retries.delete(f.policy.id);
+      this.#fire(f);
+    }
+    for (const p of policies) {
+      const retry = this.#retries.get(p.id);
+      if (retry === undefined || retry.due > now.getTime() || this.#running.has(p.id)) continue;
+      this.#log.info({ policy: p.id, at: retry.slot.toISOString(), attempt: retry.attempt + 1 }, 'retrying a failed scheduled run');
+      this.#fire({ policy: p, at: retry.slot }, retry.attempt + 1);
+    }
     const delay = r.next ? Math.max(0, r.next.getTime() - now.getTime()) : this.#pollMs;
     this.#timer = setTimeout(() => this.#tick(), Math.min(delay, this.#pollMs));
     this.#timer.unref();
   }
 
-  #fire({ policy, at }: Fire): void {
+  #fire({ policy, at }: Fire, attempt = 0): void {
     if (this.#running.has(policy.id)) {
       this.#log.warn({ policy: policy.id, at: at.toISOString() }, 'skipping a scheduled run: the previous one is still going');
       return;
     }
-    this.#log.info({ policy: policy.id, at: at.toISOString() }, 'scheduled policy fired');
+    if (attempt === 0) this.#log.info({ policy: policy.id, at: at.toISOString() }, 'scheduled policy fired');
     // Called on a later microtask, so a synchronous throw still passes through the handlers below.
     const run = Promise.resolve()
       .then(() => this.#onFire(policy, at))
-      .catch((e: unknown) => { this.#log.error({ policy: policy.id, err: (e as Error).message }, 'scheduled run failed'); })
+      .then(() => { this.#retries.delete(policy.id); }, (e: unknown) => {
+        // Runs of one policy never overlap (see above), so no other retry of it is pending.
+        const delay = this.#retryDelayMs(attempt);
+        this.#retries.set(policy.id, { slot: at, attempt, due: this.#now().getTime() + delay });
+        this.#log.error({ policy: policy.id, err: (e as Error).message, retryInSeconds: Math.round(delay / 1000) }, 'scheduled run failed; it is tried again');
+      })
       .finally(() => { this.#running.delete(policy.id); });
     this.#running.set(policy.id, run);
   }

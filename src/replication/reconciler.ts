@@ -22,6 +22,8 @@ import { targetDigestOf, transformsManifest } from './copy.ts';
 import { indexChildren } from './copy-plan.ts';
 import { isRefusal } from '../registry/errors.ts';
 import { checked } from '../bus/checked.ts';
+import { passRetryDelayMs } from '../policy/scheduler.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Source digest + copy variant → the digest the copy writes; content-addressed, so never stale. */
 const convertedCache = new Map<string, string>();
@@ -260,6 +262,28 @@ export class Reconciler {
    */
   startupPass(table: PolicyTable, bus: Bus, signal?: AbortSignal): Promise<PassSummary> {
     return this.runPass({ dryRun: false, bus, table, signal, include: (p) => p.trigger.type !== 'manual' });
+  }
+
+  /**
+   * After the start-up pass: each policy whose pass failed (its source or target unreachable at
+   * start) is passed again after growing delays until it succeeds, is removed or disabled, or
+   * `signal` aborts. A worker started during an outage then heals what it missed without a restart;
+   * an event-based policy has no schedule that would.
+   */
+  async retryFailed(first: PassSummary, table: PolicyTable, bus: Bus, signal: AbortSignal, delayMs: (attempt: number) => number = passRetryDelayMs): Promise<void> {
+    let failed = new Set(first.policies.filter((p) => p.error).map((p) => p.policyId));
+    for (let attempt = 0; failed.size > 0 && !signal.aborted; attempt++) {
+      const delay = delayMs(attempt);
+      this.#log.info({ policies: [...failed], retryInSeconds: Math.round(delay / 1000) }, 'start-up reconcile failed for some policies; they are tried again');
+      try {
+        await sleep(delay, undefined, { signal });
+      } catch {
+        return;
+      }
+      const waiting = failed;
+      const pass = await this.runPass({ dryRun: false, bus, table, signal, include: (p) => waiting.has(p.id) && p.trigger.type !== 'manual' });
+      failed = new Set(pass.policies.filter((p) => p.error).map((p) => p.policyId));
+    }
   }
 
   /**

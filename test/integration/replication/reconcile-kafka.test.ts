@@ -1,9 +1,11 @@
 // Reconcile tasks go onto a real Kafka `tasks` topic (shared broker, unique prefix) keyed per
-// destination repository, and read back unchanged; the start-up pass leaves manual policies out.
+// destination repository, and read back unchanged; the start-up pass leaves manual policies out,
+// and a policy whose start-up pass failed (source down) is passed again until it succeeds.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRegistry, type TestRegistry } from '../../support/registry.ts';
+import { startFaultProxy } from '../../support/fault-proxy.ts';
 import { buildImage, pushImage, type LocalImage } from '../../support/images.ts';
 import { sharedBrokers, uniquePrefix } from '../../support/kafka.ts';
 import { KafkaBus } from '../../../src/bus/kafka/kafka-bus.ts';
@@ -115,5 +117,78 @@ describe('reconciler → Kafka tasks topic', () => {
     assert.equal(summary.published, 2);
     const msgs = await readTasks(bus, 'reconcile-start-read', 2);
     assert.deepEqual(msgs.map((m) => (m.value as { destRepository: string }).destRepository).sort(), ['ev/tool', 'sch/tool']);
+  });
+
+  it('passes a policy whose start-up pass failed again, with growing delays, until its source answers', async () => {
+    const proxy = await startFaultProxy(src.url);
+    cleanup.push(() => proxy.stop());
+    // The source's catalog fails (503, past the client's own retries) until the second retry.
+    proxy.addRule({ match: { path: /_catalog/ }, action: 'status', status: 503 });
+    const cfg = ConfigSchema.parse({
+      sources: [{ id: 'harbor-a', kind: 'registry', url: proxy.url, credentials: user, insecure: true }],
+      targets: [{ id: 'backup', kind: 'registry', url: dst.url, credentials: pusher }],
+      policies: [
+        { id: 'healed', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'late', filters: [{ type: 'name', value: 'library/tool' }] },
+        { id: 'by-hand', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'man', trigger: { type: 'manual' } },
+      ],
+    });
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+    const bus = new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: uniquePrefix('reconcile-retry'), partitions: 3, clientId: 'reconcile-test' });
+    await bus.connect();
+    cleanup.push(() => bus.close());
+    const table = new PolicyTable(cfg.policies);
+
+    const first = await reconciler.startupPass(table, bus);
+    assert.deepEqual(first.policies.map((p) => [p.policyId, p.error !== undefined]), [['healed', true]]);
+    assert.equal(first.published, 0);
+    const delays: number[] = [];
+    await reconciler.retryFailed(first, table, bus, new AbortController().signal, (attempt) => {
+      delays.push(attempt);
+      if (attempt === 1) proxy.clearRules();
+      return 50 * (attempt + 1);
+    });
+    assert.deepEqual(delays, [0, 1], 'tried twice more: once failing, once passing');
+    const msgs = await readTasks(bus, 'reconcile-retry-read', 1);
+    assert.deepEqual(msgs.map((m) => (m.value as { destRepository: string }).destRepository), ['late/tool']);
+  });
+
+  it('stops trying when the policy is disabled or the process stops', async () => {
+    const proxy = await startFaultProxy(src.url);
+    cleanup.push(() => proxy.stop());
+    proxy.addRule({ match: { path: /_catalog/ }, action: 'status', status: 503 });
+    const raw = { id: 'down', src_registry: 'harbor-a', dest_registry: 'backup', filters: [{ type: 'name', value: 'library/tool' }] };
+    const cfg = ConfigSchema.parse({
+      sources: [{ id: 'harbor-a', kind: 'registry', url: proxy.url, credentials: user, insecure: true }],
+      targets: [{ id: 'backup', kind: 'registry', url: dst.url, credentials: pusher }],
+      policies: [raw],
+    });
+    const endpoints = new Endpoints(cfg, silentLogger);
+    cleanup.push(() => endpoints.close());
+    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+    const bus = new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: uniquePrefix('reconcile-stop'), partitions: 3, clientId: 'reconcile-test' });
+    await bus.connect();
+    cleanup.push(() => bus.close());
+    const table = new PolicyTable(cfg.policies);
+    const first = await reconciler.startupPass(table, bus);
+
+    // Disabled after two failed retries: the third finds nothing to pass and the loop ends.
+    let tries = 0;
+    await reconciler.retryFailed(first, table, bus, new AbortController().signal, () => {
+      if (++tries === 3) table.set('down', { ...cfg.policies[0]!, enabled: false });
+      return 20;
+    });
+    assert.equal(tries, 3);
+    const catalogReads = () => proxy.requests.filter((r) => r.path.includes('_catalog')).length;
+    const afterDisabled = catalogReads();
+
+    // Aborted while waiting: returns without another pass.
+    table.set('down', cfg.policies[0]!);
+    const stop = new AbortController();
+    const waiting = reconciler.retryFailed(first, table, bus, stop.signal, () => 60_000);
+    stop.abort();
+    await waiting;
+    assert.equal(catalogReads(), afterDisabled);
   });
 });

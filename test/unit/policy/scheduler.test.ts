@@ -100,6 +100,8 @@ describe('PolicyScheduler', () => {
     const calls: string[] = [];
     const s = new PolicyScheduler({
       table, logger: silentLogger,
+      // Failed runs are tried again (next test); not within these minutes.
+      retryDelayMs: () => 3600_000,
       onFire: (p) => {
         calls.push(p.id);
         if (p.id === 'boom') throw new Error('boom');
@@ -123,6 +125,49 @@ describe('PolicyScheduler', () => {
     release();
     await stopping;
     assert.equal(stopped, true);
+  });
+});
+
+describe('PolicyScheduler: failed runs', () => {
+  afterEach(() => mock.timers.reset());
+
+  it('tries a failed run again for the same slot, with growing delays, until it succeeds', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.parse('2024-05-01T02:59:00Z') });
+    const table = new PolicyTable([policy('nightly', '0 0 3 * * *')]);
+    const calls: string[] = [];
+    let failures = 2;
+    const s = new PolicyScheduler({
+      table, logger: silentLogger, retryDelayMs: (attempt) => (attempt + 1) * 60_000,
+      onFire: async (p, at) => {
+        calls.push(`${new Date().toISOString().slice(11, 19)} ${at.toISOString().slice(11, 16)}`);
+        if (failures-- > 0) throw new Error('source unreachable');
+      },
+    });
+    s.start();
+    await advance(10 * 60);
+    // 03:00 fails; 1 min later fails again; 2 min after that succeeds; then nothing until tomorrow.
+    assert.deepEqual(calls, ['03:00:00 03:00', '03:01:00 03:00', '03:03:00 03:00']);
+    await s.stop();
+  });
+
+  it('drops the retry when the policy is disabled, and lets a newer slot replace it', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.parse('2024-05-01T10:59:00Z') });
+    const table = new PolicyTable([policy('hourly', '0 0 * * * *'), policy('gone', '0 0 * * * *')]);
+    const calls: string[] = [];
+    const s = new PolicyScheduler({
+      table, logger: silentLogger, retryDelayMs: () => 90 * 60_000,
+      onFire: async (p, at) => {
+        calls.push(`${p.id} ${new Date().toISOString().slice(11, 16)} ${at.toISOString().slice(11, 16)}`);
+        throw new Error('always fails');
+      },
+    });
+    s.start();
+    await advance(61);
+    table.set('gone', policy('gone', '0 0 * * * *', { enabled: false }));
+    // The 11:00 retry would be due at 12:30, but the 12:00 slot comes first and replaces it.
+    await advance(3 * 3600);
+    assert.deepEqual(calls, ['hourly 11:00 11:00', 'gone 11:00 11:00', 'hourly 12:00 12:00', 'hourly 13:00 13:00', 'hourly 14:00 14:00']);
+    await s.stop();
   });
 });
 
