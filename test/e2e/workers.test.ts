@@ -1,9 +1,12 @@
 // The replicator group under crashes, rebalances, re-ordered and duplicated events, on the real
-// broker and real registries, with the bridge's own CLI processes (`serve` + `work`).
+// broker and real registries, with the bridge's own CLI processes (`serve` + `work`). In the crash
+// and rebalance runs the source refuses listings (catalog, Harbor API), so the start-up reconcile
+// of each new worker cannot heal a lost task: every copy must come through its webhook.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { eventually, startBridgeProcess, writeConfig, type BridgeProcess } from '../support/bridge-process.ts';
 import { sharedBrokers, uniquePrefix } from '../support/kafka.ts';
 import { harborV2Payload, postWebhook } from '../support/harbor-payloads.ts';
@@ -18,7 +21,7 @@ import { join } from 'node:path';
 
 const SECRET = 'Bearer workers-secret';
 
-function config(src: TestRegistry, dst: TestRegistry, deletion = true) {
+function config(src: { url: string }, dst: TestRegistry, deletion = true) {
   return {
     worker: { concurrency: 8, attempts: 3, retryBaseMs: 300, retryMaxMs: 2000, shutdownTimeoutMs: 5000 },
     sources: [{ id: 'h', url: src.url, webhookSecrets: [SECRET] }],
@@ -62,23 +65,28 @@ async function startWorker(configFile: string, env: Record<string, string | unde
 for (const kind of ['kafka', 'embedded'] as const) describe(`e2e: replicator group on the ${kind} bus`, () => {
   let src: TestRegistry;
   let dst: TestRegistry;
+  /** The source as the bridge sees it in the crash and rebalance runs: no listings. */
+  let unlistable: FaultProxy;
   let srcClient: RegistryClient;
   let dstClient: RegistryClient;
 
   before(async () => {
     [src, dst] = await Promise.all([startRegistry(), startRegistry()]);
+    unlistable = await startFaultProxy(src.url);
+    unlistable.addRule({ match: { path: /\/_catalog|\/api\// }, action: 'status', status: 503 });
     srcClient = new RegistryClient({ url: src.url });
     dstClient = new RegistryClient({ url: dst.url });
   });
   after(async () => {
     await Promise.all([srcClient?.close(), dstClient?.close()]);
+    await unlistable?.stop();
     await Promise.all([src?.stop(), dst?.stop()]);
   });
 
   it('loses nothing when workers are SIGKILLed at random moments during 200 pushes', async () => {
     const b = busUnderTest(kind, 'crash');
     const env = b.env;
-    const configFile = writeConfig(config(src, dst));
+    const configFile = writeConfig(config(unlistable, dst));
     const serve = await startBridgeProcess({ config: null, configFile, command: 'serve', env });
     let worker = await startWorker(configFile, env);
     // Five kills at random points of the run; the replacement starts while pushes go on.
@@ -106,6 +114,7 @@ for (const kind of ['kafka', 'embedded'] as const) describe(`e2e: replicator gro
         await eventually(async () => (await dstClient.headManifest(repo, tag))?.digest === digest, 120000, `${ref} in the target`, 250);
       }
       assert.equal(await dlqDepth(b), 0, 'nothing may be dead-lettered');
+      assert.ok(unlistable.requests.some((r) => r.path.includes('/_catalog') && r.status === 503), 'the start-up passes were refused their listing');
       assert.equal(await worker.stop(), 0);
     } finally {
       await restarting.catch(() => undefined);
@@ -116,7 +125,7 @@ for (const kind of ['kafka', 'embedded'] as const) describe(`e2e: replicator gro
 
   it('shares the load between two workers and loses nothing when one leaves', async () => {
     const env = busUnderTest(kind, 'pair').env;
-    const configFile = writeConfig(config(src, dst));
+    const configFile = writeConfig(config(unlistable, dst));
     const serve = await startBridgeProcess({ config: null, configFile, command: 'serve', env });
     await serve.waitReady();
     const a = await startWorker(configFile, env);
