@@ -10,7 +10,7 @@ import { buildImage, pushImage, type LocalImage } from '../../support/images.ts'
 import { sharedBrokers, uniquePrefix } from '../../support/kafka.ts';
 import { KafkaBus } from '../../../src/bus/kafka/kafka-bus.ts';
 import type { BusMessage } from '../../../src/bus/port.ts';
-import { ConfigSchema } from '../../../src/config/schema.ts';
+import { ConfigSchema, type Config } from '../../../src/config/schema.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 import { createMetrics } from '../../../src/observability/metrics.ts';
 import { PolicyTable } from '../../../src/policy/table.ts';
@@ -36,6 +36,18 @@ async function readTasks(bus: KafkaBus, group: string, count: number, timeoutMs 
   } finally {
     await handle.stop();
   }
+}
+
+/** A reconciler for `raw` (a config) and a Kafka bus of its own prefix, both closed after the file. */
+async function reconcileRig(raw: unknown, name: string): Promise<{ cfg: Config; reconciler: Reconciler; bus: KafkaBus }> {
+  const cfg = ConfigSchema.parse(raw);
+  const endpoints = new Endpoints(cfg, silentLogger);
+  cleanup.push(() => endpoints.close());
+  const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
+  const bus = new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: uniquePrefix(name), partitions: 3, clientId: 'reconcile-test' });
+  await bus.connect();
+  cleanup.push(() => bus.close());
+  return { cfg, reconciler, bus };
 }
 
 describe('reconciler → Kafka tasks topic', () => {
@@ -92,7 +104,7 @@ describe('reconciler → Kafka tasks topic', () => {
   });
 
   it('start-up pass publishes for event-based and scheduled policies, not manual ones; dry runs publish nothing', async () => {
-    const cfg = ConfigSchema.parse({
+    const { cfg, reconciler, bus } = await reconcileRig({
       sources: [{ id: 'harbor-a', kind: 'harbor', url: src.url, credentials: user, insecure: true }],
       targets: [{ id: 'backup', kind: 'registry', url: dst.url, credentials: pusher }],
       policies: [
@@ -100,13 +112,7 @@ describe('reconciler → Kafka tasks topic', () => {
         { id: 'nightly', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'sch', trigger: { type: 'scheduled', trigger_settings: { cron: '0 0 3 * * *' } }, filters: [{ type: 'name', value: 'library/tool' }] },
         { id: 'by-hand', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'man', trigger: { type: 'manual' } },
       ],
-    });
-    const endpoints = new Endpoints(cfg, silentLogger);
-    cleanup.push(() => endpoints.close());
-    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
-    const bus = new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: uniquePrefix('reconcile-start'), partitions: 3, clientId: 'reconcile-test' });
-    await bus.connect();
-    cleanup.push(() => bus.close());
+    }, 'reconcile-start');
 
     const dry = await reconciler.runPass({ dryRun: true, bus });
     assert.equal(dry.published, 0);
@@ -124,20 +130,14 @@ describe('reconciler → Kafka tasks topic', () => {
     cleanup.push(() => proxy.stop());
     // The source's catalog fails (503, past the client's own retries) until the second retry.
     proxy.addRule({ match: { path: /_catalog/ }, action: 'status', status: 503 });
-    const cfg = ConfigSchema.parse({
+    const { cfg, reconciler, bus } = await reconcileRig({
       sources: [{ id: 'harbor-a', kind: 'registry', url: proxy.url, credentials: user, insecure: true }],
       targets: [{ id: 'backup', kind: 'registry', url: dst.url, credentials: pusher }],
       policies: [
         { id: 'healed', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'late', filters: [{ type: 'name', value: 'library/tool' }] },
         { id: 'by-hand', src_registry: 'harbor-a', dest_registry: 'backup', dest_namespace: 'man', trigger: { type: 'manual' } },
       ],
-    });
-    const endpoints = new Endpoints(cfg, silentLogger);
-    cleanup.push(() => endpoints.close());
-    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
-    const bus = new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: uniquePrefix('reconcile-retry'), partitions: 3, clientId: 'reconcile-test' });
-    await bus.connect();
-    cleanup.push(() => bus.close());
+    }, 'reconcile-retry');
     const table = new PolicyTable(cfg.policies);
 
     const first = await reconciler.startupPass(table, bus);
@@ -159,17 +159,11 @@ describe('reconciler → Kafka tasks topic', () => {
     cleanup.push(() => proxy.stop());
     proxy.addRule({ match: { path: /_catalog/ }, action: 'status', status: 503 });
     const raw = { id: 'down', src_registry: 'harbor-a', dest_registry: 'backup', filters: [{ type: 'name', value: 'library/tool' }] };
-    const cfg = ConfigSchema.parse({
+    const { cfg, reconciler, bus } = await reconcileRig({
       sources: [{ id: 'harbor-a', kind: 'registry', url: proxy.url, credentials: user, insecure: true }],
       targets: [{ id: 'backup', kind: 'registry', url: dst.url, credentials: pusher }],
       policies: [raw],
-    });
-    const endpoints = new Endpoints(cfg, silentLogger);
-    cleanup.push(() => endpoints.close());
-    const reconciler = new Reconciler({ config: cfg, endpoints, logger: silentLogger });
-    const bus = new KafkaBus({ brokers: [sharedBrokers()], topicPrefix: uniquePrefix('reconcile-stop'), partitions: 3, clientId: 'reconcile-test' });
-    await bus.connect();
-    cleanup.push(() => bus.close());
+    }, 'reconcile-stop');
     const table = new PolicyTable(cfg.policies);
     const first = await reconciler.startupPass(table, bus);
 
