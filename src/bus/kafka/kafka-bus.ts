@@ -128,8 +128,8 @@ export class KafkaBus implements Bus {
 
   /**
    * Topics an operator created beforehand may lack compaction: their records would then expire
-   * after retention.ms, and with them API-made policies or dead letters. Said once at start-up
-   * (brokers that refuse DescribeConfigs to the bridge's user are not asked again).
+   * after retention.ms, and with them API-made policies or dead letters. Said when a daemon
+   * connects; a broker that refuses DescribeConfigs to the bridge's user leaves it unchecked (debug).
    */
   async #checkCompaction(topics: readonly TopicName[]): Promise<void> {
     if (topics.length === 0) return;
