@@ -37,6 +37,11 @@ function remember<V>(cache: Map<string, V>, key: string, value: V): void {
   cache.set(key, value);
 }
 
+/** The policies a start-up pass (and its retries) covers: manual ones replicate only when asked. */
+function passedAtStart(p: Policy): boolean {
+  return p.trigger.type !== 'manual';
+}
+
 /** Whether `key` is new to `seen` (recording it): for warnings said once per source. */
 function firstFor(seen: Set<string>, key: string): boolean {
   if (seen.has(key)) return false;
@@ -261,7 +266,7 @@ export class Reconciler {
    * Catches up on whatever happened while the bridge was down.
    */
   startupPass(table: PolicyTable, bus: Bus, signal?: AbortSignal): Promise<PassSummary> {
-    return this.runPass({ dryRun: false, bus, table, signal, include: (p) => p.trigger.type !== 'manual' });
+    return this.runPass({ dryRun: false, bus, table, signal, include: passedAtStart });
   }
 
   /**
@@ -281,7 +286,7 @@ export class Reconciler {
         return;
       }
       const waiting = failed;
-      const pass = await this.runPass({ dryRun: false, bus, table, signal, include: (p) => waiting.has(p.id) && p.trigger.type !== 'manual' });
+      const pass = await this.runPass({ dryRun: false, bus, table, signal, include: (p) => waiting.has(p.id) && passedAtStart(p) });
       failed = new Set(pass.policies.filter((p) => p.error).map((p) => p.policyId));
     }
   }
